@@ -1,0 +1,189 @@
+//! `POST /api/chat`: the simple chat endpoint. Parse, validate, call the chat service, shape.
+
+use axum::Json;
+use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::AppState;
+use crate::error::{ApiError, ErrorBody};
+use crate::llm::ChatParams;
+use crate::telemetry;
+
+const DEFAULT_MAX_TOKENS: u32 = 256;
+const DEFAULT_TEMPERATURE: f64 = 0.7;
+const MAX_TOKENS_LIMIT: u32 = 32_768;
+/// Model names are short; anything longer is a mistake, not a model.
+const MAX_MODEL_LEN: usize = 256;
+
+/// A chat request.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"prompt": "Explain observability in 3 sentences", "max_tokens": 100, "temperature": 0.7}))]
+pub struct ChatRequest {
+    /// The user's prompt; must not be empty.
+    #[schema(min_length = 1)]
+    pub prompt: String,
+    /// Most tokens to generate (1..=32768, default 256).
+    #[schema(minimum = 1, maximum = 32768)]
+    pub max_tokens: Option<u32>,
+    /// Sampling temperature (0.0..=2.0, default 0.7).
+    #[schema(minimum = 0.0, maximum = 2.0)]
+    pub temperature: Option<f64>,
+    /// Model to ask (default from `LLM_DEFAULT_MODEL`).
+    #[schema(min_length = 1, max_length = 256)]
+    pub model: Option<String>,
+    /// Optional system instructions.
+    pub system: Option<String>,
+}
+
+/// Token counts of the call.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UsageBody {
+    /// Prompt tokens.
+    pub prompt_tokens: u64,
+    /// Completion tokens.
+    pub completion_tokens: u64,
+    /// Sum of both.
+    pub total_tokens: u64,
+}
+
+/// A chat answer with its accounting.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": "chatcmpl-9f8e7d", "model": "llama-3.1-8b-instant", "provider": "groq",
+    "content": "Observability is…", "finish_reason": "stop",
+    "usage": {"prompt_tokens": 18, "completion_tokens": 92, "total_tokens": 110},
+    "cost_usd": 0.00000826, "latency_ms": 412.5,
+    "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736"}))]
+pub struct ChatResponse {
+    /// Completion id from the provider.
+    pub id: String,
+    /// The model that answered.
+    pub model: String,
+    /// `groq`, `openai` or `simulated`.
+    pub provider: &'static str,
+    /// The answer.
+    pub content: String,
+    /// Why generation stopped: `stop`, `length`, …
+    pub finish_reason: String,
+    /// Token counts; null if the provider reported none.
+    pub usage: Option<UsageBody>,
+    /// Cost in USD; null when the model has no price (never a silent 0).
+    pub cost_usd: Option<f64>,
+    /// Time the LLM call took, in milliseconds.
+    pub latency_ms: f64,
+    /// The request's trace id, also in the `x-trace-id` header.
+    pub trace_id: Option<String>,
+}
+
+/// Ask the configured LLM.
+#[utoipa::path(
+    post,
+    path = "/api/chat",
+    tag = "chat",
+    request_body = ChatRequest,
+    responses(
+        (status = 200, description = "The answer, with usage, cost, latency and trace id", body = ChatResponse,
+            headers(("x-trace-id" = String, description = "Trace id of this request"))),
+        (status = 400, description = "Malformed JSON (`invalid_request`)", body = ErrorBody),
+        (status = 404, description = "The provider does not know the model (`upstream_client_error`)", body = ErrorBody),
+        (status = 413, description = "Body larger than MAX_BODY_BYTES (`invalid_request`)", body = ErrorBody),
+        (status = 415, description = "Content-Type is not application/json (`invalid_request`)", body = ErrorBody),
+        (status = 422, description = "A field is missing, of the wrong type or out of range (`invalid_request`)", body = ErrorBody),
+        (status = 429, description = "The provider rate-limited the call (`rate_limited`); `Retry-After` passed through", body = ErrorBody,
+            headers(("retry-after" = u64, description = "Seconds to wait"))),
+        (status = 502, description = "Provider failure: `authentication`, `upstream_server_error`, `connection_error` or `bad_response`", body = ErrorBody),
+        (status = 504, description = "The provider did not answer in time (`timeout`)", body = ErrorBody),
+    )
+)]
+pub async fn chat(
+    State(state): State<AppState>,
+    body: Result<Json<ChatRequest>, JsonRejection>,
+) -> Response {
+    let params = match body
+        .map_err(rejection_to_error)
+        .and_then(|Json(req)| validate(req, &state.default_model))
+    {
+        Ok(params) => params,
+        Err(error) => return error.into_response(),
+    };
+    let (result, record) = state.chat.chat(params).await;
+    let mut response = match result {
+        Ok(outcome) => {
+            let completion = outcome.completion;
+            Json(ChatResponse {
+                id: completion.id,
+                model: completion.model,
+                provider: state.chat.provider().kind().as_str(),
+                content: completion.content,
+                finish_reason: completion.finish_reason,
+                usage: completion.usage.map(|u| UsageBody {
+                    prompt_tokens: u.input_tokens,
+                    completion_tokens: u.output_tokens,
+                    total_tokens: u.input_tokens + u.output_tokens,
+                }),
+                cost_usd: outcome.cost_usd,
+                latency_ms: (outcome.latency.as_secs_f64() * 1_000_000.0).round() / 1000.0,
+                trace_id: telemetry::current_trace_id(),
+            })
+            .into_response()
+        }
+        Err(error) => ApiError::from(error).into_response(),
+    };
+    response.extensions_mut().insert(record);
+    response
+}
+
+/// Maps axum's JSON rejections onto our statuses: 400 syntax, 413 size, 415 content type,
+/// 422 shape (serde's message names the field).
+fn rejection_to_error(rejection: JsonRejection) -> ApiError {
+    let status = rejection.status();
+    let message = match &rejection {
+        JsonRejection::MissingJsonContentType(_) => {
+            "Content-Type must be application/json".to_owned()
+        }
+        JsonRejection::JsonDataError(e) => e.body_text().replace(
+            "Failed to deserialize the JSON body into the target type: ",
+            "",
+        ),
+        _ => rejection.body_text(),
+    };
+    ApiError::InvalidRequest { status, message }
+}
+
+fn validate(req: ChatRequest, default_model: &str) -> Result<ChatParams, ApiError> {
+    if req.prompt.trim().is_empty() {
+        return Err(ApiError::validation("prompt: must not be empty"));
+    }
+    let max_tokens = req.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS);
+    if !(1..=MAX_TOKENS_LIMIT).contains(&max_tokens) {
+        return Err(ApiError::validation(format!(
+            "max_tokens: must be between 1 and {MAX_TOKENS_LIMIT}, got {max_tokens}"
+        )));
+    }
+    let temperature = req.temperature.unwrap_or(DEFAULT_TEMPERATURE);
+    if !(0.0..=2.0).contains(&temperature) {
+        return Err(ApiError::validation(format!(
+            "temperature: must be between 0.0 and 2.0, got {temperature}"
+        )));
+    }
+    let model = match req.model {
+        None => default_model.to_owned(),
+        Some(m) if m.trim().is_empty() || m.len() > MAX_MODEL_LEN => {
+            return Err(ApiError::validation(format!(
+                "model: must be 1 to {MAX_MODEL_LEN} characters"
+            )));
+        }
+        Some(m) => m,
+    };
+    Ok(ChatParams {
+        model,
+        system: req.system.filter(|s| !s.trim().is_empty()),
+        prompt: req.prompt,
+        max_tokens,
+        temperature,
+    })
+}

@@ -1,0 +1,80 @@
+//! The HTTP surface: routes, the service stack and the OpenAPI document.
+
+pub mod chat;
+pub mod health;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use utoipa::OpenApi;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::AppState;
+use crate::error::{ApiError, ErrorBody, ErrorDetail};
+use crate::telemetry::{self, Metrics};
+
+/// The OpenAPI document of every endpoint.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "LLM observability gateway",
+        description = "Calls an LLM provider (Groq, any OpenAI-compatible API, or the built-in simulated provider) and returns the answer with token usage, cost, latency and the trace id. Every call is traced (OpenTelemetry GenAI conventions) and counted (Prometheus, on the metrics port).",
+    ),
+    paths(chat::chat, health::healthz, health::readyz),
+    components(schemas(chat::ChatRequest, chat::ChatResponse, chat::UsageBody, ErrorBody, ErrorDetail, health::Health)),
+    tags((name = "chat", description = "LLM calls"), (name = "health", description = "Liveness and readiness"))
+)]
+pub struct ApiDoc;
+
+/// The API router with its service stack.
+///
+/// Layers, outermost first:
+/// 1. `trace_requests`: the server span (parent from `traceparent`), `x-trace-id`, the HTTP
+///    duration metric, the gateway-overhead metric and the request log line. Outermost so that
+///    it sees every response, including the ones the layers below produce.
+/// 2. `CatchPanicLayer`: a panic in a handler becomes a 500 JSON error, never a dropped
+///    connection.
+/// 3. `DefaultBodyLimit`: bodies over `MAX_BODY_BYTES` get 413 from the JSON extractor.
+pub fn router(state: AppState, metrics: Arc<Metrics>, max_body_bytes: usize) -> Router {
+    Router::new()
+        .route("/api/chat", post(chat::chat))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
+        .fallback(not_found)
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            panic_response,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            metrics,
+            telemetry::http::trace_requests,
+        ))
+}
+
+async fn not_found() -> Response {
+    ApiError::InvalidRequest {
+        status: StatusCode::NOT_FOUND,
+        message: "no such endpoint; see /docs".into(),
+    }
+    .into_response()
+}
+
+fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    // The panic message may hold request data: log that it happened, not what it said.
+    tracing::error!("a handler panicked; answering 500");
+    let body = ErrorBody {
+        error: ErrorDetail {
+            message: "internal error".into(),
+            kind: crate::error::ErrorType::Internal.as_str(),
+            code: None,
+        },
+        trace_id: telemetry::current_trace_id(),
+    };
+    (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(body)).into_response()
+}

@@ -1,0 +1,148 @@
+//! The HTTP boundary's one error type and the low-cardinality error classes.
+//!
+//! [`ErrorType`] is the single source of the `error.type` span attribute, the `error_type`
+//! metric label and the JSON error `type`, so the three always agree.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::llm::LlmError;
+use crate::telemetry;
+
+/// Every class of failure, as documented in README's error table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorType {
+    /// The client's request is malformed or fails validation.
+    InvalidRequest,
+    /// The upstream did not answer within the deadline.
+    Timeout,
+    /// The upstream rate-limited us (429).
+    RateLimited,
+    /// The upstream refused the operator's key (401/403).
+    Authentication,
+    /// The upstream rejected the request (other 4xx).
+    UpstreamClientError,
+    /// The upstream failed (5xx) on every attempt.
+    UpstreamServerError,
+    /// The upstream could not be reached, or the connection broke.
+    ConnectionError,
+    /// The upstream answered with a body we cannot understand.
+    BadResponse,
+    /// The client went away before the answer was complete.
+    Cancelled,
+    /// Our own concurrency limit is reached.
+    Overloaded,
+    /// A bug: never expected.
+    Internal,
+}
+
+impl ErrorType {
+    /// The label value; stable, documented, low cardinality.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ErrorType::InvalidRequest => "invalid_request",
+            ErrorType::Timeout => "timeout",
+            ErrorType::RateLimited => "rate_limited",
+            ErrorType::Authentication => "authentication",
+            ErrorType::UpstreamClientError => "upstream_client_error",
+            ErrorType::UpstreamServerError => "upstream_server_error",
+            ErrorType::ConnectionError => "connection_error",
+            ErrorType::BadResponse => "bad_response",
+            ErrorType::Cancelled => "cancelled",
+            ErrorType::Overloaded => "overloaded",
+            ErrorType::Internal => "internal",
+        }
+    }
+}
+
+/// An error returned to an HTTP client.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request body could not be read, parsed or validated.
+    #[error("{message}")]
+    InvalidRequest {
+        /// 400, 413, 415 or 422.
+        status: StatusCode,
+        /// What is wrong, naming the field where there is one.
+        message: String,
+    },
+    /// The LLM call failed.
+    #[error(transparent)]
+    Llm(#[from] LlmError),
+}
+
+impl ApiError {
+    /// A 422 for a field that parsed but is out of range.
+    pub fn validation(message: impl Into<String>) -> Self {
+        ApiError::InvalidRequest {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            message: message.into(),
+        }
+    }
+
+    /// The error class.
+    pub fn error_type(&self) -> ErrorType {
+        match self {
+            ApiError::InvalidRequest { .. } => ErrorType::InvalidRequest,
+            ApiError::Llm(e) => e.error_type(),
+        }
+    }
+
+    /// The HTTP status the client gets.
+    pub fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::InvalidRequest { status, .. } => *status,
+            ApiError::Llm(e) => e.status_code(),
+        }
+    }
+}
+
+/// OpenAI's error shape, plus the trace id.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"error": {"message": "temperature: must be between 0.0 and 2.0, got 2.5", "type": "invalid_request", "code": null}, "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736"}))]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+    /// The trace of the failed request (hex, 32 characters).
+    pub trace_id: Option<String>,
+}
+
+/// The error itself.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Human-readable; never contains secrets.
+    pub message: String,
+    /// One of the documented error types.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// The upstream's own error code when it sent one, else null.
+    pub code: Option<String>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status_code();
+        let (message, code, retry_after) = match &self {
+            ApiError::InvalidRequest { message, .. } => (message.clone(), None, None),
+            ApiError::Llm(e) => (e.client_message(), e.upstream_code(), e.retry_after()),
+        };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                message,
+                kind: self.error_type().as_str(),
+                code,
+            },
+            trace_id: telemetry::current_trace_id(),
+        };
+        let mut response = (status, Json(body)).into_response();
+        if let Some(secs) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}

@@ -1,0 +1,126 @@
+//! Prices per model, for `cost_usd` and `llm_cost_usd_total`.
+//!
+//! An unknown model has no cost (`null`), never a silent 0, and is warned about once.
+//! The built-in table is `pricing.json` beside this file; `PRICING_FILE` replaces it.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::Mutex;
+
+use serde::Deserialize;
+
+use super::Usage;
+
+const BUILTIN: &str = include_str!("pricing.json");
+/// Unknown models we remember having warned about; past this we stop remembering (and warning)
+/// so that a flood of made-up model names cannot grow memory.
+const MAX_WARNED: usize = 256;
+
+/// USD per million tokens.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+pub struct Price {
+    /// Input (prompt) tokens.
+    pub input_per_million: f64,
+    /// Output (completion) tokens.
+    pub output_per_million: f64,
+}
+
+#[derive(Deserialize)]
+struct PricingFile {
+    models: HashMap<String, Price>,
+}
+
+/// The pricing table.
+#[derive(Debug)]
+pub struct PriceTable {
+    models: HashMap<String, Price>,
+    warned: Mutex<HashSet<String>>,
+}
+
+impl PriceTable {
+    /// The built-in table of Groq models.
+    pub fn builtin() -> Self {
+        Self::parse(BUILTIN).unwrap_or_else(|e| panic!("built-in pricing.json is invalid: {e}"))
+    }
+
+    /// Reads a pricing file in the built-in table's format.
+    pub fn from_file(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read PRICING_FILE {}: {e}", path.display()))?;
+        Self::parse(&text).map_err(|e| format!("invalid PRICING_FILE {}: {e}", path.display()))
+    }
+
+    fn parse(text: &str) -> Result<Self, String> {
+        let file: PricingFile = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        let valid = |price: f64| price.is_finite() && price >= 0.0;
+        if let Some((model, _)) = file
+            .models
+            .iter()
+            .find(|(_, p)| !(valid(p.input_per_million) && valid(p.output_per_million)))
+        {
+            return Err(format!("model {model}: prices must be finite and >= 0"));
+        }
+        Ok(Self {
+            models: file.models,
+            warned: Mutex::new(HashSet::new()),
+        })
+    }
+
+    /// Whether the model is priced (and so a known, bounded label value).
+    pub fn knows(&self, model: &str) -> bool {
+        self.models.contains_key(model)
+    }
+
+    /// The cost of a call, or `None` for an unpriced model (warned about once per model).
+    pub fn cost(&self, model: &str, usage: Usage) -> Option<f64> {
+        match self.models.get(model) {
+            Some(price) => Some(
+                (usage.input_tokens as f64 * price.input_per_million
+                    + usage.output_tokens as f64 * price.output_per_million)
+                    / 1_000_000.0,
+            ),
+            None => {
+                self.warn_once(model);
+                None
+            }
+        }
+    }
+
+    fn warn_once(&self, model: &str) {
+        let Ok(mut warned) = self.warned.lock() else {
+            return;
+        };
+        if warned.len() < MAX_WARNED && warned.insert(model.to_owned()) {
+            tracing::warn!(
+                model,
+                "no price for this model: cost_usd is null and no cost is counted; add it to PRICING_FILE"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_prices_the_default_model_and_not_unknown_ones() {
+        let table = PriceTable::builtin();
+        let usage = Usage {
+            input_tokens: 1_000_000,
+            output_tokens: 2_000_000,
+        };
+        let cost = table.cost("llama-3.1-8b-instant", usage).unwrap();
+        assert!((cost - (0.05 + 0.16)).abs() < 1e-12, "{cost}");
+        assert_eq!(table.cost("no-such-model", usage), None);
+    }
+
+    #[test]
+    fn negative_prices_are_rejected() {
+        let err = PriceTable::parse(
+            r#"{"models":{"m":{"input_per_million":-1,"output_per_million":1}}}"#,
+        )
+        .unwrap_err();
+        assert!(err.contains("model m"), "{err}");
+    }
+}

@@ -1,0 +1,136 @@
+//! The HTTP server span, request metric and request log line, for every route.
+//!
+//! Spans and labels use the matched route template (`MatchedPath`), never the raw URI, so
+//! names and label values stay bounded. The parent comes from an incoming W3C `traceparent`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, Method};
+use axum::middleware::Next;
+use axum::response::Response;
+use opentelemetry::global;
+use opentelemetry::trace::TraceContextExt;
+use opentelemetry_http::HeaderExtractor;
+use tracing::{Instrument, field::Empty};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use super::Metrics;
+use crate::llm::CallRecord;
+
+/// Response header carrying the trace id.
+pub const TRACE_ID_HEADER: &str = "x-trace-id";
+
+/// Middleware: server span, `http_server_request_duration_seconds`, gateway overhead and one
+/// log line per request.
+pub async fn trace_requests(
+    State(metrics): State<Arc<Metrics>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let started = Instant::now();
+    let method = known_method(request.method());
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned());
+    let span_name = match &route {
+        Some(route) => format!("{method} {route}"),
+        None => method.to_owned(),
+    };
+    let user_agent = request
+        .headers()
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let span = tracing::info_span!(
+        "request",
+        otel.name = span_name,
+        otel.kind = "server",
+        otel.status_code = Empty,
+        http.request.method = method,
+        http.route = route.as_deref(),
+        url.path = request.uri().path(),
+        url.scheme = "http",
+        user_agent.original = user_agent,
+        http.response.status_code = Empty,
+        error.type = Empty,
+        trace_id = Empty,
+        span_id = Empty,
+    );
+    let parent = global::get_text_map_propagator(|propagator| {
+        propagator.extract(&HeaderExtractor(request.headers()))
+    });
+    if parent.span().span_context().is_valid() {
+        // Only fails when no OpenTelemetry layer is installed; then there is nothing to link.
+        let _ = span.set_parent(parent);
+    }
+    let span_context = span.context().span().span_context().clone();
+    let trace_id = span_context
+        .is_valid()
+        .then(|| span_context.trace_id().to_string());
+    if let Some(trace_id) = &trace_id {
+        span.record("trace_id", trace_id.as_str());
+        span.record("span_id", span_context.span_id().to_string());
+    }
+
+    let mut response = next.run(request).instrument(span.clone()).await;
+
+    let status = response.status();
+    let elapsed = started.elapsed();
+    span.record("http.response.status_code", status.as_u16());
+    if status.is_server_error() {
+        // Server spans are errors on 5xx only (HTTP semantic conventions).
+        span.record("error.type", status.as_str());
+        span.record("otel.status_code", "error");
+    }
+    if let Some(trace_id) = &trace_id
+        && let Ok(value) = HeaderValue::from_str(trace_id)
+    {
+        response.headers_mut().insert(TRACE_ID_HEADER, value);
+    }
+    metrics
+        .http_server_duration
+        .with_label_values(&[method, route.as_deref().unwrap_or(""), status.as_str()])
+        .observe(elapsed.as_secs_f64());
+
+    let call = response.extensions().get::<CallRecord>();
+    if let Some(call) = call {
+        let overhead = elapsed.saturating_sub(call.upstream_wait);
+        metrics
+            .gateway_overhead
+            .with_label_values(&[call.provider])
+            .observe(overhead.as_secs_f64());
+    }
+    let _entered = span.enter();
+    let (input_tokens, output_tokens) = call.and_then(|c| c.tokens).unzip();
+    tracing::info!(
+        method,
+        route = route.as_deref().unwrap_or(""),
+        status = status.as_u16(),
+        latency_ms = elapsed.as_secs_f64() * 1000.0,
+        model = call.map(|c| c.model.as_str()),
+        input_tokens,
+        output_tokens,
+        "request completed"
+    );
+    response
+}
+
+/// The method, or `_OTHER` for anything non-standard (bounded label values).
+fn known_method(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::TRACE => "TRACE",
+        Method::CONNECT => "CONNECT",
+        _ => "_OTHER",
+    }
+}

@@ -1,0 +1,201 @@
+//! Tracing, export and metrics set-up.
+//!
+//! `init` installs the global `tracing` subscriber: a log layer (pretty or JSON, filtered by
+//! `RUST_LOG`) and an OpenTelemetry layer (our crate's spans only, whatever `RUST_LOG` says)
+//! whose spans a batch processor exports over OTLP on its own thread, with a bounded queue, so
+//! export never blocks a request. The returned [`TelemetryGuard`] must be shut down explicitly
+//! after the HTTP server has drained: the SDK exports nothing still queued otherwise.
+
+pub mod http;
+mod metrics;
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
+use opentelemetry::{KeyValue, global};
+use opentelemetry_otlp::{Protocol, WithExportConfig};
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{
+    BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracerProvider, SpanData, SpanExporter,
+};
+use opentelemetry_sdk::{Resource, propagation::TraceContextPropagator};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::filter::{EnvFilter, LevelFilter, Targets};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{Layer, fmt};
+
+use crate::config::{LogFormat, OtlpProtocol, TelemetrySettings};
+
+pub use metrics::{GENAI_LABELS, Metrics, router as metrics_router};
+
+/// The `tracing` target of this crate: only its spans are exported.
+const CRATE_TARGET: &str = "llm_observability";
+/// The exporter's own HTTP stack must never produce spans or log storms of its own.
+const SILENCED: &str = "hyper=off,h2=off,tonic=off,tower=off,reqwest=off,opentelemetry=warn,opentelemetry_sdk=warn,opentelemetry_otlp=warn";
+/// At most one export-failure log line per this interval.
+const EXPORT_ERROR_LOG_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Why telemetry could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum TelemetryError {
+    /// The OTLP exporter could not be built (bad endpoint).
+    #[error("cannot build the OTLP exporter: {0}")]
+    Exporter(String),
+    /// `RUST_LOG` does not parse.
+    #[error(
+        "invalid configuration: RUST_LOG={0:?}: expected a tracing filter such as info or llm_observability=debug"
+    )]
+    Filter(String),
+    /// A global subscriber was already installed.
+    #[error("a tracing subscriber is already installed: {0}")]
+    Subscriber(String),
+}
+
+/// Owns the tracer provider; call [`TelemetryGuard::shutdown`] once the server has drained.
+#[derive(Debug)]
+pub struct TelemetryGuard {
+    provider: SdkTracerProvider,
+}
+
+impl TelemetryGuard {
+    /// Flushes queued spans and stops the exporter. Blocks: call from a blocking thread.
+    pub fn shutdown(self) {
+        if let Err(e) = self.provider.force_flush() {
+            tracing::warn!(error = %e, "flushing spans at shutdown failed");
+        }
+        if let Err(e) = self.provider.shutdown() {
+            tracing::warn!(error = %e, "tracer provider shutdown failed");
+        }
+    }
+
+    /// Exports everything queued now (tests use it to avoid waiting for the schedule).
+    pub fn force_flush(&self) {
+        let _ = self.provider.force_flush();
+    }
+}
+
+/// Installs the W3C propagator, the tracer provider and the global subscriber.
+pub fn init(settings: &TelemetrySettings) -> Result<TelemetryGuard, TelemetryError> {
+    global::set_text_map_propagator(TraceContextPropagator::new());
+    let provider = tracer_provider(settings)?;
+    let tracer = provider.tracer("llm-observability");
+
+    let otel_layer = tracing_opentelemetry::layer()
+        .with_tracer(tracer)
+        .with_location(false)
+        .with_threads(false)
+        .with_level(false)
+        .with_target(false)
+        .with_tracked_inactivity(false)
+        .with_filter(Targets::new().with_target(CRATE_TARGET, LevelFilter::INFO));
+
+    let filter = EnvFilter::try_new(format!("{},{SILENCED}", settings.log_filter))
+        .map_err(|_| TelemetryError::Filter(settings.log_filter.clone()))?;
+    let log_layer = match settings.log_format {
+        LogFormat::Pretty => fmt::layer().with_target(false).boxed(),
+        LogFormat::Json => fmt::layer()
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .boxed(),
+    }
+    .with_filter(filter);
+
+    tracing_subscriber::registry()
+        .with(otel_layer)
+        .with(log_layer)
+        .try_init()
+        .map_err(|e| TelemetryError::Subscriber(e.to_string()))?;
+    Ok(TelemetryGuard { provider })
+}
+
+fn tracer_provider(settings: &TelemetrySettings) -> Result<SdkTracerProvider, TelemetryError> {
+    let mut resource = Resource::builder()
+        .with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")));
+    // OTEL_SERVICE_NAME is already resolved into settings (with our default).
+    resource = resource.with_service_name(settings.service_name.clone());
+    let builder = SdkTracerProvider::builder().with_resource(resource.build());
+    if settings.sdk_disabled {
+        // No export at all, but spans still get ids so responses keep their trace_id.
+        return Ok(builder.with_sampler(Sampler::AlwaysOff).build());
+    }
+    let exporter = match settings.protocol {
+        OtlpProtocol::HttpProtobuf => opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .with_protocol(Protocol::HttpBinary)
+            .with_endpoint(settings.traces_endpoint.clone())
+            .build(),
+        OtlpProtocol::Grpc => opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
+            .with_endpoint(settings.traces_endpoint.clone())
+            .build(),
+    }
+    .map_err(|e| TelemetryError::Exporter(e.to_string()))?;
+    let mut batch = BatchConfigBuilder::default();
+    if let Some(delay) = settings.batch_schedule_delay {
+        batch = batch.with_scheduled_delay(delay);
+    }
+    let processor = BatchSpanProcessor::builder(LoggedExporter::new(exporter))
+        .with_batch_config(batch.build())
+        .build();
+    Ok(builder.with_span_processor(processor).build())
+}
+
+/// Wraps the OTLP exporter to log failures at most once per interval, never per span.
+#[derive(Debug)]
+struct LoggedExporter<E> {
+    inner: E,
+    last_logged: Mutex<Option<Instant>>,
+}
+
+impl<E> LoggedExporter<E> {
+    fn new(inner: E) -> Self {
+        Self {
+            inner,
+            last_logged: Mutex::new(None),
+        }
+    }
+}
+
+impl<E: SpanExporter> SpanExporter for LoggedExporter<E> {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        let spans = batch.len();
+        let result = self.inner.export(batch).await;
+        if let Err(e) = &result
+            && let Ok(mut last) = self.last_logged.lock()
+            && last.is_none_or(|t| t.elapsed() >= EXPORT_ERROR_LOG_INTERVAL)
+        {
+            *last = Some(Instant::now());
+            tracing::warn!(
+                spans,
+                error = %e,
+                "exporting spans to the OTLP collector failed; requests are unaffected (logged at most every 30 s)"
+            );
+        }
+        result
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.inner.force_flush()
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.inner.set_resource(resource);
+    }
+}
+
+/// The current span's trace id as 32 hex characters, if there is a valid one.
+pub fn current_trace_id() -> Option<String> {
+    let context = tracing::Span::current().context();
+    let span = context.span();
+    let span_context = span.span_context();
+    span_context
+        .is_valid()
+        .then(|| span_context.trace_id().to_string())
+}
