@@ -111,12 +111,12 @@ impl OpenAiCompatible {
                 http.request.resend_count = Empty,
                 http.response.status_code = Empty,
                 server.address = %self.host,
-                server.port = self.port,
+                server.port = i64::from(self.port),
                 url.full = %self.chat_url,
                 error.type = Empty,
             );
             if attempt > 0 {
-                span.record("http.request.resend_count", attempt);
+                span.record("http.request.resend_count", i64::from(attempt));
             }
             let outcome = self
                 .attempt(body.clone(), deadline, report)
@@ -193,7 +193,7 @@ impl OpenAiCompatible {
             }
         };
         let status = response.status();
-        span.record("http.response.status_code", status.as_u16());
+        span.record("http.response.status_code", i64::from(status.as_u16()));
         if status.is_client_error() || status.is_server_error() {
             span.record("error.type", status.as_str());
         }

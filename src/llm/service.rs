@@ -84,10 +84,10 @@ impl ChatService {
             gen_ai.operation.name = "chat",
             gen_ai.provider.name = provider,
             gen_ai.request.model = %params.model,
-            gen_ai.request.max_tokens = params.max_tokens,
+            gen_ai.request.max_tokens = i64::from(params.max_tokens),
             gen_ai.request.temperature = params.temperature,
             server.address = address,
-            server.port = port,
+            server.port = port.map(i64::from),
             gen_ai.response.id = Empty,
             gen_ai.response.model = Empty,
             gen_ai.usage.input_tokens = Empty,
@@ -219,8 +219,14 @@ impl ChatService {
             .with_label_values(&labels)
             .observe(latency.as_secs_f64());
         let usage = completion.usage?;
-        span.record("gen_ai.usage.input_tokens", usage.input_tokens);
-        span.record("gen_ai.usage.output_tokens", usage.output_tokens);
+        span.record(
+            "gen_ai.usage.input_tokens",
+            saturating_i64(usage.input_tokens),
+        );
+        span.record(
+            "gen_ai.usage.output_tokens",
+            saturating_i64(usage.output_tokens),
+        );
         for (kind, count) in [
             ("input", usage.input_tokens),
             ("output", usage.output_tokens),
@@ -308,6 +314,11 @@ impl Drop for CallGuard<'_> {
             );
         }
     }
+}
+
+/// OpenTelemetry integers are i64; `tracing`'s u64 would be exported as a string.
+fn saturating_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 fn record_input_content(span: &tracing::Span, params: &ChatParams) {

@@ -80,7 +80,7 @@ pub async fn trace_requests(
 
     let status = response.status();
     let elapsed = started.elapsed();
-    span.record("http.response.status_code", status.as_u16());
+    span.record("http.response.status_code", i64::from(status.as_u16()));
     if status.is_server_error() {
         // Server spans are errors on 5xx only (HTTP semantic conventions).
         span.record("error.type", status.as_str());

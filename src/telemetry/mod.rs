@@ -93,8 +93,9 @@ pub fn init(settings: &TelemetrySettings) -> Result<TelemetryGuard, TelemetryErr
 
     let filter = EnvFilter::try_new(format!("{},{SILENCED}", settings.log_filter))
         .map_err(|_| TelemetryError::Filter(settings.log_filter.clone()))?;
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
     let log_layer = match settings.log_format {
-        LogFormat::Pretty => fmt::layer().with_target(false).boxed(),
+        LogFormat::Pretty => fmt::layer().with_target(false).with_ansi(ansi).boxed(),
         LogFormat::Json => fmt::layer()
             .json()
             .with_current_span(true)

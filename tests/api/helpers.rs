@@ -1,0 +1,549 @@
+//! Test harness: the app on port 0, a fake Groq upstream speaking Groq's wire format, and an
+//! OTLP/HTTP receiver decoding real protobuf. Everything is real HTTP on 127.0.0.1.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use llm_observability::Application;
+use llm_observability::config::Settings;
+use llm_observability::telemetry::{self, TelemetryGuard};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::trace::v1::Span;
+use prost::Message;
+use serde_json::{Value, json};
+
+/// The upstream key the tests configure; it must never appear anywhere but upstream.
+pub const API_KEY: &str = "gsk_test_SECRET_0123456789abcdefghij";
+
+// ---------------------------------------------------------------- OTLP receiver
+
+/// One exported span with its resource attributes.
+#[derive(Clone, Debug)]
+pub struct ExportedSpan {
+    pub resource: Vec<KeyValue>,
+    pub span: Span,
+}
+
+/// An OTLP/HTTP receiver on its own thread and runtime, so it outlives every test's runtime.
+pub struct OtlpReceiver {
+    pub addr: SocketAddr,
+    spans: Arc<Mutex<Vec<ExportedSpan>>>,
+}
+
+impl OtlpReceiver {
+    /// Starts a receiver; it runs until the process ends.
+    pub fn start() -> Self {
+        let spans: Arc<Mutex<Vec<ExportedSpan>>> = Arc::default();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let state = spans.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                tx.send(listener.local_addr().unwrap()).unwrap();
+                let app = Router::new()
+                    .route("/v1/traces", post(receive_traces))
+                    .with_state(state);
+                axum::serve(listener, app).await.unwrap();
+            });
+        });
+        Self {
+            addr: rx.recv().unwrap(),
+            spans,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT/v1/traces`.
+    pub fn traces_endpoint(&self) -> String {
+        format!("http://{}/v1/traces", self.addr)
+    }
+
+    /// Every span received so far.
+    pub fn all_spans(&self) -> Vec<ExportedSpan> {
+        self.spans.lock().unwrap().clone()
+    }
+
+    /// Waits (with a deadline) until at least `count` spans of the trace have arrived.
+    pub async fn wait_for_trace(&self, trace_id: &str, count: usize) -> Vec<ExportedSpan> {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let spans: Vec<ExportedSpan> = self
+                .all_spans()
+                .into_iter()
+                .filter(|s| hex(&s.span.trace_id) == trace_id)
+                .collect();
+            if spans.len() >= count {
+                return spans;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "trace {trace_id}: {} of {count} spans arrived: {:?}",
+                spans.len(),
+                spans.iter().map(|s| &s.span.name).collect::<Vec<_>>()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+async fn receive_traces(
+    State(spans): State<Arc<Mutex<Vec<ExportedSpan>>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    assert_eq!(
+        headers.get("content-type").unwrap(),
+        "application/x-protobuf",
+        "OTLP/HTTP must send protobuf"
+    );
+    let request = match ExportTraceServiceRequest::decode(body) {
+        Ok(r) => r,
+        Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+    };
+    let mut store = spans.lock().unwrap();
+    for resource_spans in request.resource_spans {
+        let resource = resource_spans
+            .resource
+            .map(|r| r.attributes)
+            .unwrap_or_default();
+        for scope in resource_spans.scope_spans {
+            for span in scope.spans {
+                store.push(ExportedSpan {
+                    resource: resource.clone(),
+                    span,
+                });
+            }
+        }
+    }
+    (
+        [("content-type", "application/x-protobuf")],
+        ExportTraceServiceResponse::default().encode_to_vec(),
+    )
+        .into_response()
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// An attribute's value, as JSON for easy comparison.
+pub fn attr(attributes: &[KeyValue], key: &str) -> Option<Value> {
+    attributes
+        .iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| kv.value.as_ref())
+        .map(any_value_json)
+}
+
+fn any_value_json(value: &AnyValue) -> Value {
+    match &value.value {
+        Some(any_value::Value::StringValue(s)) => json!(s),
+        Some(any_value::Value::BoolValue(b)) => json!(b),
+        Some(any_value::Value::IntValue(i)) => json!(i),
+        Some(any_value::Value::DoubleValue(d)) => json!(d),
+        Some(any_value::Value::ArrayValue(a)) => {
+            Value::Array(a.values.iter().map(any_value_json).collect())
+        }
+        other => json!(format!("{other:?}")),
+    }
+}
+
+/// The receiver shared by every in-process app; telemetry is process-global.
+pub fn otlp() -> &'static OtlpReceiver {
+    static TELEMETRY: OnceLock<(OtlpReceiver, TelemetryGuard)> = OnceLock::new();
+    &TELEMETRY
+        .get_or_init(|| {
+            let receiver = OtlpReceiver::start();
+            let mut settings = base_settings(&[]).telemetry;
+            settings.traces_endpoint = receiver.traces_endpoint();
+            settings.batch_schedule_delay = Some(Duration::from_millis(50));
+            settings.log_filter = "warn".into();
+            let guard = telemetry::init(&settings).expect("telemetry init");
+            (receiver, guard)
+        })
+        .0
+}
+
+// ---------------------------------------------------------------- fake Groq upstream
+
+/// What the fake upstream answers to one request.
+#[derive(Clone, Debug)]
+pub enum Reply {
+    /// A Groq-shaped success for the requested model.
+    Ok,
+    /// Any status with a body and extra headers.
+    Status {
+        status: u16,
+        body: String,
+        headers: Vec<(&'static str, String)>,
+    },
+    /// Waits, then answers as `Ok`.
+    Delay(Duration),
+}
+
+impl Reply {
+    /// Groq's error body for a status.
+    pub fn groq_error(status: u16, message: &str, code: &str) -> Self {
+        Reply::Status {
+            status,
+            body: json!({"error": {"message": message, "type": "invalid_request_error", "code": code}})
+                .to_string(),
+            headers: vec![],
+        }
+    }
+}
+
+/// One request the fake upstream received.
+#[derive(Clone, Debug)]
+pub struct Received {
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+#[derive(Default)]
+struct FakeState {
+    script: Mutex<VecDeque<Reply>>,
+    received: Mutex<Vec<Received>>,
+}
+
+/// A fake Groq: `POST /openai/v1/chat/completions` on port 0.
+pub struct FakeUpstream {
+    pub addr: SocketAddr,
+    state: Arc<FakeState>,
+}
+
+impl FakeUpstream {
+    pub async fn start() -> Self {
+        let state: Arc<FakeState> = Arc::default();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = Router::new()
+            .route("/openai/v1/chat/completions", post(fake_chat))
+            .with_state(state.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self { addr, state }
+    }
+
+    /// The base URL to configure as `GROQ_BASE_URL`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/openai/v1", self.addr)
+    }
+
+    /// Queues replies; once the queue is empty the upstream answers `Ok`.
+    pub fn script(&self, replies: impl IntoIterator<Item = Reply>) {
+        self.state.script.lock().unwrap().extend(replies);
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.state.received.lock().unwrap().clone()
+    }
+}
+
+/// Groq's success body for a request.
+pub fn groq_success(model: &str) -> Value {
+    json!({
+        "id": "chatcmpl-fake-123",
+        "object": "chat.completion",
+        "created": 1_764_000_000,
+        "model": model,
+        "choices": [{
+            "index": 0,
+            "message": {"role": "assistant", "content": "Observability is knowing what your system does."},
+            "logprobs": null,
+            "finish_reason": "stop"
+        }],
+        "usage": {
+            "queue_time": 0.012, "prompt_tokens": 12, "prompt_time": 0.002,
+            "completion_tokens": 34, "completion_time": 0.03, "total_tokens": 46, "total_time": 0.032
+        },
+        "usage_breakdown": null,
+        "system_fingerprint": "fp_fake",
+        "x_groq": {"id": "req_fake_1"},
+        "service_tier": "on_demand"
+    })
+}
+
+async fn fake_chat(
+    State(state): State<Arc<FakeState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let model = body["model"].as_str().unwrap_or("unknown").to_owned();
+    state
+        .received
+        .lock()
+        .unwrap()
+        .push(Received { headers, body });
+    let reply = state
+        .script
+        .lock()
+        .unwrap()
+        .pop_front()
+        .unwrap_or(Reply::Ok);
+    let ok = |model: &str| {
+        (
+            [
+                ("x-ratelimit-remaining-requests", "14399"),
+                ("x-ratelimit-remaining-tokens", "5954"),
+            ],
+            axum::Json(groq_success(model)),
+        )
+            .into_response()
+    };
+    match reply {
+        Reply::Ok => ok(&model),
+        Reply::Delay(d) => {
+            tokio::time::sleep(d).await;
+            ok(&model)
+        }
+        Reply::Status {
+            status,
+            body,
+            headers,
+        } => {
+            let mut response = (StatusCode::from_u16(status).unwrap(), body).into_response();
+            response
+                .headers_mut()
+                .insert("content-type", "application/json".parse().unwrap());
+            for (name, value) in headers {
+                response.headers_mut().insert(name, value.parse().unwrap());
+            }
+            response
+        }
+    }
+}
+
+// ---------------------------------------------------------------- the app
+
+/// Settings as the binary would read them, from a map instead of the environment.
+pub fn base_settings(vars: &[(&str, &str)]) -> Settings {
+    let mut map: HashMap<String, String> = [
+        ("APP_HOST", "127.0.0.1"),
+        ("APP_PORT", "0"),
+        ("METRICS_HOST", "127.0.0.1"),
+        ("METRICS_PORT", "0"),
+        ("SIMULATED_LATENCY_MS", "0"),
+        ("LLM_TIMEOUT_SECS", "5"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    for (k, v) in vars {
+        map.insert((*k).to_owned(), (*v).to_owned());
+    }
+    Settings::from_lookup(|k| map.get(k).cloned()).expect("valid test settings")
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub metrics_addr: SocketAddr,
+    pub upstream: FakeUpstream,
+    pub client: reqwest::Client,
+}
+
+/// The app against the fake Groq upstream, with extra settings.
+pub async fn spawn_app_with(vars: &[(&str, &str)]) -> TestApp {
+    otlp();
+    let upstream = FakeUpstream::start().await;
+    let base_url = upstream.base_url();
+    let mut all: Vec<(&str, &str)> = vec![("GROQ_API_KEY", API_KEY), ("GROQ_BASE_URL", &base_url)];
+    all.extend_from_slice(vars);
+    let app = Application::build(base_settings(&all))
+        .await
+        .expect("app builds");
+    let addr = SocketAddr::from(([127, 0, 0, 1], app.port()));
+    let metrics_addr = SocketAddr::from(([127, 0, 0, 1], app.metrics_port()));
+    tokio::spawn(app.run_until_stopped(std::future::pending()));
+    TestApp {
+        addr,
+        metrics_addr,
+        upstream,
+        client: reqwest::Client::new(),
+    }
+}
+
+/// The app against the fake Groq upstream with default settings.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub async fn chat(&self, body: Value) -> reqwest::Response {
+        self.client
+            .post(self.url("/api/chat"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn scrape(&self) -> String {
+        reqwest::get(format!("http://{}/metrics", self.metrics_addr))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+}
+
+/// The value of one sample in a Prometheus text exposition, matched on its exact label set.
+pub fn sample(exposition: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let mut wanted: Vec<(String, String)> = labels
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    wanted.sort();
+    exposition.lines().find_map(|line| {
+        if line.starts_with('#') {
+            return None;
+        }
+        let (series, value) = line.rsplit_once(' ')?;
+        let (metric, label_text) = match series.split_once('{') {
+            Some((m, rest)) => (m, rest.strip_suffix('}')?),
+            None => (series, ""),
+        };
+        if metric != name {
+            return None;
+        }
+        let mut got: Vec<(String, String)> = label_text
+            .split("\",")
+            .filter(|p| !p.is_empty())
+            .filter_map(|pair| {
+                let (k, v) = pair.split_once('=')?;
+                Some((k.to_owned(), v.trim_matches('"').to_owned()))
+            })
+            .collect();
+        got.sort();
+        (got == wanted).then(|| value.parse().ok()).flatten()
+    })
+}
+
+// ---------------------------------------------------------------- the binary as a process
+
+/// The service binary running as a child process, with its log lines captured.
+pub struct ServiceProcess {
+    pub child: Child,
+    pub port: u16,
+    pub metrics_port: u16,
+    pub log: Arc<Mutex<String>>,
+}
+
+/// Starts the real binary with `LOG_FORMAT=json` and ports 0, and reads its ports from the
+/// start-up log line.
+pub fn start_binary(vars: &[(&str, &str)]) -> ServiceProcess {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_llm-observability"));
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs([
+            ("APP_HOST", "127.0.0.1"),
+            ("APP_PORT", "0"),
+            ("METRICS_HOST", "127.0.0.1"),
+            ("METRICS_PORT", "0"),
+            ("LOG_FORMAT", "json"),
+            ("SIMULATED_LATENCY_MS", "0"),
+        ])
+        .envs(vars.iter().copied())
+        .current_dir(std::env::temp_dir())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().expect("binary starts");
+    let log: Arc<Mutex<String>> = Arc::default();
+    let (tx, rx) = std::sync::mpsc::channel();
+    for stream in [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().unwrap()),
+    ] {
+        let log = log.clone();
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stream)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if let Ok(v) = serde_json::from_str::<Value>(&line)
+                    && let (Some(p), Some(m)) = (
+                        v["fields"]["api_port"].as_u64(),
+                        v["fields"]["metrics_port"].as_u64(),
+                    )
+                {
+                    let _ = tx.send((p as u16, m as u16));
+                }
+                let mut log = log.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+    }
+    let (port, metrics_port) = rx
+        .recv_timeout(Duration::from_secs(20))
+        .unwrap_or_else(|_| panic!("binary did not start: {}", log.lock().unwrap()));
+    ServiceProcess {
+        child,
+        port,
+        metrics_port,
+        log,
+    }
+}
+
+impl ServiceProcess {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.port, path)
+    }
+
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([format!("-{signal}"), self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit and returns its exit code.
+    pub fn wait_exit(&mut self, within: Duration) -> i32 {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code().unwrap_or(-1);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "process did not exit in {within:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

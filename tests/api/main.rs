@@ -1,0 +1,12 @@
+//! Integration tests, one binary so the crate links once. Modules by feature.
+
+mod helpers;
+
+mod chat;
+mod docs;
+mod metrics;
+mod process;
+mod prometheus;
+mod telemetry;
+mod upstream_errors;
+mod validation;

@@ -1,0 +1,208 @@
+//! The real binary as a process: start-up validation, logs, graceful shutdown, collector outage.
+
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::helpers::{API_KEY, FakeUpstream, Reply, otlp, start_binary};
+
+fn run_with_bad(var: &str, value: &str) -> (i32, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_llm-observability"))
+        .env_clear()
+        .env(var, value)
+        .current_dir(std::env::temp_dir())
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_bad_config_value_stops_start_up_with_one_line_naming_the_variable() {
+    for (var, value, accepted) in [
+        ("APP_PORT", "abc", "port number"),
+        ("LLM_TIMEOUT_SECS", "-1", "seconds"),
+        ("LLM_PROVIDER", "foo", "groq, openai or simulated"),
+        (
+            "OTEL_EXPORTER_OTLP_PROTOCOL",
+            "carrier-pigeon",
+            "http/protobuf or grpc",
+        ),
+    ] {
+        let (code, stderr) = run_with_bad(var, value);
+        assert_eq!(code, 2, "{var}={value}: {stderr}");
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "one line expected: {stderr}");
+        assert!(
+            lines[0].contains(var) && lines[0].contains(value) && lines[0].contains(accepted),
+            "{stderr}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn logs_are_json_with_trace_ids_and_never_contain_the_key() {
+    let upstream = FakeUpstream::start().await;
+    upstream.script([Reply::groq_error(
+        401,
+        &format!("Invalid API Key {API_KEY}"),
+        "invalid_api_key",
+    )]);
+    let mut service = start_binary(&[
+        ("GROQ_API_KEY", API_KEY),
+        ("GROQ_BASE_URL", &upstream.base_url()),
+        ("RUST_LOG", "debug"),
+        ("OTEL_SDK_DISABLED", "true"),
+    ]);
+    let client = reqwest::Client::new();
+
+    let failed = client
+        .post(service.url("/api/chat"))
+        .json(&json!({"prompt": "hi"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(failed.status(), 502);
+    let ok = client
+        .post(service.url("/api/chat"))
+        .json(&json!({"prompt": "hi"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    let trace_id = ok.headers()["x-trace-id"].to_str().unwrap().to_owned();
+    let body: Value = ok.json().await.unwrap();
+    assert_eq!(
+        body["trace_id"],
+        trace_id.as_str(),
+        "trace ids exist even with export disabled"
+    );
+    service.signal("TERM");
+    assert_eq!(service.wait_exit(Duration::from_secs(10)), 0);
+
+    let log = service.log();
+    assert!(
+        !log.contains(API_KEY) && !log.contains("gsk_test"),
+        "key in logs:\n{log}"
+    );
+    let lines: Vec<Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}")))
+        .collect();
+    let completed: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["fields"]["message"] == "request completed")
+        .collect();
+    assert_eq!(completed.len(), 2, "one log line per request:\n{log}");
+    let ok_line = completed[1];
+    assert_eq!(ok_line["fields"]["status"], 200);
+    assert_eq!(ok_line["fields"]["model"], "llama-3.1-8b-instant");
+    assert_eq!(ok_line["fields"]["input_tokens"], 12);
+    assert_eq!(ok_line["fields"]["output_tokens"], 34);
+    assert_eq!(ok_line["span"]["trace_id"], trace_id.as_str());
+    assert_eq!(ok_line["span"]["span_id"].as_str().unwrap().len(), 16);
+    // Every line logged inside a request carries the request's trace and span ids.
+    for line in lines.iter().filter(|l| l["spans"].is_array()) {
+        assert!(
+            line["spans"][0]["trace_id"].is_string() && line["spans"][0]["span_id"].is_string(),
+            "{line}"
+        );
+    }
+    assert!(
+        log.contains("simulated") || log.contains("listening"),
+        "{log}"
+    );
+}
+
+#[tokio::test]
+async fn sigterm_lets_an_in_flight_request_finish_and_flushes_its_spans() {
+    let upstream = FakeUpstream::start().await;
+    upstream.script([Reply::Delay(Duration::from_millis(800))]);
+    let mut service = start_binary(&[
+        ("GROQ_API_KEY", API_KEY),
+        ("GROQ_BASE_URL", &upstream.base_url()),
+        (
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            &otlp().traces_endpoint(),
+        ),
+        // Longer than the test: only the shutdown flush can deliver the spans in time.
+        ("OTEL_BSP_SCHEDULE_DELAY", "60000"),
+    ]);
+    let url = service.url("/api/chat");
+
+    let in_flight = tokio::spawn(async move {
+        reqwest::Client::new()
+            .post(url)
+            .json(&json!({"prompt": "slow"}))
+            .send()
+            .await
+            .unwrap()
+    });
+    while upstream.received().is_empty() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    service.signal("TERM");
+
+    let response = in_flight.await.unwrap();
+    assert_eq!(response.status(), 200);
+    let trace_id = response.headers()["x-trace-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(service.wait_exit(Duration::from_secs(10)), 0);
+    let spans = otlp().wait_for_trace(&trace_id, 3).await;
+    assert!(
+        spans
+            .iter()
+            .any(|s| s.span.name == "chat llama-3.1-8b-instant")
+    );
+    assert!(
+        spans
+            .iter()
+            .all(|s| crate::helpers::attr(&s.resource, "service.name")
+                == Some(json!("llm-observability-api")))
+    );
+}
+
+#[tokio::test]
+async fn with_the_collector_down_200_requests_all_succeed() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let mut service = start_binary(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ("OTEL_BSP_MAX_QUEUE_SIZE", "64"),
+    ]);
+    let client = reqwest::Client::new();
+
+    for i in 0..200 {
+        let response = client
+            .post(service.url("/api/chat"))
+            .json(&json!({"prompt": format!("request {i}")}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "request {i}");
+    }
+    let metrics = reqwest::get(format!("http://127.0.0.1:{}/metrics", service.metrics_port))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains(r#"llm_requests_total{model="llama-3.1-8b-instant",provider="simulated",status="ok"} 200"#), "{metrics}");
+    service.signal("TERM");
+    assert_eq!(service.wait_exit(Duration::from_secs(30)), 0);
+    let failures = service
+        .log()
+        .matches("exporting spans to the OTLP collector failed")
+        .count();
+    assert!(
+        (1..=2).contains(&failures),
+        "export errors must be logged rate-limited, got {failures}"
+    );
+}

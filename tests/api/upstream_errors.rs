@@ -1,0 +1,238 @@
+//! Upstream faults map to DESIGN's statuses and `error.type` values, and the key never leaks.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::helpers::{API_KEY, Reply, spawn_app, spawn_app_with};
+
+async fn error_of(response: reqwest::Response) -> (u16, Option<String>, Value) {
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let text = response.text().await.unwrap();
+    assert!(!text.contains(API_KEY), "key leaked in a response: {text}");
+    (status, retry_after, serde_json::from_str(&text).unwrap())
+}
+
+#[tokio::test]
+async fn upstream_401_becomes_502_authentication_without_echoing_the_key() {
+    let app = spawn_app().await;
+    app.upstream.script([Reply::groq_error(
+        401,
+        &format!("Invalid API Key {API_KEY}"),
+        "invalid_api_key",
+    )]);
+
+    let (status, _, body) = error_of(app.chat(json!({"prompt": "hi"})).await).await;
+
+    assert_eq!(status, 502);
+    assert_eq!(body["error"]["type"], "authentication");
+    assert_eq!(app.upstream.received().len(), 1, "401 must not be retried");
+}
+
+#[tokio::test]
+async fn upstream_403_becomes_502_authentication() {
+    let app = spawn_app().await;
+    app.upstream
+        .script([Reply::groq_error(403, "forbidden", "forbidden")]);
+
+    let (status, _, body) = error_of(app.chat(json!({"prompt": "hi"})).await).await;
+
+    assert_eq!(status, 502);
+    assert_eq!(body["error"]["type"], "authentication");
+}
+
+#[tokio::test]
+async fn upstream_404_for_an_unknown_model_passes_through_with_its_message() {
+    let app = spawn_app().await;
+    app.upstream.script([Reply::groq_error(
+        404,
+        "The model `nope` does not exist or you do not have access to it.",
+        "model_not_found",
+    )]);
+
+    let (status, _, body) =
+        error_of(app.chat(json!({"prompt": "hi", "model": "nope"})).await).await;
+
+    assert_eq!(status, 404);
+    assert_eq!(body["error"]["type"], "upstream_client_error");
+    assert_eq!(body["error"]["code"], "model_not_found");
+    assert_eq!(
+        body["error"]["message"],
+        "The model `nope` does not exist or you do not have access to it."
+    );
+    assert_eq!(app.upstream.received().len(), 1, "4xx must not be retried");
+}
+
+#[tokio::test]
+async fn upstream_400_context_length_passes_through_as_400() {
+    let app = spawn_app().await;
+    app.upstream.script([Reply::groq_error(
+        400,
+        "Please reduce the length of the messages or completion.",
+        "context_length_exceeded",
+    )]);
+
+    let (status, _, body) = error_of(app.chat(json!({"prompt": "hi"})).await).await;
+
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["type"], "upstream_client_error");
+    assert_eq!(body["error"]["code"], "context_length_exceeded");
+}
+
+#[tokio::test]
+async fn upstream_429_becomes_429_with_retry_after_passed_through() {
+    let app = spawn_app_with(&[("LLM_MAX_RETRIES", "0")]).await;
+    app.upstream.script([Reply::Status {
+        status: 429,
+        body: json!({"error": {"message": "Rate limit reached for model", "type": "tokens", "code": "rate_limit_exceeded"}}).to_string(),
+        headers: vec![("retry-after", "7".into())],
+    }]);
+
+    let (status, retry_after, body) = error_of(app.chat(json!({"prompt": "hi"})).await).await;
+
+    assert_eq!(status, 429);
+    assert_eq!(retry_after.as_deref(), Some("7"));
+    assert_eq!(body["error"]["type"], "rate_limited");
+    assert_eq!(body["error"]["message"], "Rate limit reached for model");
+}
+
+#[tokio::test]
+async fn upstream_429_with_a_long_retry_after_is_not_waited_out() {
+    let app = spawn_app().await;
+    app.upstream.script([Reply::Status {
+        status: 429,
+        body: "{}".into(),
+        headers: vec![("retry-after", "60".into())],
+    }]);
+
+    let (status, retry_after, _) = error_of(app.chat(json!({"prompt": "hi"})).await).await;
+
+    assert_eq!(status, 429);
+    assert_eq!(retry_after.as_deref(), Some("60"));
+    assert_eq!(app.upstream.received().len(), 1);
+}
+
+#[tokio::test]
+async fn upstream_500_is_retried_then_becomes_502() {
+    let app = spawn_app_with(&[("LLM_MAX_RETRIES", "2")]).await;
+    let failure = Reply::groq_error(500, "Internal Server Error", "internal_server_error");
+    app.upstream
+        .script([failure.clone(), failure.clone(), failure]);
+
+    let (status, _, body) = error_of(app.chat(json!({"prompt": "hi"})).await).await;
+
+    assert_eq!(status, 502);
+    assert_eq!(body["error"]["type"], "upstream_server_error");
+    assert_eq!(app.upstream.received().len(), 3, "1 attempt + 2 retries");
+}
+
+#[tokio::test]
+async fn upstream_503_recovers_on_retry() {
+    let app = spawn_app_with(&[("LLM_MAX_RETRIES", "2")]).await;
+    app.upstream
+        .script([Reply::groq_error(503, "Service Unavailable", "unavailable")]);
+
+    let response = app.chat(json!({"prompt": "hi"})).await;
+
+    assert_eq!(response.status(), 200);
+    assert_eq!(app.upstream.received().len(), 2);
+}
+
+#[tokio::test]
+async fn upstream_timeout_becomes_504() {
+    let app = spawn_app_with(&[("LLM_TIMEOUT_SECS", "0.3")]).await;
+    app.upstream.script([Reply::Delay(Duration::from_secs(5))]);
+
+    let (status, _, body) = error_of(app.chat(json!({"prompt": "hi"})).await).await;
+
+    assert_eq!(status, 504);
+    assert_eq!(body["error"]["type"], "timeout");
+}
+
+#[tokio::test]
+async fn connection_refused_becomes_502_connection_error() {
+    // A port that was just free: nothing listens there.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/openai/v1", closed.local_addr().unwrap());
+    drop(closed);
+    let app = spawn_app_with(&[("GROQ_BASE_URL", &url), ("LLM_MAX_RETRIES", "1")]).await;
+
+    let (status, _, body) = error_of(app.chat(json!({"prompt": "hi"})).await).await;
+
+    assert_eq!(status, 502);
+    assert_eq!(body["error"]["type"], "connection_error");
+    assert_eq!(body["error"]["message"], "could not reach the LLM provider");
+}
+
+#[tokio::test]
+async fn a_200_whose_body_is_not_json_becomes_502_bad_response() {
+    let app = spawn_app().await;
+    app.upstream.script([Reply::Status {
+        status: 200,
+        body: "<html>oops</html>".into(),
+        headers: vec![],
+    }]);
+
+    let (status, _, body) = error_of(app.chat(json!({"prompt": "hi"})).await).await;
+
+    assert_eq!(status, 502);
+    assert_eq!(body["error"]["type"], "bad_response");
+    assert_eq!(
+        app.upstream.received().len(),
+        1,
+        "a garbage 200 is not retried"
+    );
+}
+
+#[tokio::test]
+async fn a_200_without_usage_still_answers_with_null_usage_and_cost() {
+    let app = spawn_app().await;
+    let mut body = crate::helpers::groq_success("llama-3.1-8b-instant");
+    body.as_object_mut().unwrap().remove("usage");
+    app.upstream.script([Reply::Status {
+        status: 200,
+        body: body.to_string(),
+        headers: vec![],
+    }]);
+
+    let response = app.chat(json!({"prompt": "hi"})).await;
+
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["usage"], Value::Null);
+    assert_eq!(body["cost_usd"], Value::Null);
+}
+
+#[tokio::test]
+async fn every_error_body_carries_the_trace_id_of_the_header() {
+    let app = spawn_app().await;
+    app.upstream
+        .script([Reply::groq_error(404, "nope", "model_not_found")]);
+
+    let response = app.chat(json!({"prompt": "hi"})).await;
+    let header = response.headers()["x-trace-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let body: Value = response.json().await.unwrap();
+
+    assert_eq!(body["trace_id"], header.as_str());
+}
+
+#[tokio::test]
+async fn upstream_500_is_attempted_three_times_by_default() {
+    // Guards the documented default (LLM_MAX_RETRIES=2): three 500s, three attempts.
+    let app = spawn_app().await;
+    let failure = Reply::groq_error(500, "boom", "internal");
+    app.upstream
+        .script([failure.clone(), failure.clone(), failure]);
+
+    let response = app.chat(json!({"prompt": "hi"})).await;
+
+    assert_eq!(response.status(), 502);
+    assert_eq!(app.upstream.received().len(), 3);
+}
