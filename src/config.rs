@@ -145,6 +145,8 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// How long in-flight requests may take to finish after SIGTERM.
     pub shutdown_grace: Duration,
+    /// Keys clients must present as Bearer tokens; empty: no gateway authentication.
+    pub gateway_api_keys: Vec<Secret>,
     /// Telemetry settings.
     pub telemetry: TelemetrySettings,
 }
@@ -254,6 +256,16 @@ impl Settings {
             pricing_file: env.text("PRICING_FILE").map(PathBuf::from),
             max_body_bytes: env.parse("MAX_BODY_BYTES", 1 << 20, "a positive number of bytes")?,
             shutdown_grace: env.seconds("SHUTDOWN_GRACE_SECS", 10.0, true)?,
+            gateway_api_keys: env
+                .text("GATEWAY_API_KEYS")
+                .map(|keys| {
+                    keys.split(',')
+                        .map(str::trim)
+                        .filter(|k| !k.is_empty())
+                        .map(Secret::new)
+                        .collect()
+                })
+                .unwrap_or_default(),
             telemetry: TelemetrySettings {
                 service_name: env
                     .text("OTEL_SERVICE_NAME")

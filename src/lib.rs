@@ -89,7 +89,12 @@ impl Application {
         Ok(Self {
             listener,
             metrics_listener,
-            router: api::router(state, metrics.clone(), settings.max_body_bytes),
+            router: api::router(
+                state,
+                metrics.clone(),
+                settings.max_body_bytes,
+                api::GatewayKeys(settings.gateway_api_keys.clone().into()),
+            ),
             metrics_router: telemetry::metrics_router(metrics.clone()),
             shutdown_grace: settings.shutdown_grace,
             metrics,

@@ -4,12 +4,16 @@ use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use utoipa::ToSchema;
 
+use super::sse_response;
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
-use crate::llm::ChatParams;
+use crate::llm::{ChatParams, StreamEvent, UpstreamRequest, Usage};
 use crate::telemetry;
 
 const DEFAULT_MAX_TOKENS: u32 = 256;
@@ -37,6 +41,9 @@ pub struct ChatRequest {
     pub model: Option<String>,
     /// Optional system instructions.
     pub system: Option<String>,
+    /// Stream the answer as server-sent events: `data: {"delta": "…"}` per content chunk, then
+    /// `event: done` with usage, cost and trace id (or `event: error`).
+    pub stream: Option<bool>,
 }
 
 /// Token counts of the call.
@@ -79,6 +86,16 @@ pub struct ChatResponse {
     pub trace_id: Option<String>,
 }
 
+impl From<Usage> for UsageBody {
+    fn from(u: Usage) -> Self {
+        Self {
+            prompt_tokens: u.input_tokens,
+            completion_tokens: u.output_tokens,
+            total_tokens: u.input_tokens + u.output_tokens,
+        }
+    }
+}
+
 /// Ask the configured LLM.
 #[utoipa::path(
     post,
@@ -86,8 +103,9 @@ pub struct ChatResponse {
     tag = "chat",
     request_body = ChatRequest,
     responses(
-        (status = 200, description = "The answer, with usage, cost, latency and trace id", body = ChatResponse,
+        (status = 200, description = "The answer, with usage, cost, latency and trace id (or, with `stream: true`, a text/event-stream of `data: {\"delta\": …}` events ending with `event: done`)", body = ChatResponse,
             headers(("x-trace-id" = String, description = "Trace id of this request"))),
+        (status = 401, description = "GATEWAY_API_KEYS is set and the bearer token is not one of them (`invalid_request`)", body = ErrorBody),
         (status = 400, description = "Malformed JSON (`invalid_request`)", body = ErrorBody),
         (status = 404, description = "The provider does not know the model (`upstream_client_error`)", body = ErrorBody),
         (status = 413, description = "Body larger than MAX_BODY_BYTES (`invalid_request`)", body = ErrorBody),
@@ -103,30 +121,32 @@ pub async fn chat(
     State(state): State<AppState>,
     body: Result<Json<ChatRequest>, JsonRejection>,
 ) -> Response {
-    let params = match body
-        .map_err(rejection_to_error)
-        .and_then(|Json(req)| validate(req, &state.default_model))
-    {
-        Ok(params) => params,
+    let (params, stream) = match body.map_err(rejection_to_error).and_then(|Json(req)| {
+        let stream = req.stream.unwrap_or(false);
+        validate(req, &state.default_model).map(|params| (params, stream))
+    }) {
+        Ok(valid) => valid,
         Err(error) => return error.into_response(),
     };
-    let (result, record) = state.chat.chat(params).await;
+    let request = UpstreamRequest::from_params(&params, stream);
+    let provider = state.chat.provider().kind().as_str();
+    if stream {
+        return stream_chat(state, request, provider).await;
+    }
+    let (result, record) = state.chat.complete(request).await;
     let mut response = match result {
         Ok(outcome) => {
             let completion = outcome.completion;
+            let (content, finish_reason) = completion.first();
             Json(ChatResponse {
-                id: completion.id,
-                model: completion.model,
-                provider: state.chat.provider().kind().as_str(),
-                content: completion.content,
-                finish_reason: completion.finish_reason,
-                usage: completion.usage.map(|u| UsageBody {
-                    prompt_tokens: u.input_tokens,
-                    completion_tokens: u.output_tokens,
-                    total_tokens: u.input_tokens + u.output_tokens,
-                }),
+                id: completion.id.clone(),
+                model: completion.model.clone(),
+                provider,
+                content: content.to_owned(),
+                finish_reason: finish_reason.to_owned(),
+                usage: completion.usage.map(UsageBody::from),
                 cost_usd: outcome.cost_usd,
-                latency_ms: (outcome.latency.as_secs_f64() * 1_000_000.0).round() / 1000.0,
+                latency_ms: millis(outcome.latency),
                 trace_id: telemetry::current_trace_id(),
             })
             .into_response()
@@ -137,9 +157,60 @@ pub async fn chat(
     response
 }
 
+/// `/api/chat` with `stream: true`: our own small SSE dialect over the shared stream core.
+async fn stream_chat(
+    state: AppState,
+    request: UpstreamRequest,
+    provider: &'static str,
+) -> Response {
+    let trace_id = telemetry::current_trace_id();
+    let (opened, record) = state.chat.stream(request).await;
+    let mut response = match opened {
+        Ok(events) => {
+            let frames = events.filter_map(move |event| {
+                let frame = match event {
+                    StreamEvent::Event { delta: None, .. } => None,
+                    StreamEvent::Event {
+                        delta: Some(text), ..
+                    } => Some(format!("data: {}\n\n", json!({"delta": text}))),
+                    StreamEvent::End(summary) => Some(format!(
+                        "event: done\ndata: {}\n\n",
+                        json!({
+                            "id": summary.id,
+                            "model": summary.model,
+                            "provider": provider,
+                            "finish_reason": summary.finish_reason,
+                            "usage": summary.usage.map(UsageBody::from),
+                            "cost_usd": summary.cost_usd,
+                            "latency_ms": millis(summary.latency),
+                            "trace_id": trace_id,
+                        })
+                    )),
+                    StreamEvent::Failed(error) => Some(format!(
+                        "event: error\ndata: {}\n\n",
+                        json!({
+                            "error": {"message": error.client_message(), "type": error.error_type().as_str(), "code": null},
+                            "trace_id": trace_id,
+                        })
+                    )),
+                };
+                std::future::ready(frame.map(Bytes::from))
+            });
+            sse_response(frames)
+        }
+        Err(error) => ApiError::from(error).into_response(),
+    };
+    response.extensions_mut().insert(record);
+    response
+}
+
+fn millis(d: std::time::Duration) -> f64 {
+    (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
+}
+
 /// Maps axum's JSON rejections onto our statuses: 400 syntax, 413 size, 415 content type,
 /// 422 shape (serde's message names the field).
-fn rejection_to_error(rejection: JsonRejection) -> ApiError {
+pub(crate) fn rejection_to_error(rejection: JsonRejection) -> ApiError {
     let status = rejection.status();
     let message = match &rejection {
         JsonRejection::MissingJsonContentType(_) => {

@@ -1,17 +1,25 @@
 //! The HTTP surface: routes, the service stack and the OpenAPI document.
 
+pub mod auth;
 pub mod chat;
 pub mod health;
+pub mod openai;
 
+use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
+
+pub use auth::GatewayKeys;
 
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody, ErrorDetail};
@@ -24,9 +32,13 @@ use crate::telemetry::{self, Metrics};
         title = "LLM observability gateway",
         description = "Calls an LLM provider (Groq, any OpenAI-compatible API, or the built-in simulated provider) and returns the answer with token usage, cost, latency and the trace id. Every call is traced (OpenTelemetry GenAI conventions) and counted (Prometheus, on the metrics port).",
     ),
-    paths(chat::chat, health::healthz, health::readyz),
+    paths(chat::chat, openai::chat_completions, openai::models, health::healthz, health::readyz),
     components(schemas(chat::ChatRequest, chat::ChatResponse, chat::UsageBody, ErrorBody, ErrorDetail, health::Health)),
-    tags((name = "chat", description = "LLM calls"), (name = "health", description = "Liveness and readiness"))
+    tags(
+        (name = "chat", description = "LLM calls, simple form"),
+        (name = "openai", description = "OpenAI-compatible API: point any OpenAI or Groq SDK here (also served under /openai/v1)"),
+        (name = "health", description = "Liveness and readiness")
+    )
 )]
 pub struct ApiDoc;
 
@@ -39,9 +51,30 @@ pub struct ApiDoc;
 /// 2. `CatchPanicLayer`: a panic in a handler becomes a 500 JSON error, never a dropped
 ///    connection.
 /// 3. `DefaultBodyLimit`: bodies over `MAX_BODY_BYTES` get 413 from the JSON extractor.
-pub fn router(state: AppState, metrics: Arc<Metrics>, max_body_bytes: usize) -> Router {
-    Router::new()
+///
+/// The LLM routes alone also pass `require_gateway_key` (a route layer, so unknown paths still
+/// get 404 and health checks and docs stay open).
+pub fn router(
+    state: AppState,
+    metrics: Arc<Metrics>,
+    max_body_bytes: usize,
+    gateway_keys: GatewayKeys,
+) -> Router {
+    let llm_routes = Router::new()
         .route("/api/chat", post(chat::chat))
+        .route("/v1/chat/completions", post(openai::chat_completions))
+        .route(
+            "/openai/v1/chat/completions",
+            post(openai::chat_completions),
+        )
+        .route("/v1/models", get(openai::models))
+        .route("/openai/v1/models", get(openai::models))
+        .route_layer(axum::middleware::from_fn_with_state(
+            gateway_keys,
+            auth::require_gateway_key,
+        ));
+    Router::new()
+        .merge(llm_routes)
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
@@ -55,6 +88,27 @@ pub fn router(state: AppState, metrics: Arc<Metrics>, max_body_bytes: usize) -> 
             metrics,
             telemetry::http::trace_requests,
         ))
+}
+
+/// A `text/event-stream` response relaying `frames` as they come, never buffering.
+///
+/// The stream holds the current (server) span, so that span ends when the last frame is sent
+/// and the trace shows the request's real duration, with its chat span inside it.
+pub fn sse_response(frames: impl Stream<Item = Bytes> + Send + 'static) -> Response {
+    let span = tracing::Span::current();
+    let body = Body::from_stream(frames.map(move |frame| {
+        let _request_span = &span;
+        Ok::<_, Infallible>(frame)
+    }));
+    (
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+            (header::HeaderName::from_static("x-accel-buffering"), "no"),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 async fn not_found() -> Response {

@@ -5,20 +5,25 @@ mod openai;
 pub mod pricing;
 mod service;
 mod simulated;
+pub mod wire;
 
+use std::pin::Pin;
 use std::time::Duration;
 
 use axum::http::StatusCode;
+use bytes::Bytes;
+use futures_util::Stream;
+use serde_json::{Value, json};
 
 use crate::config::{ProviderKind, Settings};
 use crate::error::ErrorType;
 
 pub use openai::OpenAiCompatible;
 pub use pricing::PriceTable;
-pub use service::{CallRecord, ChatOutcome, ChatService};
+pub use service::{CallRecord, ChatOutcome, ChatService, StreamEvent, StreamSummary};
 pub use simulated::Simulated;
 
-/// One chat request, validated, as every provider receives it.
+/// One `/api/chat` request, validated.
 #[derive(Debug, Clone)]
 pub struct ChatParams {
     /// Model to ask.
@@ -31,6 +36,174 @@ pub struct ChatParams {
     pub max_tokens: u32,
     /// Sampling temperature.
     pub temperature: f64,
+}
+
+/// The request attributes the GenAI span records, read once from the request body.
+#[derive(Debug, Clone, Default)]
+pub struct RequestSummary {
+    /// `gen_ai.request.model`.
+    pub model: String,
+    /// `gen_ai.request.max_tokens` (`max_completion_tokens` or `max_tokens`).
+    pub max_tokens: Option<i64>,
+    /// `gen_ai.request.temperature`.
+    pub temperature: Option<f64>,
+    /// `gen_ai.request.top_p`.
+    pub top_p: Option<f64>,
+    /// `gen_ai.request.frequency_penalty`.
+    pub frequency_penalty: Option<f64>,
+    /// `gen_ai.request.presence_penalty`.
+    pub presence_penalty: Option<f64>,
+    /// `gen_ai.request.seed`.
+    pub seed: Option<i64>,
+    /// `gen_ai.request.choice.count`, recorded when not 1.
+    pub choice_count: Option<i64>,
+    /// `gen_ai.request.stop_sequences`.
+    pub stop_sequences: Vec<String>,
+    /// `gen_ai.request.stream`.
+    pub stream: bool,
+    /// `gen_ai.output.type`: `json` or `text` when the request sets a response format.
+    pub output_type: Option<&'static str>,
+}
+
+/// A chat request as it goes upstream: the OpenAI JSON body and what telemetry reads of it.
+#[derive(Debug, Clone)]
+pub struct UpstreamRequest {
+    /// The OpenAI chat request, forwarded as is (unknown fields included).
+    pub body: Value,
+    /// What the GenAI span records.
+    pub summary: RequestSummary,
+    /// We added `stream_options.include_usage` ourselves, so its usage-only chunk is ours to
+    /// consume, not the client's to receive.
+    pub usage_injected: bool,
+    /// System instructions given separately from the messages (`/api/chat`'s `system`).
+    pub system_instructions: Option<String>,
+}
+
+impl UpstreamRequest {
+    /// The upstream request for an `/api/chat` call.
+    pub fn from_params(params: &ChatParams, stream: bool) -> Self {
+        let mut messages = Vec::with_capacity(2);
+        if let Some(system) = &params.system {
+            messages.push(json!({"role": "system", "content": system}));
+        }
+        messages.push(json!({"role": "user", "content": params.prompt}));
+        let body = json!({
+            "model": params.model,
+            "messages": messages,
+            "max_tokens": params.max_tokens,
+            "temperature": params.temperature,
+            "stream": stream,
+        });
+        let mut request = Self::from_body(body);
+        request.system_instructions = params.system.clone();
+        request
+    }
+
+    /// Validates an OpenAI chat request body; the error message names the field.
+    pub fn from_openai(mut body: Value, default_model: &str) -> Result<Self, String> {
+        let object = body
+            .as_object_mut()
+            .ok_or("the body must be a JSON object")?;
+        match object.get("model") {
+            None | Some(Value::Null) => {
+                object.insert("model".into(), Value::from(default_model));
+            }
+            Some(Value::String(m)) if !m.trim().is_empty() && m.len() <= 256 => {}
+            Some(_) => return Err("model: must be a string of 1 to 256 characters".into()),
+        }
+        match object.get("messages") {
+            Some(Value::Array(messages)) if !messages.is_empty() => {
+                if messages.iter().any(|m| !m["role"].is_string()) {
+                    return Err("messages: every message needs a string `role`".into());
+                }
+            }
+            _ => return Err("messages: must be a non-empty array".into()),
+        }
+        if let Some(stream) = object.get("stream")
+            && !(stream.is_boolean() || stream.is_null())
+        {
+            return Err("stream: must be a boolean".into());
+        }
+        for (field, range) in [("temperature", 0.0..=2.0), ("top_p", 0.0..=1.0)] {
+            if let Some(v) = object.get(field)
+                && !v.is_null()
+                && !v.as_f64().is_some_and(|x| range.contains(&x))
+            {
+                return Err(format!(
+                    "{field}: must be a number between {} and {}",
+                    range.start(),
+                    range.end()
+                ));
+            }
+        }
+        Ok(Self::from_body(body))
+    }
+
+    fn from_body(body: Value) -> Self {
+        let number = |field: &str| body.get(field).and_then(Value::as_f64);
+        let integer = |field: &str| body.get(field).and_then(Value::as_i64);
+        let stop_sequences = match body.get("stop") {
+            Some(Value::String(s)) => vec![s.clone()],
+            Some(Value::Array(items)) => items
+                .iter()
+                .filter_map(|s| s.as_str().map(str::to_owned))
+                .collect(),
+            _ => vec![],
+        };
+        let output_type = body
+            .get("response_format")
+            .and_then(|f| f.get("type"))
+            .and_then(Value::as_str)
+            .map(|t| if t == "text" { "text" } else { "json" });
+        let summary = RequestSummary {
+            model: body["model"].as_str().unwrap_or_default().to_owned(),
+            max_tokens: integer("max_completion_tokens").or_else(|| integer("max_tokens")),
+            temperature: number("temperature"),
+            top_p: number("top_p"),
+            frequency_penalty: number("frequency_penalty"),
+            presence_penalty: number("presence_penalty"),
+            seed: integer("seed"),
+            choice_count: integer("n").filter(|n| *n != 1),
+            stop_sequences,
+            stream: body.get("stream").and_then(Value::as_bool).unwrap_or(false),
+            output_type,
+        };
+        Self {
+            body,
+            summary,
+            usage_injected: false,
+            system_instructions: None,
+        }
+    }
+
+    /// For streams: ask for the usage chunk (token counts for telemetry) unless the client
+    /// already decided about it.
+    pub fn request_stream_usage(&mut self) {
+        if let Some(object) = self.body.as_object_mut()
+            && !object.contains_key("stream_options")
+        {
+            object.insert("stream_options".into(), json!({"include_usage": true}));
+            self.usage_injected = true;
+        }
+    }
+
+    /// The text of the last user message and the first system message (simulated provider).
+    pub fn prompt_and_system(&self) -> (String, Option<String>) {
+        let messages = self.body["messages"].as_array();
+        let text_of = |m: &Value| match &m["content"] {
+            Value::String(s) => s.clone(),
+            Value::Array(parts) => parts
+                .iter()
+                .filter_map(|p| p["text"].as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
+            _ => String::new(),
+        };
+        let find = |role: &str| {
+            messages.and_then(|ms| ms.iter().rev().find(|m| m["role"] == role).map(text_of))
+        };
+        (find("user").unwrap_or_default(), find("system"))
+    }
 }
 
 /// Token counts reported by the provider.
@@ -57,6 +230,28 @@ pub struct GroqExtras {
     pub total_time: Option<f64>,
 }
 
+/// A tool call the model asked for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolCall {
+    /// The call id.
+    pub id: String,
+    /// The function name.
+    pub name: String,
+    /// The arguments, as the JSON text the model produced.
+    pub arguments: String,
+}
+
+/// One generated choice.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Choice {
+    /// The generated text.
+    pub content: String,
+    /// Tool calls, if the model made any.
+    pub tool_calls: Vec<ToolCall>,
+    /// Why generation stopped (`stop`, `length`, `tool_calls`, …).
+    pub finish_reason: String,
+}
+
 /// A provider's answer.
 #[derive(Debug, Clone)]
 pub struct Completion {
@@ -64,10 +259,8 @@ pub struct Completion {
     pub id: String,
     /// The model that answered.
     pub model: String,
-    /// The generated text.
-    pub content: String,
-    /// Why generation stopped (`stop`, `length`, …).
-    pub finish_reason: String,
+    /// The choices; at least one.
+    pub choices: Vec<Choice>,
     /// Token counts; `None` when the upstream sent none.
     pub usage: Option<Usage>,
     /// `system_fingerprint`, when sent.
@@ -77,6 +270,18 @@ pub struct Completion {
     /// Groq's extras.
     pub groq: GroqExtras,
 }
+
+impl Completion {
+    /// The first choice's text and finish reason.
+    pub fn first(&self) -> (&str, &str) {
+        self.choices.first().map_or(("", "unknown"), |c| {
+            (c.content.as_str(), c.finish_reason.as_str())
+        })
+    }
+}
+
+/// A stream of SSE bytes from the provider.
+pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, LlmError>> + Send>>;
 
 /// What the provider observed besides the answer: time spent waiting on the upstream (for the
 /// gateway-overhead metric) and the upstream's remaining rate limits.
@@ -133,6 +338,9 @@ pub enum LlmError {
     /// An answer we cannot parse.
     #[error("the upstream's answer could not be parsed: {0}")]
     BadResponse(String),
+    /// An error the upstream reported inside a stream, after its 200 (message scrubbed).
+    #[error("the upstream failed mid-stream: {0}")]
+    InStream(String),
 }
 
 impl LlmError {
@@ -146,6 +354,7 @@ impl LlmError {
             LlmError::UpstreamServer { .. } => ErrorType::UpstreamServerError,
             LlmError::Connection(_) => ErrorType::ConnectionError,
             LlmError::BadResponse(_) => ErrorType::BadResponse,
+            LlmError::InStream(_) => ErrorType::UpstreamServerError,
         }
     }
 
@@ -162,6 +371,7 @@ impl LlmError {
             LlmError::UpstreamServer { .. } => StatusCode::BAD_GATEWAY,
             LlmError::Connection(_) => StatusCode::BAD_GATEWAY,
             LlmError::BadResponse(_) => StatusCode::BAD_GATEWAY,
+            LlmError::InStream(_) => StatusCode::BAD_GATEWAY,
         }
     }
 
@@ -185,6 +395,7 @@ impl LlmError {
             LlmError::BadResponse(_) => {
                 "the LLM provider sent an answer that could not be parsed".into()
             }
+            LlmError::InStream(message) => format!("the LLM provider failed mid-stream: {message}"),
         }
     }
 
@@ -214,6 +425,7 @@ impl LlmError {
             LlmError::UpstreamServer { .. } => "LlmError::UpstreamServer",
             LlmError::Connection(_) => "LlmError::Connection",
             LlmError::BadResponse(_) => "LlmError::BadResponse",
+            LlmError::InStream(_) => "LlmError::InStream",
         }
     }
 }
@@ -258,15 +470,35 @@ impl Provider {
         }
     }
 
-    /// Asks for a completion.
-    pub async fn chat(
+    /// Asks for a whole completion: the raw body to relay and what it says.
+    pub async fn complete(
         &self,
-        params: &ChatParams,
+        request: &UpstreamRequest,
         report: &mut UpstreamReport,
-    ) -> Result<Completion, LlmError> {
+    ) -> Result<(Bytes, Completion), LlmError> {
         match self {
-            Provider::Http(p) => p.chat(params, report).await,
-            Provider::Simulated(p) => p.chat(params, report).await,
+            Provider::Http(p) => p.complete(request, report).await,
+            Provider::Simulated(p) => p.complete(request, report).await,
+        }
+    }
+
+    /// Opens a streamed completion; retries happen only before the first byte is relayed.
+    pub async fn stream(
+        &self,
+        request: &UpstreamRequest,
+        report: &mut UpstreamReport,
+    ) -> Result<ByteStream, LlmError> {
+        match self {
+            Provider::Http(p) => p.stream(request, report).await,
+            Provider::Simulated(p) => p.stream(request, report).await,
+        }
+    }
+
+    /// The upstream's model list, OpenAI-shaped.
+    pub async fn list_models(&self, known: &PriceTable) -> Result<Bytes, LlmError> {
+        match self {
+            Provider::Http(p) => p.list_models().await,
+            Provider::Simulated(_) => Ok(Simulated::list_models(known)),
         }
     }
 }

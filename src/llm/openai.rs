@@ -7,15 +7,16 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use futures_util::StreamExt;
 use opentelemetry::global;
 use opentelemetry_http::HeaderInjector;
 use reqwest::header::{self, HeaderMap, HeaderValue};
 use serde::Deserialize;
-use serde_json::json;
 use tracing::{Instrument, field::Empty};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use super::{ChatParams, Completion, GroqExtras, LlmError, UpstreamReport, Usage, scrub_secrets};
+use super::wire::parse_completion;
+use super::{ByteStream, Completion, LlmError, UpstreamReport, UpstreamRequest, scrub_secrets};
 use crate::config::{ProviderKind, UpstreamSettings};
 
 /// Longest `Retry-After` we wait out ourselves; beyond it the 429 goes to the client.
@@ -29,11 +30,18 @@ pub struct OpenAiCompatible {
     kind: ProviderKind,
     client: reqwest::Client,
     chat_url: String,
+    models_url: String,
     auth: HeaderValue,
     host: String,
     port: u16,
     timeout: Duration,
     max_retries: u32,
+}
+
+/// A successful attempt: a whole answer, or an open stream.
+enum Answer {
+    Complete(Bytes, Completion),
+    Stream(reqwest::Response),
 }
 
 /// One failed attempt, and whether another may follow.
@@ -73,6 +81,7 @@ impl OpenAiCompatible {
             kind,
             client,
             chat_url: format!("{}/chat/completions", upstream.base_url),
+            models_url: format!("{}/models", upstream.base_url),
             auth,
             host,
             port,
@@ -91,13 +100,80 @@ impl OpenAiCompatible {
         (&self.host, self.port)
     }
 
-    /// Sends the chat request, retrying what is worth retrying within the deadline.
-    pub async fn chat(
+    /// A whole completion: the raw body (relayed as is) and what it says.
+    pub async fn complete(
         &self,
-        params: &ChatParams,
+        request: &UpstreamRequest,
         report: &mut UpstreamReport,
-    ) -> Result<Completion, LlmError> {
-        let body = Bytes::from(request_body(params).to_string());
+    ) -> Result<(Bytes, Completion), LlmError> {
+        match self.send(request, false, report).await? {
+            Answer::Complete(raw, completion) => Ok((raw, completion)),
+            Answer::Stream(_) => Err(LlmError::BadResponse("unexpected stream".into())),
+        }
+    }
+
+    /// An open stream of SSE bytes. The deadline covers the wait for the first byte; after
+    /// that each chunk may take up to the timeout (a long answer is not cut off).
+    pub async fn stream(
+        &self,
+        request: &UpstreamRequest,
+        report: &mut UpstreamReport,
+    ) -> Result<ByteStream, LlmError> {
+        let response = match self.send(request, true, report).await? {
+            Answer::Stream(response) => response,
+            Answer::Complete(..) => return Err(LlmError::BadResponse("expected a stream".into())),
+        };
+        let idle = self.timeout;
+        let body = response.bytes_stream();
+        Ok(Box::pin(futures_util::stream::unfold(
+            body,
+            move |mut body| async move {
+                let next = match tokio::time::timeout(idle, body.next()).await {
+                    Err(_) => Some(Err(LlmError::Timeout(idle))),
+                    Ok(None) => None,
+                    Ok(Some(Ok(bytes))) => Some(Ok(bytes)),
+                    Ok(Some(Err(e))) => Some(Err(LlmError::Connection(format!(
+                        "the stream broke: {}",
+                        describe(&e)
+                    )))),
+                };
+                next.map(|item| (item, body))
+            },
+        )))
+    }
+
+    /// `GET {base}/models`, relayed as is.
+    pub async fn list_models(&self) -> Result<Bytes, LlmError> {
+        let response = self
+            .client
+            .get(&self.models_url)
+            .header(header::AUTHORIZATION, self.auth.clone())
+            .timeout(self.timeout)
+            .send()
+            .await
+            .map_err(|e| match e.is_timeout() {
+                true => LlmError::Timeout(self.timeout),
+                false => LlmError::Connection(describe(&e)),
+            })?;
+        let status = response.status();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| LlmError::Connection(describe(&e)))?;
+        if status.is_success() {
+            return Ok(bytes);
+        }
+        Err(error_for_status(status.as_u16(), &bytes, None).0)
+    }
+
+    /// Sends the chat request, retrying what is worth retrying within the deadline.
+    async fn send(
+        &self,
+        request: &UpstreamRequest,
+        stream: bool,
+        report: &mut UpstreamReport,
+    ) -> Result<Answer, LlmError> {
+        let body = Bytes::from(request.body.to_string());
         let started = Instant::now();
         let deadline = started + self.timeout;
         let mut attempt: u32 = 0;
@@ -119,11 +195,11 @@ impl OpenAiCompatible {
                 span.record("http.request.resend_count", i64::from(attempt));
             }
             let outcome = self
-                .attempt(body.clone(), deadline, report)
+                .attempt(body.clone(), stream, deadline, report)
                 .instrument(span.clone())
                 .await;
             let failure = match outcome {
-                Ok(completion) => break Ok(completion),
+                Ok(answer) => break Ok(answer),
                 Err(failure) => failure,
             };
             span.record("otel.status_code", "error");
@@ -150,9 +226,10 @@ impl OpenAiCompatible {
     async fn attempt(
         &self,
         body: Bytes,
+        stream: bool,
         deadline: Instant,
         report: &mut UpstreamReport,
-    ) -> Result<Completion, AttemptError> {
+    ) -> Result<Answer, AttemptError> {
         let span = tracing::Span::current();
         let remaining = deadline.saturating_duration_since(Instant::now());
         let mut headers = HeaderMap::with_capacity(4);
@@ -164,34 +241,32 @@ impl OpenAiCompatible {
         global::get_text_map_propagator(|propagator| {
             propagator.inject_context(&span.context(), &mut HeaderInjector(&mut headers))
         });
-        let timeout_error = |retryable| AttemptError {
-            error: LlmError::Timeout(self.timeout),
-            retryable,
-            retry_after: None,
-        };
-        let sent = self
-            .client
-            .post(&self.chat_url)
-            .headers(headers)
-            .body(body)
-            .timeout(remaining)
-            .send()
-            .await;
-        let response = match sent {
-            Ok(response) => response,
-            Err(e) if e.is_timeout() => {
-                span.record("error.type", "timeout");
-                return Err(timeout_error(false));
-            }
-            Err(e) => {
-                span.record("error.type", "connection_error");
-                return Err(AttemptError {
-                    error: LlmError::Connection(describe(&e)),
-                    retryable: true,
-                    retry_after: None,
-                });
+        let transport_failure = |failure: Transport| {
+            let (kind, error, retryable) = match failure {
+                // A timeout used up the deadline: nothing is left for a retry.
+                Transport::Timeout => ("timeout", LlmError::Timeout(self.timeout), false),
+                Transport::Broken(detail) => {
+                    ("connection_error", LlmError::Connection(detail), true)
+                }
+            };
+            span.record("error.type", kind);
+            AttemptError {
+                error,
+                retryable,
+                retry_after: None,
             }
         };
+
+        let request = self.client.post(&self.chat_url).headers(headers).body(body);
+        // Only the wait for a stream's headers is bounded here; its chunks have an idle timeout.
+        let request = if stream {
+            request
+        } else {
+            request.timeout(remaining)
+        };
+        let response = within(remaining, request.send())
+            .await
+            .map_err(transport_failure)?;
         let status = response.status();
         span.record("http.response.status_code", i64::from(status.as_u16()));
         if status.is_client_error() || status.is_server_error() {
@@ -203,57 +278,26 @@ impl OpenAiCompatible {
             .get(header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok());
-        let bytes = match response.bytes().await {
-            Ok(bytes) => bytes,
-            Err(e) if e.is_timeout() => {
-                span.record("error.type", "timeout");
-                return Err(timeout_error(false));
-            }
-            Err(e) => {
-                span.record("error.type", "connection_error");
-                return Err(AttemptError {
-                    error: LlmError::Connection(describe(&e)),
-                    retryable: true,
-                    retry_after: None,
-                });
-            }
-        };
+        if stream && status.is_success() {
+            return Ok(Answer::Stream(response));
+        }
+        let bytes = within(remaining, response.bytes())
+            .await
+            .map_err(transport_failure)?;
 
         if status.is_success() {
-            return parse_completion(&bytes).map_err(|error| {
-                span.record("error.type", "bad_response");
-                AttemptError {
-                    error,
-                    retryable: false,
-                    retry_after: None,
-                }
-            });
+            return parse_completion(&bytes)
+                .map(|completion| Answer::Complete(bytes, completion))
+                .map_err(|error| {
+                    span.record("error.type", "bad_response");
+                    AttemptError {
+                        error,
+                        retryable: false,
+                        retry_after: None,
+                    }
+                });
         }
-        let (message, code) = parse_error_body(&bytes, status.as_u16());
-        let (error, retryable) = match status.as_u16() {
-            429 => (
-                LlmError::RateLimited {
-                    message,
-                    retry_after,
-                },
-                true,
-            ),
-            401 | 403 => (
-                LlmError::Authentication {
-                    status: status.as_u16(),
-                },
-                false,
-            ),
-            s if status.is_client_error() => (
-                LlmError::UpstreamClient {
-                    status: s,
-                    message,
-                    code,
-                },
-                false,
-            ),
-            s => (LlmError::UpstreamServer { status: s }, true),
-        };
+        let (error, retryable) = error_for_status(status.as_u16(), &bytes, retry_after);
         Err(AttemptError {
             error,
             retryable,
@@ -262,20 +306,47 @@ impl OpenAiCompatible {
     }
 }
 
-/// The OpenAI chat request body.
-fn request_body(params: &ChatParams) -> serde_json::Value {
-    let mut messages = Vec::with_capacity(2);
-    if let Some(system) = &params.system {
-        messages.push(json!({"role": "system", "content": system}));
+/// How a transport step failed.
+enum Transport {
+    Timeout,
+    Broken(String),
+}
+
+/// Runs a reqwest future under a deadline, classifying its failure.
+async fn within<T>(
+    limit: Duration,
+    future: impl std::future::Future<Output = Result<T, reqwest::Error>>,
+) -> Result<T, Transport> {
+    match tokio::time::timeout(limit, future).await {
+        Err(_) => Err(Transport::Timeout),
+        Ok(Err(e)) if e.is_timeout() => Err(Transport::Timeout),
+        Ok(Err(e)) => Err(Transport::Broken(describe(&e))),
+        Ok(Ok(value)) => Ok(value),
     }
-    messages.push(json!({"role": "user", "content": params.prompt}));
-    json!({
-        "model": params.model,
-        "messages": messages,
-        "max_tokens": params.max_tokens,
-        "temperature": params.temperature,
-        "stream": false,
-    })
+}
+
+/// Maps an upstream error status to our error and whether it is worth retrying.
+fn error_for_status(status: u16, body: &[u8], retry_after: Option<u64>) -> (LlmError, bool) {
+    let (message, code) = parse_error_body(body, status);
+    match status {
+        429 => (
+            LlmError::RateLimited {
+                message,
+                retry_after,
+            },
+            true,
+        ),
+        401 | 403 => (LlmError::Authentication { status }, false),
+        400..=499 => (
+            LlmError::UpstreamClient {
+                status,
+                message,
+                code,
+            },
+            false,
+        ),
+        _ => (LlmError::UpstreamServer { status }, true),
+    }
 }
 
 /// A transport error with its cause chain (reqwest's top-level message alone says little).
@@ -304,74 +375,6 @@ fn record_rate_limits(headers: &HeaderMap, report: &mut UpstreamReport) {
     if let Some(n) = number("x-ratelimit-remaining-tokens") {
         report.remaining_tokens = Some(n);
     }
-}
-
-#[derive(Deserialize)]
-struct WireResponse {
-    id: Option<String>,
-    model: Option<String>,
-    #[serde(default)]
-    choices: Vec<WireChoice>,
-    usage: Option<WireUsage>,
-    system_fingerprint: Option<String>,
-    service_tier: Option<String>,
-    x_groq: Option<WireXGroq>,
-}
-
-#[derive(Deserialize)]
-struct WireChoice {
-    message: Option<WireMessage>,
-    finish_reason: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct WireMessage {
-    content: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct WireUsage {
-    prompt_tokens: u64,
-    completion_tokens: u64,
-    queue_time: Option<f64>,
-    prompt_time: Option<f64>,
-    completion_time: Option<f64>,
-    total_time: Option<f64>,
-}
-
-#[derive(Deserialize)]
-struct WireXGroq {
-    id: Option<String>,
-}
-
-fn parse_completion(bytes: &[u8]) -> Result<Completion, LlmError> {
-    let wire: WireResponse = serde_json::from_slice(bytes)
-        .map_err(|e| LlmError::BadResponse(format!("not a chat completion: {e}")))?;
-    let choice = wire
-        .choices
-        .into_iter()
-        .next()
-        .ok_or_else(|| LlmError::BadResponse("no choices in the answer".into()))?;
-    let groq = GroqExtras {
-        request_id: wire.x_groq.and_then(|x| x.id),
-        queue_time: wire.usage.as_ref().and_then(|u| u.queue_time),
-        prompt_time: wire.usage.as_ref().and_then(|u| u.prompt_time),
-        completion_time: wire.usage.as_ref().and_then(|u| u.completion_time),
-        total_time: wire.usage.as_ref().and_then(|u| u.total_time),
-    };
-    Ok(Completion {
-        id: wire.id.unwrap_or_default(),
-        model: wire.model.unwrap_or_default(),
-        content: choice.message.and_then(|m| m.content).unwrap_or_default(),
-        finish_reason: choice.finish_reason.unwrap_or_else(|| "unknown".into()),
-        usage: wire.usage.map(|u| Usage {
-            input_tokens: u.prompt_tokens,
-            output_tokens: u.completion_tokens,
-        }),
-        system_fingerprint: wire.system_fingerprint,
-        service_tier: wire.service_tier,
-        groq,
-    })
 }
 
 /// Reads OpenAI's/Groq's `{"error": {"message", "type", "code"}}`, scrubbing key-like text.
@@ -406,26 +409,6 @@ fn parse_error_body(bytes: &[u8], status: u16) -> (String, Option<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_groq_answer_with_extras_and_ignores_unknown_fields() {
-        let body = br#"{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"llama-3.1-8b-instant",
-            "choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"logprobs":null,"finish_reason":"stop"}],
-            "usage":{"queue_time":0.01,"prompt_tokens":12,"prompt_time":0.002,"completion_tokens":3,"completion_time":0.004,"total_tokens":15,"total_time":0.006},
-            "usage_breakdown":null,"system_fingerprint":"fp_1","x_groq":{"id":"req_1"},"service_tier":"on_demand"}"#;
-        let c = parse_completion(body).unwrap();
-        assert_eq!(c.content, "hi");
-        assert_eq!(
-            c.usage,
-            Some(Usage {
-                input_tokens: 12,
-                output_tokens: 3
-            })
-        );
-        assert_eq!(c.groq.request_id.as_deref(), Some("req_1"));
-        assert_eq!(c.groq.queue_time, Some(0.01));
-        assert_eq!(c.service_tier.as_deref(), Some("on_demand"));
-    }
 
     #[test]
     fn error_body_message_and_code_are_read_and_scrubbed() {

@@ -66,6 +66,13 @@ impl PriceTable {
         })
     }
 
+    /// The priced models.
+    pub fn models(&self) -> impl Iterator<Item = &str> {
+        let mut names: Vec<&str> = self.models.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        names.into_iter()
+    }
+
     /// Whether the model is priced (and so a known, bounded label value).
     pub fn knows(&self, model: &str) -> bool {
         self.models.contains_key(model)

@@ -2,9 +2,21 @@
 //! the gateway and all its telemetry can be seen working offline. Every answer says it is
 //! simulated, and responses carry `"provider": "simulated"`.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::{ChatParams, Completion, GroqExtras, LlmError, UpstreamReport, Usage};
+use bytes::Bytes;
+use serde_json::{Value, json};
+
+use super::wire::{DONE_EVENT, render_chunk, render_completion};
+use super::{
+    ByteStream, Choice, Completion, GroqExtras, LlmError, PriceTable, UpstreamReport,
+    UpstreamRequest, Usage,
+};
+
+/// Default answer length cap when the request sets none.
+const DEFAULT_MAX_TOKENS: u32 = 256;
+/// Words per streamed chunk.
+const WORDS_PER_CHUNK: usize = 4;
 
 /// Words the filler text is drawn from.
 const VOCABULARY: &[&str] = &[
@@ -47,32 +59,125 @@ impl Simulated {
     }
 
     /// Answers deterministically: the same prompt always gives the same text.
-    pub async fn chat(
+    pub async fn complete(
         &self,
-        params: &ChatParams,
+        request: &UpstreamRequest,
         report: &mut UpstreamReport,
-    ) -> Result<Completion, LlmError> {
+    ) -> Result<(Bytes, Completion), LlmError> {
+        self.wait(report).await;
+        let completion = generate(request);
+        Ok((render_completion(&completion, now()), completion))
+    }
+
+    /// The same answer as a Groq-style SSE stream: the latency before the first chunk, then
+    /// a few words a chunk, usage in the final chunk's `x_groq`, then `[DONE]`.
+    pub async fn stream(
+        &self,
+        request: &UpstreamRequest,
+        report: &mut UpstreamReport,
+    ) -> Result<ByteStream, LlmError> {
+        self.wait(report).await;
+        let completion = generate(request);
+        let created = now();
+        let (id, model) = (completion.id.as_str(), completion.model.as_str());
+        let (content, finish_reason) = completion.first();
+        let mut events = vec![render_chunk(
+            id,
+            model,
+            created,
+            json!({"role": "assistant", "content": ""}),
+            None,
+            None,
+        )];
+        let words: Vec<&str> = content.split(' ').collect();
+        for (i, group) in words.chunks(WORDS_PER_CHUNK).enumerate() {
+            let mut text = group.join(" ");
+            if i > 0 {
+                text.insert(0, ' ');
+            }
+            events.push(render_chunk(
+                id,
+                model,
+                created,
+                json!({"content": text}),
+                None,
+                None,
+            ));
+        }
+        events.push(render_chunk(
+            id,
+            model,
+            created,
+            json!({}),
+            Some(finish_reason),
+            completion.usage,
+        ));
+        let include_usage = request.body["stream_options"]["include_usage"] == Value::Bool(true);
+        if let (true, Some(usage)) = (include_usage, completion.usage) {
+            let chunk = json!({
+                "id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+                "choices": [],
+                "usage": {"prompt_tokens": usage.input_tokens, "completion_tokens": usage.output_tokens,
+                          "total_tokens": usage.input_tokens + usage.output_tokens},
+            });
+            events.push(Bytes::from(format!("data: {chunk}\n\n")));
+        }
+        events.push(Bytes::from_static(DONE_EVENT));
+        Ok(Box::pin(futures_util::stream::iter(
+            events.into_iter().map(Ok),
+        )))
+    }
+
+    /// The priced models, as an OpenAI model list.
+    pub fn list_models(known: &PriceTable) -> Bytes {
+        let data: Vec<Value> = known
+            .models()
+            .map(|m| json!({"id": m, "object": "model", "created": 0, "owned_by": "simulated"}))
+            .collect();
+        Bytes::from(json!({"object": "list", "data": data}).to_string())
+    }
+
+    async fn wait(&self, report: &mut UpstreamReport) {
         if !self.latency.is_zero() {
             tokio::time::sleep(self.latency).await;
         }
         report.wait = self.latency;
-        let seed = fnv1a(params.prompt.as_bytes());
-        let (content, output_tokens, finish_reason) = answer(params, seed);
-        let input_tokens =
-            estimate_tokens(&params.prompt) + params.system.as_deref().map_or(0, estimate_tokens);
-        Ok(Completion {
-            id: format!("chatcmpl-sim-{seed:016x}"),
-            model: params.model.clone(),
+    }
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The deterministic completion for a request.
+fn generate(request: &UpstreamRequest) -> Completion {
+    let (prompt, system) = request.prompt_and_system();
+    let system = request.system_instructions.clone().or(system);
+    let max_tokens = request
+        .summary
+        .max_tokens
+        .and_then(|n| u32::try_from(n).ok())
+        .unwrap_or(DEFAULT_MAX_TOKENS);
+    let seed = fnv1a(prompt.as_bytes());
+    let (content, output_tokens, finish_reason) = answer(&prompt, max_tokens, seed);
+    let input_tokens = estimate_tokens(&prompt) + system.as_deref().map_or(0, estimate_tokens);
+    Completion {
+        id: format!("chatcmpl-sim-{seed:016x}"),
+        model: request.summary.model.clone(),
+        choices: vec![Choice {
             content,
+            tool_calls: vec![],
             finish_reason: finish_reason.into(),
-            usage: Some(Usage {
-                input_tokens,
-                output_tokens,
-            }),
-            system_fingerprint: None,
-            service_tier: None,
-            groq: GroqExtras::default(),
-        })
+        }],
+        usage: Some(Usage {
+            input_tokens,
+            output_tokens,
+        }),
+        system_fingerprint: None,
+        service_tier: None,
+        groq: GroqExtras::default(),
     }
 }
 
@@ -82,11 +187,11 @@ fn estimate_tokens(text: &str) -> u64 {
 }
 
 /// Builds the answer one word (one token) at a time, stopping at `max_tokens`.
-fn answer(params: &ChatParams, seed: u64) -> (String, u64, &'static str) {
+fn answer(prompt: &str, max_tokens: u32, seed: u64) -> (String, u64, &'static str) {
     let mut words: Vec<&str> = "[simulated] This answer comes from the gateway's simulated provider; no LLM was called. You asked about:"
         .split(' ')
         .collect();
-    words.extend(params.prompt.split_whitespace().take(12));
+    words.extend(prompt.split_whitespace().take(12));
     let wanted = words.len() + 20 + (seed % 40) as usize;
     let mut state = seed;
     while words.len() < wanted {
@@ -95,7 +200,7 @@ fn answer(params: &ChatParams, seed: u64) -> (String, u64, &'static str) {
             .wrapping_add(1442695040888963407);
         words.push(VOCABULARY[(state >> 33) as usize % VOCABULARY.len()]);
     }
-    let limit = params.max_tokens as usize;
+    let limit = max_tokens as usize;
     let finish_reason = if words.len() > limit {
         words.truncate(limit);
         "length"
@@ -114,38 +219,68 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::llm::ChatParams;
+    use futures_util::StreamExt;
 
-    fn params(prompt: &str, max_tokens: u32) -> ChatParams {
-        ChatParams {
-            model: "llama-3.1-8b-instant".into(),
-            system: None,
-            prompt: prompt.into(),
-            max_tokens,
-            temperature: 0.7,
-        }
+    fn request(prompt: &str, max_tokens: u32) -> UpstreamRequest {
+        UpstreamRequest::from_params(
+            &ChatParams {
+                model: "llama-3.1-8b-instant".into(),
+                system: None,
+                prompt: prompt.into(),
+                max_tokens,
+                temperature: 0.7,
+            },
+            false,
+        )
     }
 
     #[tokio::test]
     async fn same_prompt_same_answer_and_max_tokens_truncates() {
         let sim = Simulated::new(Duration::ZERO);
         let mut report = UpstreamReport::default();
-        let a = sim
-            .chat(&params("Explain observability", 256), &mut report)
+        let (_, a) = sim
+            .complete(&request("Explain observability", 256), &mut report)
             .await
             .unwrap();
-        let b = sim
-            .chat(&params("Explain observability", 256), &mut report)
+        let (_, b) = sim
+            .complete(&request("Explain observability", 256), &mut report)
             .await
             .unwrap();
-        assert_eq!(a.content, b.content);
-        assert_eq!(a.finish_reason, "stop");
-        assert!(a.content.starts_with("[simulated]"));
-        let short = sim
-            .chat(&params("Explain observability", 5), &mut report)
+        assert_eq!(a.first(), b.first());
+        assert_eq!(a.first().1, "stop");
+        assert!(a.first().0.starts_with("[simulated]"));
+        let (_, short) = sim
+            .complete(&request("Explain observability", 5), &mut report)
             .await
             .unwrap();
-        assert_eq!(short.finish_reason, "length");
+        assert_eq!(short.first().1, "length");
         assert_eq!(short.usage.unwrap().output_tokens, 5);
-        assert_eq!(short.content.split(' ').count(), 5);
+        assert_eq!(short.first().0.split(' ').count(), 5);
+    }
+
+    #[tokio::test]
+    async fn the_stream_carries_the_same_text_and_usage() {
+        let sim = Simulated::new(Duration::ZERO);
+        let mut report = UpstreamReport::default();
+        let req = request("Explain observability", 256);
+        let (_, whole) = sim.complete(&req, &mut report).await.unwrap();
+        let events: Vec<Bytes> = sim
+            .stream(&req, &mut report)
+            .await
+            .unwrap()
+            .map(|e| e.unwrap())
+            .collect()
+            .await;
+        let mut text = String::new();
+        let mut usage = None;
+        for event in &events {
+            let info = crate::llm::wire::parse_chunk(event).unwrap();
+            text.push_str(info.content.as_deref().unwrap_or(""));
+            usage = usage.or(info.usage);
+        }
+        assert_eq!(text, whole.first().0);
+        assert_eq!(usage, whole.usage);
+        assert_eq!(&events.last().unwrap()[..], DONE_EVENT);
     }
 }

@@ -62,6 +62,8 @@ pub struct Metrics {
     pub token_usage: HistogramVec,
     /// `gen_ai_client_operation_time_to_first_chunk_seconds` (streaming only).
     pub time_to_first_chunk: HistogramVec,
+    /// `gen_ai_client_operation_time_per_output_chunk_seconds` (streaming only).
+    pub time_per_output_chunk: HistogramVec,
     /// `http_server_request_duration_seconds`.
     pub http_server_duration: HistogramVec,
     /// `llm_gateway_overhead_seconds{provider}`.
@@ -141,6 +143,12 @@ impl Metrics {
                 GENAI_DURATION_BUCKETS,
                 GENAI_LABELS,
             ),
+            time_per_output_chunk: histogram(
+                "gen_ai_client_operation_time_per_output_chunk_seconds",
+                "Time between streamed chunks after the first (gen_ai.client.operation.time_per_output_chunk).",
+                GENAI_DURATION_BUCKETS,
+                GENAI_LABELS,
+            ),
             http_server_duration: histogram(
                 "http_server_request_duration_seconds",
                 "HTTP server request duration (http.server.request.duration).",
@@ -183,6 +191,7 @@ impl Metrics {
             Box::new(self.operation_duration.clone()),
             Box::new(self.token_usage.clone()),
             Box::new(self.time_to_first_chunk.clone()),
+            Box::new(self.time_per_output_chunk.clone()),
             Box::new(self.http_server_duration.clone()),
             Box::new(self.gateway_overhead.clone()),
             Box::new(self.ratelimit_remaining.clone()),

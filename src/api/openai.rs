@@ -1,0 +1,107 @@
+//! OpenAI-compatible endpoints, so any OpenAI or Groq SDK works by changing its base URL:
+//! `POST /v1/chat/completions` and `GET /v1/models` (also under `/openai/v1`, Groq's path).
+//!
+//! Requests are forwarded with every field untouched; answers are relayed unchanged (whole
+//! bodies byte for byte, streams event by event), and every call is observed by the chat
+//! service exactly like `/api/chat`.
+
+use axum::Json;
+use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+
+use super::chat::rejection_to_error;
+use super::sse_response;
+use crate::AppState;
+use crate::error::{ApiError, ErrorBody};
+use crate::llm::{StreamEvent, UpstreamRequest};
+
+/// Create a chat completion (OpenAI's API; `stream: true` answers with server-sent events).
+#[utoipa::path(
+    post,
+    path = "/v1/chat/completions",
+    tag = "openai",
+    request_body(content = Object, description = "An OpenAI chat completion request: `model`, `messages` and any other field (tools, tool_choice, response_format, top_p, stop, seed, n, stream, stream_options…), forwarded untouched.",
+        example = json!({"model": "llama-3.1-8b-instant", "messages": [{"role": "user", "content": "Hello"}]})),
+    responses(
+        (status = 200, description = "The upstream's chat completion, unchanged (or its SSE stream)", body = Object,
+            headers(("x-trace-id" = String, description = "Trace id of this request"))),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "Missing or wrong gateway key (when GATEWAY_API_KEYS is set)", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
+        (status = 422, description = "Invalid request (the message names the field)", body = ErrorBody),
+        (status = 429, description = "The provider rate-limited the call", body = ErrorBody),
+        (status = 502, description = "Provider failure", body = ErrorBody),
+        (status = 504, description = "The provider did not answer in time", body = ErrorBody),
+    )
+)]
+pub async fn chat_completions(
+    State(state): State<AppState>,
+    body: Result<Json<Value>, JsonRejection>,
+) -> Response {
+    let request = match body.map_err(rejection_to_error).and_then(|Json(body)| {
+        UpstreamRequest::from_openai(body, &state.default_model).map_err(ApiError::validation)
+    }) {
+        Ok(request) => request,
+        Err(error) => return error.into_response(),
+    };
+    if request.summary.stream {
+        let (opened, record) = state.chat.stream(request).await;
+        let mut response = match opened {
+            Ok(events) => sse_response(events.filter_map(|event| {
+                std::future::ready(match event {
+                    StreamEvent::Event { raw, .. } => Some(raw),
+                    StreamEvent::End(_) => None,
+                    // OpenAI's SDKs raise an APIError for an `error` object in a stream.
+                    StreamEvent::Failed(error) => Some(Bytes::from(format!(
+                        "data: {}\n\n",
+                        json!({"error": {"message": error.client_message(), "type": error.error_type().as_str(), "code": null}})
+                    ))),
+                })
+            })),
+            Err(error) => ApiError::from(error).into_response(),
+        };
+        response.extensions_mut().insert(record);
+        return response;
+    }
+    let (result, record) = state.chat.complete(request).await;
+    let mut response = match result {
+        Ok(outcome) => json_bytes(outcome.raw),
+        Err(error) => ApiError::from(error).into_response(),
+    };
+    response.extensions_mut().insert(record);
+    response
+}
+
+/// List the provider's models (OpenAI's API).
+#[utoipa::path(
+    get,
+    path = "/v1/models",
+    tag = "openai",
+    responses(
+        (status = 200, description = "The provider's model list, unchanged", body = Object,
+            example = json!({"object": "list", "data": [{"id": "llama-3.1-8b-instant", "object": "model", "created": 0, "owned_by": "Meta"}]})),
+        (status = 401, description = "Missing or wrong gateway key", body = ErrorBody),
+        (status = 502, description = "Provider failure", body = ErrorBody),
+    )
+)]
+pub async fn models(State(state): State<AppState>) -> Response {
+    match state.chat.list_models().await {
+        Ok(raw) => json_bytes(raw),
+        Err(error) => ApiError::from(error).into_response(),
+    }
+}
+
+fn json_bytes(raw: Bytes) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        raw,
+    )
+        .into_response()
+}
