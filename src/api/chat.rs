@@ -186,7 +186,7 @@ async fn stream_chat(
                             "trace_id": trace_id,
                         })
                     )),
-                    StreamEvent::Failed(error) => Some(format!(
+                    StreamEvent::Failed { error, .. } => Some(format!(
                         "event: error\ndata: {}\n\n",
                         json!({
                             "error": {"message": error.client_message(), "type": error.error_type().as_str(), "code": null},

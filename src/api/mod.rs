@@ -95,7 +95,7 @@ pub fn router(
 /// The stream holds the current (server) span, so that span ends when the last frame is sent
 /// and the trace shows the request's real duration, with its chat span inside it.
 pub fn sse_response(frames: impl Stream<Item = Bytes> + Send + 'static) -> Response {
-    let span = tracing::Span::current();
+    let span = EndSpanOnDrop(tracing::Span::current());
     let body = Body::from_stream(frames.map(move |frame| {
         let _request_span = &span;
         Ok::<_, Infallible>(frame)
@@ -109,6 +109,16 @@ pub fn sse_response(frames: impl Stream<Item = Bytes> + Send + 'static) -> Respo
         body,
     )
         .into_response()
+}
+
+/// tracing-opentelemetry ends a span at its last exit; entering once more when the stream is
+/// dropped (finished or abandoned) makes the server span end with the stream.
+struct EndSpanOnDrop(tracing::Span);
+
+impl Drop for EndSpanOnDrop {
+    fn drop(&mut self) {
+        let _end = self.0.enter();
+    }
 }
 
 async fn not_found() -> Response {

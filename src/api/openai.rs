@@ -56,9 +56,9 @@ pub async fn chat_completions(
             Ok(events) => sse_response(events.filter_map(|event| {
                 std::future::ready(match event {
                     StreamEvent::Event { raw, .. } => Some(raw),
-                    StreamEvent::End(_) => None,
+                    StreamEvent::End(_) | StreamEvent::Failed { relayed: true, .. } => None,
                     // OpenAI's SDKs raise an APIError for an `error` object in a stream.
-                    StreamEvent::Failed(error) => Some(Bytes::from(format!(
+                    StreamEvent::Failed { error, .. } => Some(Bytes::from(format!(
                         "data: {}\n\n",
                         json!({"error": {"message": error.client_message(), "type": error.error_type().as_str(), "code": null}})
                     ))),

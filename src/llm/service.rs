@@ -70,7 +70,12 @@ pub enum StreamEvent {
     /// The stream ended well; its telemetry is recorded.
     End(StreamSummary),
     /// The stream failed midway; its telemetry is recorded.
-    Failed(LlmError),
+    Failed {
+        /// What went wrong.
+        error: LlmError,
+        /// The upstream's own error event was already relayed (as an `Event`).
+        relayed: bool,
+    },
 }
 
 /// What a finished stream amounted to.
@@ -265,7 +270,7 @@ impl StreamState {
             // The upstream reported an error inside the stream: the client gets it as sent.
             self.pending
                 .push_back(StreamEvent::Event { raw, delta: None });
-            return self.fail(LlmError::InStream(scrub_secrets(&message)));
+            return self.fail_with(LlmError::InStream(scrub_secrets(&message)), true);
         }
         if info.done {
             self.pending
@@ -311,7 +316,13 @@ impl StreamState {
             seen.usage = info.usage;
         }
         if let Some(groq) = info.groq {
-            seen.groq = groq;
+            // The usage chunk after Groq's final chunk has timings but no x_groq id: merge.
+            let kept = &mut seen.groq;
+            kept.request_id = groq.request_id.or(kept.request_id.take());
+            kept.queue_time = groq.queue_time.or(kept.queue_time);
+            kept.prompt_time = groq.prompt_time.or(kept.prompt_time);
+            kept.completion_time = groq.completion_time.or(kept.completion_time);
+            kept.total_time = groq.total_time.or(kept.total_time);
         }
         if self.call.capture
             && let Some(text) = &info.content
@@ -379,12 +390,17 @@ impl StreamState {
     }
 
     fn fail(&mut self, error: LlmError) {
+        self.fail_with(error, false);
+    }
+
+    fn fail_with(&mut self, error: LlmError, relayed: bool) {
         if self.finished {
             return;
         }
         self.finished = true;
         self.call.fail(&error);
-        self.pending.push_back(StreamEvent::Failed(error));
+        self.pending
+            .push_back(StreamEvent::Failed { error, relayed });
     }
 }
 
@@ -510,6 +526,9 @@ impl Call {
     /// Records the answer on the span and in the metrics; returns the cost.
     fn succeed(&mut self, completion: &Completion) -> Option<f64> {
         self.done = true;
+        // tracing-opentelemetry ends a span at its last exit: mark the call's end now (for a
+        // stream the span is otherwise last exited when the stream opened).
+        let _end = self.span.clone().entered();
         let m = &self.metrics;
         let span = &self.span;
         let provider = self.provider;
@@ -594,6 +613,7 @@ impl Call {
 
     fn record_failure(&mut self, error_type: ErrorType, message: &str, exception_type: &str) {
         self.done = true;
+        let _end = self.span.clone().entered();
         let m = &self.metrics;
         let kind = error_type.as_str();
         m.in_flight.with_label_values(&[self.provider]).dec();

@@ -194,6 +194,28 @@ pub enum Reply {
     },
     /// Waits, then answers as `Ok`.
     Delay(Duration),
+    /// A Groq-style SSE stream of `chunks` content chunks of `chunk_bytes` each, `delay` apart,
+    /// with usage in the final chunk's `x_groq` (and a usage chunk if the request asked).
+    Stream {
+        chunks: usize,
+        chunk_bytes: usize,
+        delay: Duration,
+    },
+    /// Two content chunks, then an error event in the stream.
+    StreamThenError,
+    /// One content chunk, then nothing until the client goes away.
+    StreamThenHang,
+}
+
+impl Reply {
+    /// A short stream: 5 chunks, no delay.
+    pub fn stream() -> Self {
+        Reply::Stream {
+            chunks: 5,
+            chunk_bytes: 8,
+            delay: Duration::ZERO,
+        }
+    }
 }
 
 impl Reply {
@@ -219,6 +241,8 @@ pub struct Received {
 struct FakeState {
     script: Mutex<VecDeque<Reply>>,
     received: Mutex<Vec<Received>>,
+    /// Streams whose body was dropped (the gateway closed the connection) before completing.
+    abandoned_streams: std::sync::atomic::AtomicUsize,
 }
 
 /// A fake Groq: `POST /openai/v1/chat/completions` on port 0.
@@ -234,6 +258,7 @@ impl FakeUpstream {
         let addr = listener.local_addr().unwrap();
         let app = Router::new()
             .route("/openai/v1/chat/completions", post(fake_chat))
+            .route("/openai/v1/models", axum::routing::get(fake_models))
             .with_state(state.clone());
         tokio::spawn(async move { axum::serve(listener, app).await });
         Self { addr, state }
@@ -252,6 +277,136 @@ impl FakeUpstream {
     pub fn received(&self) -> Vec<Received> {
         self.state.received.lock().unwrap().clone()
     }
+
+    /// How many streams were dropped by the gateway before they completed.
+    pub fn abandoned_streams(&self) -> usize {
+        self.state
+            .abandoned_streams
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+async fn fake_models(headers: HeaderMap) -> Response {
+    assert_eq!(
+        headers["authorization"].to_str().unwrap(),
+        format!("Bearer {API_KEY}")
+    );
+    axum::Json(json!({"object": "list", "data": [
+        {"id": "llama-3.1-8b-instant", "object": "model", "created": 1693721698, "owned_by": "Meta", "active": true, "context_window": 131072}
+    ]}))
+    .into_response()
+}
+
+/// One Groq stream chunk as an SSE event.
+pub fn chunk_event(delta: Value, finish_reason: Option<&str>, x_groq: Option<Value>) -> String {
+    let mut chunk = json!({
+        "id": "chatcmpl-stream-1", "object": "chat.completion.chunk", "created": 1_764_000_000,
+        "model": "llama-3.1-8b-instant", "system_fingerprint": "fp_fake",
+        "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish_reason}],
+    });
+    if let Some(x) = x_groq {
+        chunk["x_groq"] = x;
+    }
+    format!("data: {chunk}\n\n")
+}
+
+/// The usage a fake stream reports.
+pub const STREAM_USAGE: (u64, u64) = (9, 21);
+
+/// Sets a flag when dropped before `done`: the gateway hung up mid-stream.
+struct AbandonGuard {
+    state: Arc<FakeState>,
+    done: bool,
+}
+
+impl Drop for AbandonGuard {
+    fn drop(&mut self) {
+        if !self.done {
+            self.state
+                .abandoned_streams
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}
+
+fn sse(state: Arc<FakeState>, reply: Reply, include_usage: bool) -> Response {
+    let (input, output) = STREAM_USAGE;
+    let usage = json!({"prompt_tokens": input, "completion_tokens": output, "total_tokens": input + output, "queue_time": 0.01});
+    let stream = async_stream_of(move |tx| async move {
+        let mut guard = AbandonGuard { state, done: false };
+        let send = |event: String| tx.send(Ok::<_, std::convert::Infallible>(Bytes::from(event)));
+        if send(chunk_event(
+            json!({"role": "assistant", "content": ""}),
+            None,
+            None,
+        ))
+        .await
+        .is_err()
+        {
+            return;
+        }
+        match reply {
+            Reply::Stream {
+                chunks,
+                chunk_bytes,
+                delay,
+            } => {
+                for i in 0..chunks {
+                    if !delay.is_zero() {
+                        tokio::time::sleep(delay).await;
+                    }
+                    let text = format!("w{i} ") + &"x".repeat(chunk_bytes.saturating_sub(4));
+                    if send(chunk_event(json!({"content": text}), None, None))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                let x_groq = json!({"id": "req_stream_1", "usage": usage});
+                let _ = send(chunk_event(json!({}), Some("stop"), Some(x_groq))).await;
+                if include_usage {
+                    let chunk = json!({"id": "chatcmpl-stream-1", "object": "chat.completion.chunk", "created": 1_764_000_000,
+                        "model": "llama-3.1-8b-instant", "choices": [], "usage": usage});
+                    let _ = send(format!("data: {chunk}\n\n")).await;
+                }
+                let _ = send("data: [DONE]\n\n".to_owned()).await;
+            }
+            Reply::StreamThenError => {
+                let _ = send(chunk_event(json!({"content": "partial "}), None, None)).await;
+                let _ = send(chunk_event(json!({"content": "answer"}), None, None)).await;
+                let error = json!({"error": {"message": "Service Unavailable", "type": "internal_server_error"}});
+                let _ = send(format!("data: {error}\n\n")).await;
+            }
+            Reply::StreamThenHang => {
+                let _ = send(chunk_event(json!({"content": "first"}), None, None)).await;
+                tx.closed().await;
+                return;
+            }
+            _ => unreachable!("not a stream reply"),
+        }
+        guard.done = true;
+    });
+    (
+        [("content-type", "text/event-stream")],
+        axum::body::Body::from_stream(stream),
+    )
+        .into_response()
+}
+
+/// A stream fed by a task through a small channel (the task ends when the receiver is dropped).
+fn async_stream_of<F, Fut>(
+    produce: F,
+) -> impl futures_util::Stream<Item = Result<Bytes, std::convert::Infallible>>
+where
+    F: FnOnce(tokio::sync::mpsc::Sender<Result<Bytes, std::convert::Infallible>>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    tokio::spawn(produce(tx));
+    futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    })
 }
 
 /// Groq's success body for a request.
@@ -285,6 +440,8 @@ async fn fake_chat(
 ) -> Response {
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let model = body["model"].as_str().unwrap_or("unknown").to_owned();
+    let streaming = body["stream"] == json!(true);
+    let include_usage = body["stream_options"]["include_usage"] == json!(true);
     state
         .received
         .lock()
@@ -296,6 +453,16 @@ async fn fake_chat(
         .unwrap()
         .pop_front()
         .unwrap_or(Reply::Ok);
+    let reply = match reply {
+        Reply::Ok if streaming => Reply::stream(),
+        other => other,
+    };
+    if matches!(
+        reply,
+        Reply::Stream { .. } | Reply::StreamThenError | Reply::StreamThenHang
+    ) {
+        return sse(state.clone(), reply, include_usage);
+    }
     let ok = |model: &str| {
         (
             [
@@ -312,6 +479,7 @@ async fn fake_chat(
             tokio::time::sleep(d).await;
             ok(&model)
         }
+        Reply::Stream { .. } | Reply::StreamThenError | Reply::StreamThenHang => unreachable!(),
         Reply::Status {
             status,
             body,

@@ -5,6 +5,7 @@ mod helpers;
 mod chat;
 mod docs;
 mod metrics;
+mod openai;
 mod process;
 mod prometheus;
 mod telemetry;
