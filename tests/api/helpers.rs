@@ -409,6 +409,47 @@ where
     })
 }
 
+/// Unscripted replies chosen by the request, for clients (the SDK tests) that cannot script:
+/// model `rate-limited` answers 429 with a Retry-After too long to wait out.
+fn reply_for_content(model: &str) -> Reply {
+    match model {
+        "rate-limited" => Reply::Status {
+            status: 429,
+            body: json!({"error": {"message": "Rate limit reached for model `rate-limited`", "type": "tokens", "code": "rate_limit_exceeded"}}).to_string(),
+            headers: vec![("retry-after", "30".into())],
+        },
+        _ => Reply::Ok,
+    }
+}
+
+/// Tool calls and JSON mode, answered from the request's content (non-streaming).
+fn special_answer(state: &FakeState, model: &str) -> Option<Response> {
+    let received = state.received.lock().unwrap();
+    let body = &received.last()?.body;
+    if body["stream"] == json!(true) {
+        return None;
+    }
+    let last_role = body["messages"].as_array()?.last()?["role"].clone();
+    let message = if body["tools"].is_array() && last_role == "user" {
+        json!({"role": "assistant", "content": null, "tool_calls": [{
+            "id": "call_fake_1", "type": "function",
+            "function": {"name": body["tools"][0]["function"]["name"], "arguments": "{\"city\": \"Paris\"}"}}]})
+    } else if body["response_format"]["type"] == "json_object" && last_role == "user" {
+        json!({"role": "assistant", "content": "{\"answer\": 42}"})
+    } else {
+        return None;
+    };
+    let finish = if message["tool_calls"].is_array() {
+        "tool_calls"
+    } else {
+        "stop"
+    };
+    let mut answer = groq_success(model);
+    answer["choices"][0]["message"] = message;
+    answer["choices"][0]["finish_reason"] = json!(finish);
+    Some(axum::Json(answer).into_response())
+}
+
 /// Groq's success body for a request.
 pub fn groq_success(model: &str) -> Value {
     json!({
@@ -447,12 +488,16 @@ async fn fake_chat(
         .lock()
         .unwrap()
         .push(Received { headers, body });
-    let reply = state
-        .script
-        .lock()
-        .unwrap()
-        .pop_front()
-        .unwrap_or(Reply::Ok);
+    let scripted = state.script.lock().unwrap().pop_front();
+    let reply = match scripted {
+        Some(reply) => reply,
+        None => {
+            if let Some(special) = special_answer(&state, &model) {
+                return special;
+            }
+            reply_for_content(&model)
+        }
+    };
     let reply = match reply {
         Reply::Ok if streaming => Reply::stream(),
         other => other,

@@ -8,6 +8,7 @@ mod metrics;
 mod openai;
 mod process;
 mod prometheus;
+mod sdk;
 mod telemetry;
 mod upstream_errors;
 mod validation;

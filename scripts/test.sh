@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The whole test suite, one command: ./scripts/test.sh
+#
+# On a fresh Debian machine (as root) it first installs what the tests need and is missing:
+# Debian's `prometheus` (the real server and promtool, used by the Rust tests and the stack
+# checks). Then: formatting, lints, every Rust test, the observability-stack checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
+  step "installing Debian's prometheus (server + promtool)"
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+fi
+
+# The official SDKs judge OpenAI compatibility (tests/api/sdk.rs runs tests/sdk/check_sdks.py).
+if ! .venv-sdk/bin/python -c 'import openai, groq' 2>/dev/null; then
+  step "creating .venv-sdk with the official openai and groq SDKs"
+  python3 -m venv .venv-sdk
+  .venv-sdk/bin/pip install -q 'openai>=1.50,<4' 'groq>=0.11,<2'
+fi
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (warnings are errors)"
+cargo clippy --all-targets --locked -- -D warnings
+
+step "cargo test (unit + integration: fake Groq upstream, OTLP receiver, real Prometheus)"
+cargo test --locked
+
+step "observability stack files (compose, collector, Prometheus, alerts, Grafana)"
+bash scripts/check-stack.sh
