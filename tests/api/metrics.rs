@@ -310,3 +310,49 @@ async fn the_exposition_passes_promtool_check_metrics() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// Every metric family in DESIGN's table.
+const FAMILIES: &[&str] = &[
+    "llm_requests_total",
+    "llm_tokens_total",
+    "llm_cost_usd_total",
+    "llm_errors_total",
+    "llm_requests_in_flight",
+    "gen_ai_client_operation_duration_seconds",
+    "gen_ai_client_token_usage",
+    "gen_ai_client_operation_time_to_first_chunk_seconds",
+    "gen_ai_client_operation_time_per_output_chunk_seconds",
+    "http_server_request_duration_seconds",
+    "llm_gateway_overhead_seconds",
+    "llm_provider_ratelimit_remaining",
+    "process_cpu_seconds_total",
+    "process_resident_memory_bytes",
+    "process_open_fds",
+];
+
+#[tokio::test]
+async fn every_family_is_exported_after_every_kind_of_call_and_the_scrape_is_kept_for_the_stack_checks()
+ {
+    let app = spawn_app_with(&[("LLM_MAX_RETRIES", "0")]).await;
+    app.upstream
+        .script([Reply::Ok, Reply::groq_error(500, "boom", "x")]);
+    app.chat(json!({"prompt": "ok"})).await;
+    app.chat(json!({"prompt": "fails"})).await;
+    app.chat(json!({"prompt": "streams", "stream": true}))
+        .await
+        .text()
+        .await
+        .unwrap();
+
+    let text = app.scrape().await;
+
+    for family in FAMILIES {
+        let with_samples = text
+            .lines()
+            .any(|l| !l.starts_with('#') && l.starts_with(family));
+        assert!(with_samples, "{family} has no samples in\n{text}");
+    }
+    // scripts/test.sh checks the dashboard's and alerts' metric names against this real scrape.
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("stack-check-metrics.txt");
+    std::fs::write(&path, &text).unwrap();
+}
