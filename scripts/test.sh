@@ -31,6 +31,9 @@ cargo clippy --all-targets --locked -- -D warnings
 step "cargo test (unit + integration: fake Groq upstream, OTLP receiver, real Prometheus)"
 cargo test --locked
 
+step "API fuzzing: schemathesis against /openapi.json (no 5xx, every response as documented)"
+bash scripts/fuzz-api.sh target/debug/llm-observability
+
 step "observability stack files (compose, collector, Prometheus, alerts, Grafana)"
 # Metric names used by the dashboard and alerts are checked against a real scrape that the
 # Rust tests saved after exercising every kind of call.

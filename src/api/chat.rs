@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
-use super::sse_response;
+use super::{ServerSentEvent, sse_response};
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
 use crate::llm::{ChatParams, StreamEvent, UpstreamRequest, Usage};
@@ -27,11 +27,12 @@ const MAX_MODEL_LEN: usize = 256;
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"prompt": "Explain observability in 3 sentences", "max_tokens": 100, "temperature": 0.7}))]
 pub struct ChatRequest {
-    /// The user's prompt; must not be empty.
-    #[schema(min_length = 1)]
+    /// The user's prompt; must contain more than whitespace.
+    #[schema(min_length = 1, pattern = r"\S")]
     pub prompt: String,
     /// Most tokens to generate (1..=32768, default 256).
     #[schema(minimum = 1, maximum = 32768)]
+    #[serde(default, deserialize_with = "whole_number")]
     pub max_tokens: Option<u32>,
     /// Sampling temperature (0.0..=2.0, default 0.7).
     #[schema(minimum = 0.0, maximum = 2.0)]
@@ -103,7 +104,8 @@ impl From<Usage> for UsageBody {
     tag = "chat",
     request_body = ChatRequest,
     responses(
-        (status = 200, description = "The answer, with usage, cost, latency and trace id (or, with `stream: true`, a text/event-stream of `data: {\"delta\": …}` events ending with `event: done`)", body = ChatResponse,
+        (status = 200, description = "The answer, with usage, cost, latency and trace id (or, with `stream: true`, a text/event-stream of `data: {\"delta\": …}` events ending with `event: done`)",
+            content((ChatResponse = "application/json"), (ServerSentEvent = "text/event-stream")),
             headers(("x-trace-id" = String, description = "Trace id of this request"))),
         (status = 401, description = "GATEWAY_API_KEYS is set and the bearer token is not one of them (`invalid_request`)", body = ErrorBody),
         (status = 400, description = "Malformed JSON (`invalid_request`)", body = ErrorBody),
@@ -204,6 +206,25 @@ async fn stream_chat(
     response
 }
 
+/// JSON Schema counts `100.0` as an integer; accept it as 100, and reject fractions.
+fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    use serde::de::Error;
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
+    let value = n.as_u64().or_else(|| {
+        n.as_f64()
+            .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= f64::from(u32::MAX))
+            .map(|f| f as u64)
+    });
+    match value.and_then(|v| u32::try_from(v).ok()) {
+        Some(v) => Ok(Some(v)),
+        None => Err(D::Error::custom(format!(
+            "invalid value: {n}, expected a whole number between 1 and {MAX_TOKENS_LIMIT}"
+        ))),
+    }
+}
+
 fn millis(d: std::time::Duration) -> f64 {
     (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
 }
@@ -243,7 +264,7 @@ fn validate(req: ChatRequest, default_model: &str) -> Result<ChatParams, ApiErro
     }
     let model = match req.model {
         None => default_model.to_owned(),
-        Some(m) if m.trim().is_empty() || m.len() > MAX_MODEL_LEN => {
+        Some(m) if m.is_empty() || m.len() > MAX_MODEL_LEN => {
             return Err(ApiError::validation(format!(
                 "model: must be 1 to {MAX_MODEL_LEN} characters"
             )));

@@ -33,7 +33,7 @@ use crate::telemetry::{self, Metrics};
         description = "Calls an LLM provider (Groq, any OpenAI-compatible API, or the built-in simulated provider) and returns the answer with token usage, cost, latency and the trace id. Every call is traced (OpenTelemetry GenAI conventions) and counted (Prometheus, on the metrics port).",
     ),
     paths(chat::chat, openai::chat_completions, openai::models, health::healthz, health::readyz),
-    components(schemas(chat::ChatRequest, chat::ChatResponse, chat::UsageBody, ErrorBody, ErrorDetail, health::Health)),
+    components(schemas(chat::ChatRequest, chat::ChatResponse, chat::UsageBody, openai::ChatCompletionRequest, openai::ChatMessage, ServerSentEvent, ErrorBody, ErrorDetail, health::Health)),
     tags(
         (name = "chat", description = "LLM calls, simple form"),
         (name = "openai", description = "OpenAI-compatible API: point any OpenAI or Groq SDK here (also served under /openai/v1)"),
@@ -88,6 +88,16 @@ pub fn router(
             metrics,
             telemetry::http::trace_requests,
         ))
+}
+
+/// How an SSE stream is documented: one event, as SSE parsers hand them over.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // a schema only
+pub struct ServerSentEvent {
+    /// `message` unless the event names itself (`done`, `error`).
+    event: Option<String>,
+    /// The event's data: a JSON document, or `[DONE]`.
+    data: String,
 }
 
 /// A `text/event-stream` response relaying `frames` as they come, never buffering.

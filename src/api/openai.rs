@@ -13,22 +13,53 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 use super::chat::rejection_to_error;
-use super::sse_response;
+use super::{ServerSentEvent, sse_response};
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
 use crate::llm::{StreamEvent, UpstreamRequest};
+
+/// An OpenAI chat completion request, as documented here: the fields the gateway reads. Every
+/// other field is accepted and forwarded untouched.
+#[derive(ToSchema)]
+#[schema(example = json!({"model": "llama-3.1-8b-instant", "messages": [{"role": "user", "content": "Hello"}]}))]
+#[allow(dead_code)] // a schema only: requests are read as JSON values so unknown fields survive
+pub struct ChatCompletionRequest {
+    /// Model to ask; default `LLM_DEFAULT_MODEL`.
+    #[schema(min_length = 1, max_length = 256)]
+    model: Option<String>,
+    /// The conversation; at least one message.
+    #[schema(min_items = 1)]
+    messages: Vec<ChatMessage>,
+    /// Answer with server-sent events.
+    stream: Option<bool>,
+    /// Sampling temperature.
+    #[schema(minimum = 0.0, maximum = 2.0)]
+    temperature: Option<f64>,
+    /// Nucleus sampling.
+    #[schema(minimum = 0.0, maximum = 1.0)]
+    top_p: Option<f64>,
+}
+
+/// One message; `content`, `tool_calls`, `tool_call_id`, `name` and the rest pass through.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct ChatMessage {
+    /// `system`, `user`, `assistant` or `tool`.
+    role: String,
+}
 
 /// Create a chat completion (OpenAI's API; `stream: true` answers with server-sent events).
 #[utoipa::path(
     post,
     path = "/v1/chat/completions",
     tag = "openai",
-    request_body(content = Object, description = "An OpenAI chat completion request: `model`, `messages` and any other field (tools, tool_choice, response_format, top_p, stop, seed, n, stream, stream_options…), forwarded untouched.",
-        example = json!({"model": "llama-3.1-8b-instant", "messages": [{"role": "user", "content": "Hello"}]})),
+    request_body(content = ChatCompletionRequest, description = "An OpenAI chat completion request: `model`, `messages` and any other field (tools, tool_choice, response_format, top_p, stop, seed, n, stream, stream_options…), forwarded untouched."),
     responses(
-        (status = 200, description = "The upstream's chat completion, unchanged (or its SSE stream)", body = Object,
+        (status = 200, description = "The upstream's chat completion, unchanged; with `stream: true`, its server-sent events",
+            content((Object = "application/json"), (ServerSentEvent = "text/event-stream")),
             headers(("x-trace-id" = String, description = "Trace id of this request"))),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 401, description = "Missing or wrong gateway key (when GATEWAY_API_KEYS is set)", body = ErrorBody),

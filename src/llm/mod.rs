@@ -108,7 +108,7 @@ impl UpstreamRequest {
             None | Some(Value::Null) => {
                 object.insert("model".into(), Value::from(default_model));
             }
-            Some(Value::String(m)) if !m.trim().is_empty() && m.len() <= 256 => {}
+            Some(Value::String(m)) if !m.is_empty() && m.len() <= 256 => {}
             Some(_) => return Err("model: must be a string of 1 to 256 characters".into()),
         }
         match object.get("messages") {
