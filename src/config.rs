@@ -106,6 +106,8 @@ pub struct TelemetrySettings {
     pub protocol: OtlpProtocol,
     /// The full traces endpoint, resolved as the OTLP spec says (`/v1/traces` appended to a base).
     pub traces_endpoint: String,
+    /// `OTEL_BSP_MAX_QUEUE_SIZE`: spans waiting for export beyond it are dropped and counted.
+    pub max_queue_size: usize,
     /// Overrides `OTEL_BSP_SCHEDULE_DELAY` (tests use a short delay).
     pub batch_schedule_delay: Option<Duration>,
     /// `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`: record prompts and completions.
@@ -273,6 +275,11 @@ impl Settings {
                 sdk_disabled: env.boolean("OTEL_SDK_DISABLED")?,
                 protocol,
                 traces_endpoint,
+                max_queue_size: env.parse(
+                    "OTEL_BSP_MAX_QUEUE_SIZE",
+                    2048,
+                    "a positive number of spans",
+                )?,
                 batch_schedule_delay: None,
                 capture_message_content: env
                     .boolean("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT")?,

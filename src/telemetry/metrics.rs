@@ -196,6 +196,7 @@ impl Metrics {
             Box::new(self.gateway_overhead.clone()),
             Box::new(self.ratelimit_remaining.clone()),
             Box::new(prometheus::process_collector::ProcessCollector::for_self()),
+            Box::new(super::SPAN_OUTCOMES.clone()),
         ];
         for collector in collectors {
             self.registry

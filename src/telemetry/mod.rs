@@ -6,18 +6,15 @@
 //! export never blocks a request. The returned [`TelemetryGuard`] must be shut down explicitly
 //! after the HTTP server has drained: the SDK exports nothing still queued otherwise.
 
+mod export;
 pub mod http;
 mod metrics;
-
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
 use opentelemetry::{KeyValue, global};
 use opentelemetry_otlp::{Protocol, WithExportConfig};
-use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{
-    BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracerProvider, SpanData, SpanExporter,
+    BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracerProvider,
 };
 use opentelemetry_sdk::{Resource, propagation::TraceContextPropagator};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -28,14 +25,15 @@ use tracing_subscriber::{Layer, fmt};
 
 use crate::config::{LogFormat, OtlpProtocol, TelemetrySettings};
 
+pub use export::SPAN_OUTCOMES;
 pub use metrics::{GENAI_LABELS, Metrics, router as metrics_router};
+
+use export::{BoundedProcessor, CountingExporter};
 
 /// The `tracing` target of this crate: only its spans are exported.
 const CRATE_TARGET: &str = "llm_observability";
 /// The exporter's own HTTP stack must never produce spans or log storms of its own.
 const SILENCED: &str = "hyper=off,h2=off,tonic=off,tower=off,reqwest=off,opentelemetry=warn,opentelemetry_sdk=warn,opentelemetry_otlp=warn";
-/// At most one export-failure log line per this interval.
-const EXPORT_ERROR_LOG_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Why telemetry could not start.
 #[derive(Debug, thiserror::Error)]
@@ -134,61 +132,19 @@ fn tracer_provider(settings: &TelemetrySettings) -> Result<SdkTracerProvider, Te
             .build(),
     }
     .map_err(|e| TelemetryError::Exporter(e.to_string()))?;
-    let mut batch = BatchConfigBuilder::default();
+    // The other OTEL_BSP_* variables are read by the SDK itself.
+    let mut batch = BatchConfigBuilder::default().with_max_queue_size(settings.max_queue_size);
     if let Some(delay) = settings.batch_schedule_delay {
         batch = batch.with_scheduled_delay(delay);
     }
-    let processor = BatchSpanProcessor::builder(LoggedExporter::new(exporter))
-        .with_batch_config(batch.build())
+    let batch = batch.build();
+    let capacity = settings.max_queue_size;
+    let processor = BatchSpanProcessor::builder(CountingExporter::new(exporter))
+        .with_batch_config(batch)
         .build();
-    Ok(builder.with_span_processor(processor).build())
-}
-
-/// Wraps the OTLP exporter to log failures at most once per interval, never per span.
-#[derive(Debug)]
-struct LoggedExporter<E> {
-    inner: E,
-    last_logged: Mutex<Option<Instant>>,
-}
-
-impl<E> LoggedExporter<E> {
-    fn new(inner: E) -> Self {
-        Self {
-            inner,
-            last_logged: Mutex::new(None),
-        }
-    }
-}
-
-impl<E: SpanExporter> SpanExporter for LoggedExporter<E> {
-    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        let spans = batch.len();
-        let result = self.inner.export(batch).await;
-        if let Err(e) = &result
-            && let Ok(mut last) = self.last_logged.lock()
-            && last.is_none_or(|t| t.elapsed() >= EXPORT_ERROR_LOG_INTERVAL)
-        {
-            *last = Some(Instant::now());
-            tracing::warn!(
-                spans,
-                error = %e,
-                "exporting spans to the OTLP collector failed; requests are unaffected (logged at most every 30 s)"
-            );
-        }
-        result
-    }
-
-    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        self.inner.shutdown_with_timeout(timeout)
-    }
-
-    fn force_flush(&self) -> OTelSdkResult {
-        self.inner.force_flush()
-    }
-
-    fn set_resource(&mut self, resource: &Resource) {
-        self.inner.set_resource(resource);
-    }
+    Ok(builder
+        .with_span_processor(BoundedProcessor::new(processor, capacity))
+        .build())
 }
 
 /// The current span's trace id as 32 hex characters, if there is a valid one.

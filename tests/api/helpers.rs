@@ -45,6 +45,11 @@ pub struct OtlpReceiver {
 impl OtlpReceiver {
     /// Starts a receiver; it runs until the process ends.
     pub fn start() -> Self {
+        Self::start_on(0)
+    }
+
+    /// Starts a receiver on a given port (0: any).
+    pub fn start_on(port: u16) -> Self {
         let spans: Arc<Mutex<Vec<ExportedSpan>>> = Arc::default();
         let (tx, rx) = std::sync::mpsc::channel();
         let state = spans.clone();
@@ -54,7 +59,9 @@ impl OtlpReceiver {
                 .build()
                 .unwrap();
             rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+                    .await
+                    .unwrap();
                 tx.send(listener.local_addr().unwrap()).unwrap();
                 let app = Router::new()
                     .route("/v1/traces", post(receive_traces))

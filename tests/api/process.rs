@@ -206,3 +206,144 @@ async fn with_the_collector_down_200_requests_all_succeed() {
         "export errors must be logged rate-limited, got {failures}"
     );
 }
+
+/// A port nothing listens on (yet).
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+async fn span_outcomes(service: &crate::helpers::ServiceProcess) -> (f64, f64, f64) {
+    let text = reqwest::get(format!("http://127.0.0.1:{}/metrics", service.metrics_port))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let get = |outcome| {
+        crate::helpers::sample(&text, "llm_gateway_spans_total", &[("outcome", outcome)])
+            .unwrap_or(0.0)
+    };
+    (get("exported"), get("failed"), get("dropped"))
+}
+
+async fn chat_ok(client: &reqwest::Client, service: &crate::helpers::ServiceProcess) -> String {
+    let response = client
+        .post(service.url("/api/chat"))
+        .json(&json!({"prompt": "hi"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.headers()["x-trace-id"]
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn when_the_collector_comes_back_spans_flow_again() {
+    let port = free_port();
+    let service = start_binary(&[
+        (
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            &format!("http://127.0.0.1:{port}/v1/traces"),
+        ),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+    ]);
+    let client = reqwest::Client::new();
+
+    for _ in 0..20 {
+        chat_ok(&client, &service).await;
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while span_outcomes(&service).await.1 == 0.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "export failures were never counted"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let collector = crate::helpers::OtlpReceiver::start_on(port);
+    let trace_id = chat_ok(&client, &service).await;
+    // The simulated provider makes no HTTP call: a server span and a chat span.
+    let spans = collector.wait_for_trace(&trace_id, 2).await;
+    assert!(
+        spans
+            .iter()
+            .any(|s| s.span.name == "chat llama-3.1-8b-instant")
+    );
+    assert!(span_outcomes(&service).await.0 >= 2.0);
+}
+
+#[tokio::test]
+async fn a_collector_that_never_answers_costs_requests_nothing_and_the_queue_stays_bounded() {
+    // Accepts connections and never answers: every export waits for its timeout.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}/v1/traces", silent.local_addr().unwrap());
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            open.push(socket);
+        }
+    });
+    let queue = 16;
+    let service = start_binary(&[
+        ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", &endpoint),
+        ("OTEL_BSP_SCHEDULE_DELAY", "50"),
+        ("OTEL_BSP_MAX_QUEUE_SIZE", &queue.to_string()),
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", "30000"),
+    ]);
+    let client = reqwest::Client::new();
+
+    let requests = 100;
+    for _ in 0..requests {
+        chat_ok(&client, &service).await;
+    }
+
+    // Two spans a request (server, chat); at most `queue` of them wait, the rest are dropped.
+    let (exported, _, dropped) = span_outcomes(&service).await;
+    assert_eq!(exported, 0.0);
+    assert_eq!(dropped, (2 * requests - queue) as f64);
+    held.abort();
+}
+
+#[tokio::test]
+async fn a_collector_answering_500_is_counted_as_failed_export_and_requests_succeed() {
+    let failing = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}/v1/traces", failing.local_addr().unwrap());
+    let app = axum::Router::new().route(
+        "/v1/traces",
+        axum::routing::post(|| async {
+            (
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "collector broke",
+            )
+        }),
+    );
+    tokio::spawn(async move { axum::serve(failing, app).await });
+    let service = start_binary(&[
+        ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", &endpoint),
+        ("OTEL_BSP_SCHEDULE_DELAY", "50"),
+    ]);
+    let client = reqwest::Client::new();
+
+    for _ in 0..30 {
+        chat_ok(&client, &service).await;
+    }
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let (exported, failed, _) = span_outcomes(&service).await;
+        assert_eq!(exported, 0.0);
+        if failed == 60.0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "failed exports: {failed}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
