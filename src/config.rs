@@ -147,6 +147,20 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// How long in-flight requests may take to finish after SIGTERM.
     pub shutdown_grace: Duration,
+    /// Longest a client may take to send its request headers.
+    pub header_read_timeout: Duration,
+    /// Most concurrent upstream calls (0: unlimited).
+    pub max_concurrency: usize,
+    /// Most calls waiting for a slot; beyond it calls are refused as overloaded.
+    pub max_queue: usize,
+    /// Longest wait for a slot.
+    pub queue_timeout: Duration,
+    /// Requests per second per client (gateway key, else IP); 0: no limit.
+    pub client_rate_limit: f64,
+    /// Burst allowance of the per-client limit.
+    pub client_rate_burst: f64,
+    /// Longest accepted `/api/chat` prompt, in characters.
+    pub max_prompt_chars: usize,
     /// Keys clients must present as Bearer tokens; empty: no gateway authentication.
     pub gateway_api_keys: Vec<Secret>,
     /// Telemetry settings.
@@ -258,6 +272,21 @@ impl Settings {
             pricing_file: env.text("PRICING_FILE").map(PathBuf::from),
             max_body_bytes: env.parse("MAX_BODY_BYTES", 1 << 20, "a positive number of bytes")?,
             shutdown_grace: env.seconds("SHUTDOWN_GRACE_SECS", 10.0, true)?,
+            header_read_timeout: env.seconds("HEADER_READ_TIMEOUT_SECS", 30.0, false)?,
+            max_concurrency: env.parse(
+                "LLM_MAX_CONCURRENCY",
+                256,
+                "a whole number (0: unlimited)",
+            )?,
+            max_queue: env.parse("LLM_MAX_QUEUE", 1024, "a whole number of waiting calls")?,
+            queue_timeout: env.seconds("LLM_QUEUE_TIMEOUT_SECS", 10.0, true)?,
+            client_rate_limit: env.rate("RATE_LIMIT_PER_CLIENT")?,
+            client_rate_burst: env.rate("RATE_LIMIT_BURST")?,
+            max_prompt_chars: env.parse(
+                "MAX_PROMPT_CHARS",
+                1 << 20,
+                "a positive number of characters",
+            )?,
             gateway_api_keys: env
                 .text("GATEWAY_API_KEYS")
                 .map(|keys| {
@@ -341,6 +370,15 @@ impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
             return Err(self.bad(var, &secs.to_string(), expected));
         }
         Ok(Duration::from_secs_f64(secs))
+    }
+
+    fn rate(&self, var: &'static str) -> Result<f64, ConfigError> {
+        let expected = "a number of requests per second >= 0 (0: off)";
+        let rate: f64 = self.parse(var, 0.0, expected)?;
+        if !(rate.is_finite() && rate >= 0.0) {
+            return Err(self.bad(var, &rate.to_string(), expected));
+        }
+        Ok(rate)
     }
 
     fn boolean(&self, var: &'static str) -> Result<bool, ConfigError> {

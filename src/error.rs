@@ -69,10 +69,20 @@ pub enum ApiError {
         /// What is wrong, naming the field where there is one.
         message: String,
     },
+    /// The client is over `RATE_LIMIT_PER_CLIENT`.
+    #[error("client rate limit exceeded")]
+    ClientRateLimited {
+        /// Seconds until the client may send again.
+        retry_after: u64,
+    },
     /// The LLM call failed.
     #[error(transparent)]
     Llm(#[from] LlmError),
 }
+
+/// Why the gateway refused a request itself, for `llm_gateway_rejections_total{reason}`.
+#[derive(Debug, Clone, Copy)]
+pub struct Rejection(pub &'static str);
 
 impl ApiError {
     /// A 422 for a field that parsed but is out of range.
@@ -87,6 +97,7 @@ impl ApiError {
     pub fn error_type(&self) -> ErrorType {
         match self {
             ApiError::InvalidRequest { .. } => ErrorType::InvalidRequest,
+            ApiError::ClientRateLimited { .. } => ErrorType::RateLimited,
             ApiError::Llm(e) => e.error_type(),
         }
     }
@@ -95,6 +106,7 @@ impl ApiError {
     pub fn status_code(&self) -> StatusCode {
         match self {
             ApiError::InvalidRequest { status, .. } => *status,
+            ApiError::ClientRateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Llm(e) => e.status_code(),
         }
     }
@@ -127,7 +139,25 @@ impl IntoResponse for ApiError {
         let status = self.status_code();
         let (message, code, retry_after) = match &self {
             ApiError::InvalidRequest { message, .. } => (message.clone(), None, None),
+            ApiError::ClientRateLimited { retry_after } => (
+                format!("too many requests from this client; retry in {retry_after} s"),
+                Some("client_rate_limit_exceeded".to_owned()),
+                Some(*retry_after),
+            ),
             ApiError::Llm(e) => (e.client_message(), e.upstream_code(), e.retry_after()),
+        };
+        let rejection = match &self {
+            ApiError::InvalidRequest { status, .. } => Some(match status.as_u16() {
+                400 => "malformed_json",
+                401 => "unauthorized",
+                404 => "not_found",
+                413 => "body_too_large",
+                415 => "unsupported_media_type",
+                _ => "invalid_request",
+            }),
+            ApiError::ClientRateLimited { .. } => Some("client_rate_limit"),
+            // Failed LLM calls are counted by the chat service (overloaded included).
+            ApiError::Llm(_) => None,
         };
         let body = ErrorBody {
             error: ErrorDetail {
@@ -142,6 +172,9 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if let Some(reason) = rejection {
+            response.extensions_mut().insert(Rejection(reason));
         }
         response
     }

@@ -8,6 +8,7 @@ pub mod api;
 pub mod config;
 pub mod error;
 pub mod llm;
+mod server;
 pub mod telemetry;
 
 use std::future::Future;
@@ -19,7 +20,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use config::Settings;
-use llm::{ChatService, PriceTable, Provider};
+use llm::{ChatService, ConcurrencyLimit, PriceTable, Provider};
 use telemetry::Metrics;
 
 /// Shared state of the API handlers.
@@ -29,6 +30,8 @@ pub struct AppState {
     pub chat: Arc<ChatService>,
     /// Model used when a request names none.
     pub default_model: Arc<str>,
+    /// Longest accepted `/api/chat` prompt, in characters.
+    pub max_prompt_chars: usize,
 }
 
 /// Why the application could not start.
@@ -57,6 +60,7 @@ pub struct Application {
     router: Router,
     metrics_router: Router,
     shutdown_grace: std::time::Duration,
+    header_read_timeout: std::time::Duration,
     metrics: Arc<Metrics>,
 }
 
@@ -74,10 +78,16 @@ impl Application {
             pricing,
             metrics.clone(),
             settings.telemetry.capture_message_content,
+            ConcurrencyLimit::new(
+                settings.max_concurrency,
+                settings.max_queue,
+                settings.queue_timeout,
+            ),
         );
         let state = AppState {
             chat: Arc::new(chat),
             default_model: settings.default_model.as_str().into(),
+            max_prompt_chars: settings.max_prompt_chars,
         };
         let bind = |addr: SocketAddr| async move {
             TcpListener::bind(addr)
@@ -94,9 +104,11 @@ impl Application {
                 metrics.clone(),
                 settings.max_body_bytes,
                 api::GatewayKeys(settings.gateway_api_keys.clone().into()),
+                api::ClientRateLimit::new(settings.client_rate_limit, settings.client_rate_burst),
             ),
             metrics_router: telemetry::metrics_router(metrics.clone()),
             shutdown_grace: settings.shutdown_grace,
+            header_read_timeout: settings.header_read_timeout,
             metrics,
         })
     }
@@ -133,8 +145,12 @@ impl Application {
         let stopped = |mut rx: watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
         };
-        let api = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(stopped(stop_rx.clone()));
+        let api = server::serve(
+            self.listener,
+            self.router,
+            self.header_read_timeout,
+            stopped(stop_rx.clone()),
+        );
         let metrics = axum::serve(self.metrics_listener, self.metrics_router)
             .with_graceful_shutdown(stopped(stop_rx.clone()));
         let grace = self.shutdown_grace;
@@ -143,7 +159,7 @@ impl Application {
             tokio::time::sleep(grace).await;
         };
         tokio::select! {
-            served = async { tokio::try_join!(api.into_future(), metrics.into_future()) } => {
+            served = async { tokio::try_join!(api, metrics.into_future()) } => {
                 served.map(|_| ())
             }
             () = grace_over => {

@@ -125,7 +125,7 @@ pub async fn chat(
 ) -> Response {
     let (params, stream) = match body.map_err(rejection_to_error).and_then(|Json(req)| {
         let stream = req.stream.unwrap_or(false);
-        validate(req, &state.default_model).map(|params| (params, stream))
+        validate(req, &state.default_model, state.max_prompt_chars).map(|params| (params, stream))
     }) {
         Ok(valid) => valid,
         Err(error) => return error.into_response(),
@@ -246,9 +246,18 @@ pub(crate) fn rejection_to_error(rejection: JsonRejection) -> ApiError {
     ApiError::InvalidRequest { status, message }
 }
 
-fn validate(req: ChatRequest, default_model: &str) -> Result<ChatParams, ApiError> {
+fn validate(
+    req: ChatRequest,
+    default_model: &str,
+    max_prompt_chars: usize,
+) -> Result<ChatParams, ApiError> {
     if req.prompt.trim().is_empty() {
         return Err(ApiError::validation("prompt: must not be empty"));
+    }
+    if req.prompt.chars().count() > max_prompt_chars {
+        return Err(ApiError::validation(format!(
+            "prompt: longer than MAX_PROMPT_CHARS ({max_prompt_chars} characters)"
+        )));
     }
     let max_tokens = req.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS);
     if !(1..=MAX_TOKENS_LIMIT).contains(&max_tokens) {

@@ -4,6 +4,7 @@ pub mod auth;
 pub mod chat;
 pub mod health;
 pub mod openai;
+pub mod ratelimit;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
 pub use auth::GatewayKeys;
+pub use ratelimit::ClientRateLimit;
 
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody, ErrorDetail};
@@ -52,13 +54,14 @@ pub struct ApiDoc;
 ///    connection.
 /// 3. `DefaultBodyLimit`: bodies over `MAX_BODY_BYTES` get 413 from the JSON extractor.
 ///
-/// The LLM routes alone also pass `require_gateway_key` (a route layer, so unknown paths still
-/// get 404 and health checks and docs stay open).
+/// The LLM routes alone also pass `require_gateway_key` and then `limit_clients` (route layers,
+/// so unknown paths still get 404 and health checks and docs stay open).
 pub fn router(
     state: AppState,
     metrics: Arc<Metrics>,
     max_body_bytes: usize,
     gateway_keys: GatewayKeys,
+    client_limit: ClientRateLimit,
 ) -> Router {
     let llm_routes = Router::new()
         .route("/api/chat", post(chat::chat))
@@ -69,6 +72,11 @@ pub fn router(
         )
         .route("/v1/models", get(openai::models))
         .route("/openai/v1/models", get(openai::models))
+        // Route layers run outermost-last: the key is checked before the rate is counted.
+        .route_layer(axum::middleware::from_fn_with_state(
+            client_limit,
+            ratelimit::limit_clients,
+        ))
         .route_layer(axum::middleware::from_fn_with_state(
             gateway_keys,
             auth::require_gateway_key,

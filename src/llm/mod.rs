@@ -1,6 +1,7 @@
 //! LLM providers behind one interface, the pricing table, and the chat service that wraps
 //! every provider call in the GenAI span and records its metrics.
 
+mod limiter;
 mod openai;
 pub mod pricing;
 mod service;
@@ -18,6 +19,7 @@ use serde_json::{Value, json};
 use crate::config::{ProviderKind, Settings};
 use crate::error::ErrorType;
 
+pub use limiter::ConcurrencyLimit;
 pub use openai::OpenAiCompatible;
 pub use pricing::PriceTable;
 pub use service::{CallRecord, ChatOutcome, ChatService, StreamEvent, StreamSummary};
@@ -293,6 +295,8 @@ pub struct UpstreamReport {
     pub remaining_requests: Option<f64>,
     /// `x-ratelimit-remaining-tokens` from the last answer.
     pub remaining_tokens: Option<f64>,
+    /// Why each retry happened: `429`, `5xx` or `connection`.
+    pub retries: Vec<&'static str>,
 }
 
 /// A failed LLM call. `Display` is the detailed (logged) form; clients get
@@ -341,6 +345,9 @@ pub enum LlmError {
     /// An error the upstream reported inside a stream, after its 200 (message scrubbed).
     #[error("the upstream failed mid-stream: {0}")]
     InStream(String),
+    /// Our own concurrency limit and its wait queue are full.
+    #[error("the gateway is at LLM_MAX_CONCURRENCY and its wait queue is full")]
+    Overloaded,
 }
 
 impl LlmError {
@@ -355,6 +362,7 @@ impl LlmError {
             LlmError::Connection(_) => ErrorType::ConnectionError,
             LlmError::BadResponse(_) => ErrorType::BadResponse,
             LlmError::InStream(_) => ErrorType::UpstreamServerError,
+            LlmError::Overloaded => ErrorType::Overloaded,
         }
     }
 
@@ -372,6 +380,7 @@ impl LlmError {
             LlmError::Connection(_) => StatusCode::BAD_GATEWAY,
             LlmError::BadResponse(_) => StatusCode::BAD_GATEWAY,
             LlmError::InStream(_) => StatusCode::BAD_GATEWAY,
+            LlmError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -396,6 +405,7 @@ impl LlmError {
                 "the LLM provider sent an answer that could not be parsed".into()
             }
             LlmError::InStream(message) => format!("the LLM provider failed mid-stream: {message}"),
+            LlmError::Overloaded => "the gateway is at capacity; retry shortly".into(),
         }
     }
 
@@ -411,6 +421,7 @@ impl LlmError {
     pub fn retry_after(&self) -> Option<u64> {
         match self {
             LlmError::RateLimited { retry_after, .. } => *retry_after,
+            LlmError::Overloaded => Some(1),
             _ => None,
         }
     }
@@ -426,6 +437,7 @@ impl LlmError {
             LlmError::Connection(_) => "LlmError::Connection",
             LlmError::BadResponse(_) => "LlmError::BadResponse",
             LlmError::InStream(_) => "LlmError::InStream",
+            LlmError::Overloaded => "LlmError::Overloaded",
         }
     }
 }

@@ -216,6 +216,11 @@ impl OpenAiCompatible {
                 break Err(failure.error);
             }
             tracing::debug!(attempt, ?backoff, error = %failure.error, "retrying the upstream");
+            report.retries.push(match failure.error {
+                LlmError::RateLimited { .. } => "429",
+                LlmError::UpstreamServer { .. } => "5xx",
+                _ => "connection",
+            });
             tokio::time::sleep(backoff).await;
             attempt += 1;
         };

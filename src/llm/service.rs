@@ -23,10 +23,11 @@ use serde_json::json;
 use tracing::{Instrument, Span, field::Empty};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
+use super::limiter::Slot;
 use super::wire::{SseSplitter, parse_chunk};
 use super::{
-    ByteStream, Choice, Completion, LlmError, PriceTable, Provider, UpstreamReport,
-    UpstreamRequest, scrub_secrets,
+    ByteStream, Choice, Completion, ConcurrencyLimit, LlmError, PriceTable, Provider,
+    UpstreamReport, UpstreamRequest, scrub_secrets,
 };
 use crate::error::ErrorType;
 use crate::telemetry::Metrics;
@@ -102,6 +103,7 @@ pub struct ChatService {
     pricing: Arc<PriceTable>,
     metrics: Arc<Metrics>,
     capture_content: bool,
+    limit: ConcurrencyLimit,
 }
 
 impl ChatService {
@@ -111,12 +113,29 @@ impl ChatService {
         pricing: PriceTable,
         metrics: Arc<Metrics>,
         capture_content: bool,
+        limit: ConcurrencyLimit,
     ) -> Self {
         Self {
             provider,
             pricing: Arc::new(pricing),
             metrics,
             capture_content,
+            limit,
+        }
+    }
+
+    /// A concurrency slot, or the call recorded as `overloaded`.
+    async fn slot(&self, call: &mut Call) -> Result<Slot, LlmError> {
+        match self.limit.acquire().await {
+            Some(slot) => Ok(slot),
+            None => {
+                self.metrics
+                    .rejections
+                    .with_label_values(&["concurrency"])
+                    .inc();
+                call.fail(&LlmError::Overloaded);
+                Err(LlmError::Overloaded)
+            }
         }
     }
 
@@ -136,13 +155,17 @@ impl ChatService {
         request: UpstreamRequest,
     ) -> (Result<ChatOutcome, LlmError>, CallRecord) {
         let mut call = Call::start(self, &request);
+        let _slot = match self.slot(&mut call).await {
+            Ok(slot) => slot,
+            Err(error) => return (Err(error), call.record(Duration::ZERO)),
+        };
         let mut report = UpstreamReport::default();
         let result = self
             .provider
             .complete(&request, &mut report)
             .instrument(call.span.clone())
             .await;
-        call.rate_limits(&report);
+        call.upstream_report(&report);
         let mut record = call.record(report.wait);
         let result = match result {
             Ok((raw, completion)) => {
@@ -177,13 +200,17 @@ impl ChatService {
     ) {
         request.request_stream_usage();
         let mut call = Call::start(self, &request);
+        let slot = match self.slot(&mut call).await {
+            Ok(slot) => slot,
+            Err(error) => return (Err(error), call.record(Duration::ZERO)),
+        };
         let mut report = UpstreamReport::default();
         let opened = self
             .provider
             .stream(&request, &mut report)
             .instrument(call.span.clone())
             .await;
-        call.rate_limits(&report);
+        call.upstream_report(&report);
         let record = call.record(report.wait);
         let upstream = match opened {
             Ok(upstream) => upstream,
@@ -193,6 +220,7 @@ impl ChatService {
             }
         };
         let state = StreamState {
+            _slot: slot,
             upstream,
             splitter: SseSplitter::default(),
             call,
@@ -236,6 +264,8 @@ struct Seen {
 }
 
 struct StreamState {
+    /// The concurrency slot, held until the stream ends or is dropped.
+    _slot: Slot,
     upstream: ByteStream,
     splitter: SseSplitter,
     call: Call,
@@ -509,7 +539,14 @@ impl Call {
         ]
     }
 
-    fn rate_limits(&self, report: &UpstreamReport) {
+    /// Rate-limit gauges and retry counts from the provider's report.
+    fn upstream_report(&self, report: &UpstreamReport) {
+        for reason in &report.retries {
+            self.metrics
+                .retries
+                .with_label_values(&[self.provider, reason])
+                .inc();
+        }
         for (kind, value) in [
             ("requests", report.remaining_requests),
             ("tokens", report.remaining_tokens),

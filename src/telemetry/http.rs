@@ -17,6 +17,7 @@ use tracing::{Instrument, field::Empty};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::Metrics;
+use crate::error::Rejection;
 use crate::llm::CallRecord;
 
 /// Response header carrying the trace id.
@@ -96,6 +97,9 @@ pub async fn trace_requests(
         .with_label_values(&[method, route.as_deref().unwrap_or(""), status.as_str()])
         .observe(elapsed.as_secs_f64());
 
+    if let Some(Rejection(reason)) = response.extensions().get::<Rejection>() {
+        metrics.rejections.with_label_values(&[reason]).inc();
+    }
     let call = response.extensions().get::<CallRecord>();
     if let Some(call) = call {
         let overhead = elapsed.saturating_sub(call.upstream_wait);

@@ -70,6 +70,10 @@ pub struct Metrics {
     pub gateway_overhead: HistogramVec,
     /// `llm_provider_ratelimit_remaining{provider, kind}`.
     pub ratelimit_remaining: GaugeVec,
+    /// `llm_upstream_retries_total{provider, reason}`: retried attempts (`429`, `5xx`, `connection`).
+    pub retries: IntCounterVec,
+    /// `llm_gateway_rejections_total{reason}`: requests the gateway refused itself.
+    pub rejections: IntCounterVec,
 }
 
 fn histogram(name: &str, help: &str, buckets: &[f64], labels: &[&str]) -> HistogramVec {
@@ -175,6 +179,16 @@ impl Metrics {
             .unwrap_or_else(|e| {
                 panic!("metric llm_provider_ratelimit_remaining is malformed: {e}")
             }),
+            retries: counter(
+                "llm_upstream_retries_total",
+                "Upstream attempts that were retried, by reason (429, 5xx, connection).",
+                &["provider", "reason"],
+            ),
+            rejections: counter(
+                "llm_gateway_rejections_total",
+                "Requests the gateway refused itself, by reason.",
+                &["reason"],
+            ),
             registry,
         };
         metrics.register_all();
@@ -195,6 +209,8 @@ impl Metrics {
             Box::new(self.http_server_duration.clone()),
             Box::new(self.gateway_overhead.clone()),
             Box::new(self.ratelimit_remaining.clone()),
+            Box::new(self.retries.clone()),
+            Box::new(self.rejections.clone()),
             Box::new(prometheus::process_collector::ProcessCollector::for_self()),
             Box::new(super::SPAN_OUTCOMES.clone()),
         ];
