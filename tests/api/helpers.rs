@@ -429,6 +429,24 @@ fn reply_for_content(model: &str) -> Reply {
     }
 }
 
+/// Faults chosen by the prompt, for concurrent load where a script's order is unknowable:
+/// a last message `fault:500`, `fault:429`, `fault:400` or `fault:garbage`.
+fn injected_fault(state: &FakeState) -> Option<Response> {
+    let received = state.received.lock().unwrap();
+    let content = received.last()?.body["messages"].as_array()?.last()?["content"]
+        .as_str()?
+        .to_owned();
+    let fault = content.strip_prefix("fault:")?;
+    let json_error = |status: u16| {
+        let body = json!({"error": {"message": format!("injected {status}"), "type": "x", "code": "injected"}});
+        (StatusCode::from_u16(status).unwrap(), axum::Json(body)).into_response()
+    };
+    Some(match fault {
+        "garbage" => (StatusCode::OK, "<html>not json</html>").into_response(),
+        code => json_error(code.parse().unwrap_or(500)),
+    })
+}
+
 /// Tool calls and JSON mode, answered from the request's content (non-streaming).
 fn special_answer(state: &FakeState, model: &str) -> Option<Response> {
     let received = state.received.lock().unwrap();
@@ -501,6 +519,9 @@ async fn fake_chat(
         None => {
             if let Some(special) = special_answer(&state, &model) {
                 return special;
+            }
+            if let Some(fault) = injected_fault(&state) {
+                return fault;
             }
             reply_for_content(&model)
         }

@@ -4,6 +4,7 @@ mod helpers;
 
 mod chat;
 mod docs;
+mod limits;
 mod metrics;
 mod openai;
 mod process;
