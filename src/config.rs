@@ -161,6 +161,8 @@ pub struct Settings {
     pub client_rate_burst: f64,
     /// Longest accepted `/api/chat` prompt, in characters.
     pub max_prompt_chars: usize,
+    /// Origins allowed by CORS (`*` for any); empty: no CORS headers at all.
+    pub cors_allowed_origins: Vec<String>,
     /// Keys clients must present as Bearer tokens; empty: no gateway authentication.
     pub gateway_api_keys: Vec<Secret>,
     /// Telemetry settings.
@@ -190,7 +192,7 @@ impl Settings {
     /// Builds settings from any variable lookup (the environment, or a map in tests).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let env = Env(&lookup);
-        let groq_key = env.secret("GROQ_API_KEY");
+        let groq_key = env.secret_or_file("GROQ_API_KEY")?;
         let provider = match env.text("LLM_PROVIDER").as_deref() {
             None if groq_key.is_some() => ProviderKind::Groq,
             None => ProviderKind::Simulated,
@@ -211,7 +213,7 @@ impl Settings {
             }),
             ProviderKind::OpenAi => Some(UpstreamSettings {
                 base_url: env.url("OPENAI_BASE_URL", OPENAI_BASE_URL)?,
-                api_key: env.secret("OPENAI_API_KEY").ok_or(ConfigError {
+                api_key: env.secret_or_file("OPENAI_API_KEY")?.ok_or(ConfigError {
                     var: "OPENAI_API_KEY",
                     shown: String::new(),
                     expected: "a key when LLM_PROVIDER=openai",
@@ -287,6 +289,16 @@ impl Settings {
                 1 << 20,
                 "a positive number of characters",
             )?,
+            cors_allowed_origins: env
+                .text("CORS_ALLOWED_ORIGINS")
+                .map(|origins| {
+                    origins
+                        .split(',')
+                        .map(|o| o.trim().to_owned())
+                        .filter(|o| !o.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
             gateway_api_keys: env
                 .text("GATEWAY_API_KEYS")
                 .map(|keys| {
@@ -329,8 +341,24 @@ impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
             .filter(|v| !v.is_empty())
     }
 
-    fn secret(&self, var: &str) -> Option<Secret> {
-        self.text(var).map(Secret)
+    /// `VAR`, else the contents of the file named by `VAR_FILE` (Docker/Kubernetes secrets).
+    fn secret_or_file(&self, var: &'static str) -> Result<Option<Secret>, ConfigError> {
+        if let Some(value) = self.text(var) {
+            return Ok(Some(Secret(value)));
+        }
+        let file_var = match var {
+            "GROQ_API_KEY" => "GROQ_API_KEY_FILE",
+            _ => "OPENAI_API_KEY_FILE",
+        };
+        let Some(path) = self.text(file_var) else {
+            return Ok(None);
+        };
+        match std::fs::read_to_string(&path) {
+            Ok(contents) if !contents.trim().is_empty() => {
+                Ok(Some(Secret(contents.trim().to_owned())))
+            }
+            _ => Err(self.bad(file_var, &path, "a readable file holding the key")),
+        }
     }
 
     fn bad(&self, var: &'static str, value: &str, expected: &'static str) -> ConfigError {
@@ -450,6 +478,17 @@ mod tests {
             assert_eq!(err.var, var);
             assert!(err.to_string().contains(var), "{err}");
         }
+    }
+
+    #[test]
+    fn the_key_can_come_from_a_file() {
+        let path = std::env::temp_dir().join(format!("groq-key-{}", std::process::id()));
+        std::fs::write(&path, "gsk_from_file\n").unwrap();
+        let s = settings(&[("GROQ_API_KEY_FILE", path.to_str().unwrap())]).unwrap();
+        assert_eq!(s.upstream.unwrap().api_key.expose(), "gsk_from_file");
+        let err = settings(&[("GROQ_API_KEY_FILE", "/no/such/file")]).unwrap_err();
+        assert_eq!(err.var, "GROQ_API_KEY_FILE");
+        std::fs::remove_file(path).unwrap();
     }
 
     #[test]

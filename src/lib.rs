@@ -105,6 +105,7 @@ impl Application {
                 settings.max_body_bytes,
                 api::GatewayKeys(settings.gateway_api_keys.clone().into()),
                 api::ClientRateLimit::new(settings.client_rate_limit, settings.client_rate_burst),
+                &settings.cors_allowed_origins,
             ),
             metrics_router: telemetry::metrics_router(metrics.clone()),
             shutdown_grace: settings.shutdown_grace,

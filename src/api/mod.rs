@@ -50,9 +50,10 @@ pub struct ApiDoc;
 /// 1. `trace_requests`: the server span (parent from `traceparent`), `x-trace-id`, the HTTP
 ///    duration metric, the gateway-overhead metric and the request log line. Outermost so that
 ///    it sees every response, including the ones the layers below produce.
-/// 2. `CatchPanicLayer`: a panic in a handler becomes a 500 JSON error, never a dropped
+/// 2. CORS, only when `CORS_ALLOWED_ORIGINS` is set (answers preflights itself).
+/// 3. `CatchPanicLayer`: a panic in a handler becomes a 500 JSON error, never a dropped
 ///    connection.
-/// 3. `DefaultBodyLimit`: bodies over `MAX_BODY_BYTES` get 413 from the JSON extractor.
+/// 4. `DefaultBodyLimit`: bodies over `MAX_BODY_BYTES` get 413 from the JSON extractor.
 ///
 /// The LLM routes alone also pass `require_gateway_key` and then `limit_clients` (route layers,
 /// so unknown paths still get 404 and health checks and docs stay open).
@@ -62,6 +63,7 @@ pub fn router(
     max_body_bytes: usize,
     gateway_keys: GatewayKeys,
     client_limit: ClientRateLimit,
+    cors_origins: &[String],
 ) -> Router {
     let llm_routes = Router::new()
         .route("/api/chat", post(chat::chat))
@@ -81,7 +83,7 @@ pub fn router(
             gateway_keys,
             auth::require_gateway_key,
         ));
-    Router::new()
+    let router = Router::new()
         .merge(llm_routes)
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -92,10 +94,36 @@ pub fn router(
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             panic_response,
         ))
-        .layer(axum::middleware::from_fn_with_state(
-            metrics,
-            telemetry::http::trace_requests,
-        ))
+        .layer(cors(cors_origins));
+    router.layer(axum::middleware::from_fn_with_state(
+        metrics,
+        telemetry::http::trace_requests,
+    ))
+}
+
+/// CORS is off (no headers) unless `CORS_ALLOWED_ORIGINS` lists origins, or `*`.
+fn cors(
+    origins: &[String],
+) -> tower::util::Either<tower_http::cors::CorsLayer, tower::layer::util::Identity> {
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    if origins.is_empty() {
+        return tower::util::Either::Right(tower::layer::util::Identity::new());
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| o.parse().ok()))
+    };
+    tower::util::Either::Left(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([axum::http::Method::GET, axum::http::Method::POST])
+            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+            .expose_headers([
+                header::HeaderName::from_static("x-trace-id"),
+                header::RETRY_AFTER,
+            ]),
+    )
 }
 
 /// How an SSE stream is documented: one event, as SSE parsers hand them over.

@@ -242,3 +242,30 @@ async fn load_with_injected_faults_gives_only_documented_statuses_and_exact_coun
     );
     println!("load: {total} requests at concurrency {concurrency}: {statuses:?}");
 }
+
+#[tokio::test]
+async fn cors_is_off_unless_configured() {
+    let closed = spawn_app_with(&[]).await;
+    let open = spawn_app_with(&[("CORS_ALLOWED_ORIGINS", "https://app.example")]).await;
+    let preflight = |app: &crate::helpers::TestApp| {
+        app.client
+            .request(reqwest::Method::OPTIONS, app.url("/api/chat"))
+            .header("origin", "https://app.example")
+            .header("access-control-request-method", "POST")
+            .send()
+    };
+
+    let denied = preflight(&closed).await.unwrap();
+    let allowed = preflight(&open).await.unwrap();
+
+    assert!(
+        denied
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "https://app.example"
+    );
+}
