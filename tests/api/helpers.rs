@@ -212,6 +212,12 @@ pub enum Reply {
     StreamThenError,
     /// One content chunk, then nothing until the client goes away.
     StreamThenHang,
+    /// A 200 whose body stops halfway and never finishes.
+    BodyThenHang,
+    /// A 200 whose body stops halfway and the connection is dropped.
+    BodyThenReset,
+    /// A 200 with a valid answer whose content is this many bytes.
+    Large(usize),
 }
 
 impl Reply {
@@ -553,6 +559,39 @@ async fn fake_chat(
             ok(&model)
         }
         Reply::Stream { .. } | Reply::StreamThenError | Reply::StreamThenHang => unreachable!(),
+        Reply::Large(bytes) => {
+            let mut answer = groq_success(&model);
+            answer["choices"][0]["message"]["content"] = json!("y".repeat(bytes));
+            axum::Json(answer).into_response()
+        }
+        Reply::BodyThenHang | Reply::BodyThenReset => {
+            let hang = matches!(reply, Reply::BodyThenHang);
+            let head = Bytes::from_static(br#"{"id":"chatcmpl-partial","choices":[{"#);
+            let body = futures_util::stream::unfold(0, move |step| {
+                let head = head.clone();
+                async move {
+                    match step {
+                        0 => Some((Ok(head), 1)),
+                        _ if hang => {
+                            std::future::pending::<()>().await;
+                            None
+                        }
+                        _ => Some((
+                            Err(std::io::Error::other("connection reset by the fake")),
+                            2,
+                        )),
+                    }
+                }
+            });
+            (
+                [
+                    ("content-type", "application/json"),
+                    ("content-length", "4096"),
+                ],
+                axum::body::Body::from_stream(body),
+            )
+                .into_response()
+        }
         Reply::Status {
             status,
             body,

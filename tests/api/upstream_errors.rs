@@ -236,3 +236,115 @@ async fn upstream_500_is_attempted_three_times_by_default() {
     assert_eq!(response.status(), 502);
     assert_eq!(app.upstream.received().len(), 3);
 }
+
+#[tokio::test]
+async fn a_body_that_stops_midway_times_out_as_504() {
+    let app = spawn_app_with(&[("LLM_TIMEOUT_SECS", "0.5")]).await;
+    app.upstream.script([Reply::BodyThenHang]);
+
+    let (status, _, body) = error_of(app.chat(json!({"prompt": "hi"})).await).await;
+
+    assert_eq!(status, 504);
+    assert_eq!(body["error"]["type"], "timeout");
+}
+
+#[tokio::test]
+async fn a_connection_reset_midway_is_retried_then_502_connection_error() {
+    let app = spawn_app_with(&[("LLM_MAX_RETRIES", "1")]).await;
+    app.upstream
+        .script([Reply::BodyThenReset, Reply::BodyThenReset]);
+
+    let (status, _, body) = error_of(app.chat(json!({"prompt": "hi"})).await).await;
+
+    assert_eq!(status, 502);
+    assert_eq!(body["error"]["type"], "connection_error");
+    assert_eq!(
+        app.upstream.received().len(),
+        2,
+        "a broken connection is retried"
+    );
+}
+
+#[tokio::test]
+async fn a_reset_that_recovers_on_retry_answers_200() {
+    let app = spawn_app_with(&[("LLM_MAX_RETRIES", "1")]).await;
+    app.upstream.script([Reply::BodyThenReset]);
+
+    let response = app.chat(json!({"prompt": "hi"})).await;
+
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn a_very_large_answer_is_relayed_whole() {
+    let app = spawn_app().await;
+    let size = 5 << 20;
+    app.upstream.script([Reply::Large(size)]);
+
+    let response = app.chat(json!({"prompt": "hi"})).await;
+
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["content"].as_str().unwrap().len(), size);
+}
+
+#[tokio::test]
+async fn stream_requests_that_fail_before_the_first_byte_get_plain_errors() {
+    let app = spawn_app_with(&[("LLM_MAX_RETRIES", "0")]).await;
+    app.upstream.script([
+        Reply::Status {
+            status: 429,
+            body: json!({"error": {"message": "slow down", "type": "tokens", "code": "rate_limit_exceeded"}}).to_string(),
+            headers: vec![("retry-after", "9".into())],
+        },
+        Reply::groq_error(500, "boom", "x"),
+        Reply::groq_error(401, &format!("bad key {API_KEY}"), "invalid_api_key"),
+    ]);
+    let stream_body = json!({"model": "llama-3.1-8b-instant", "stream": true, "messages": [{"role": "user", "content": "hi"}]});
+
+    let mut outcomes = Vec::new();
+    for _ in 0..3 {
+        let response = app
+            .client
+            .post(app.url("/v1/chat/completions"))
+            .json(&stream_body)
+            .send()
+            .await
+            .unwrap();
+        let (status, retry_after, body) = error_of(response).await;
+        outcomes.push((
+            status,
+            retry_after,
+            body["error"]["type"].as_str().unwrap().to_owned(),
+        ));
+    }
+
+    assert_eq!(
+        outcomes,
+        [
+            (429, Some("9".to_owned()), "rate_limited".to_owned()),
+            (502, None, "upstream_server_error".to_owned()),
+            (502, None, "authentication".to_owned()),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_stream_that_goes_silent_ends_with_a_timeout_error_event() {
+    let app = spawn_app_with(&[("LLM_TIMEOUT_SECS", "0.5")]).await;
+    app.upstream.script([Reply::StreamThenHang]);
+
+    let response = app
+        .client
+        .post(app.url("/v1/chat/completions"))
+        .json(&json!({"model": "llama-3.1-8b-instant", "stream": true, "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), 200, "the stream had started");
+    let text = response.text().await.unwrap();
+    let last = text.trim_end().rsplit("\n\n").next().unwrap();
+    let error: Value = serde_json::from_str(last.strip_prefix("data: ").unwrap()).unwrap();
+    assert_eq!(error["error"]["type"], "timeout");
+}
