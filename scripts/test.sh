@@ -22,6 +22,13 @@ if ! .venv-sdk/bin/python -c 'import openai, groq' 2>/dev/null; then
   .venv-sdk/bin/pip install -q 'openai>=1.50,<4' 'groq>=0.11,<2'
 fi
 
+# A real OTLP collector hop for the gRPC export test (rotel: receives gRPC, forwards HTTP).
+if ! ls .venv-rotel/lib/*/site-packages/rotel/rotel-agent >/dev/null 2>&1; then
+  step "creating .venv-rotel with the rotel collector"
+  python3 -m venv .venv-rotel
+  .venv-rotel/bin/pip install -q 'rotel==0.0.1a15'
+fi
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 

@@ -118,6 +118,18 @@ async fn receive_traces(
         "application/x-protobuf",
         "OTLP/HTTP must send protobuf"
     );
+    // Collectors may compress (OTLP allows gzip); our service sends plain protobuf.
+    let body = match headers.get("content-encoding").map(|v| v.as_bytes()) {
+        Some(b"gzip") => {
+            use std::io::Read;
+            let mut plain = Vec::new();
+            flate2::read::GzDecoder::new(&body[..])
+                .read_to_end(&mut plain)
+                .unwrap();
+            Bytes::from(plain)
+        }
+        _ => body,
+    };
     let request = match ExportTraceServiceRequest::decode(body) {
         Ok(r) => r,
         Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),

@@ -461,3 +461,83 @@ async fn a_10_mb_stream_is_relayed_with_flat_memory() {
         after - before
     );
 }
+
+/// The rotel collector's binary (PyPI `rotel`, installed by scripts/test.sh in .venv-rotel).
+fn rotel_agent() -> std::path::PathBuf {
+    if let Ok(path) = std::env::var("ROTEL_AGENT") {
+        return path.into();
+    }
+    let lib = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv-rotel/lib");
+    std::fs::read_dir(&lib)
+        .ok()
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|python| python.path().join("site-packages/rotel/rotel-agent"))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| {
+            panic!(
+                "no rotel-agent under {} (scripts/test.sh installs it)",
+                lib.display()
+            )
+        })
+}
+
+#[tokio::test]
+async fn spans_arrive_over_otlp_grpc_through_a_real_collector_hop() {
+    let receiver = crate::helpers::OtlpReceiver::start();
+    let (grpc_port, http_port) = (free_port(), free_port());
+    let pid_file =
+        std::env::temp_dir().join(format!("rotel-{}-{grpc_port}.pid", std::process::id()));
+    let mut collector = Command::new(rotel_agent())
+        .args([
+            "start",
+            "--exporter",
+            "otlp",
+            "--otlp-exporter-protocol",
+            "http",
+        ])
+        .arg("--otlp-grpc-endpoint")
+        .arg(format!("127.0.0.1:{grpc_port}"))
+        .arg("--otlp-http-endpoint")
+        .arg(format!("127.0.0.1:{http_port}"))
+        .arg("--otlp-exporter-endpoint")
+        .arg(format!("http://{}", receiver.addr))
+        .arg("--pid-file")
+        .arg(&pid_file)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", grpc_port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the collector did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let service = start_binary(&[
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+        (
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            &format!("http://127.0.0.1:{grpc_port}"),
+        ),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+    ]);
+
+    let trace_id = chat_ok(&reqwest::Client::new(), &service).await;
+
+    let spans = receiver.wait_for_trace(&trace_id, 2).await;
+    let chat = spans
+        .iter()
+        .find(|s| s.span.name == "chat llama-3.1-8b-instant")
+        .expect("chat span");
+    assert_eq!(
+        crate::helpers::attr(&chat.span.attributes, "gen_ai.provider.name"),
+        Some(json!("simulated"))
+    );
+    let _ = collector.kill();
+    let _ = collector.wait();
+    let _ = std::fs::remove_file(pid_file);
+}
