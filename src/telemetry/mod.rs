@@ -51,10 +51,13 @@ pub enum TelemetryError {
     Subscriber(String),
 }
 
-/// Owns the tracer provider; call [`TelemetryGuard::shutdown`] once the server has drained.
+/// Owns the tracer provider and the log writer; call [`TelemetryGuard::shutdown`] once the
+/// server has drained.
 #[derive(Debug)]
 pub struct TelemetryGuard {
     provider: SdkTracerProvider,
+    /// Flushes buffered log lines when dropped.
+    _log_writer: tracing_appender::non_blocking::WorkerGuard,
 }
 
 impl TelemetryGuard {
@@ -92,9 +95,17 @@ pub fn init(settings: &TelemetrySettings) -> Result<TelemetryGuard, TelemetryErr
     let filter = EnvFilter::try_new(format!("{},{SILENCED}", settings.log_filter))
         .map_err(|_| TelemetryError::Filter(settings.log_filter.clone()))?;
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    // Log lines are written by a dedicated thread: a request never waits on stdout. The buffer
+    // is bounded; under a log storm lines are dropped rather than requests slowed.
+    let (writer, log_writer) = tracing_appender::non_blocking(std::io::stdout());
     let log_layer = match settings.log_format {
-        LogFormat::Pretty => fmt::layer().with_target(false).with_ansi(ansi).boxed(),
+        LogFormat::Pretty => fmt::layer()
+            .with_target(false)
+            .with_ansi(ansi)
+            .with_writer(writer)
+            .boxed(),
         LogFormat::Json => fmt::layer()
+            .with_writer(writer)
             .json()
             .with_current_span(true)
             .with_span_list(true)
@@ -107,7 +118,10 @@ pub fn init(settings: &TelemetrySettings) -> Result<TelemetryGuard, TelemetryErr
         .with(log_layer)
         .try_init()
         .map_err(|e| TelemetryError::Subscriber(e.to_string()))?;
-    Ok(TelemetryGuard { provider })
+    Ok(TelemetryGuard {
+        provider,
+        _log_writer: log_writer,
+    })
 }
 
 fn tracer_provider(settings: &TelemetrySettings) -> Result<SdkTracerProvider, TelemetryError> {
