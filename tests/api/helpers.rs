@@ -805,6 +805,16 @@ impl ServiceProcess {
         format!("http://127.0.0.1:{}{}", self.port, path)
     }
 
+    /// `POST /api/chat` with a JSON body.
+    pub async fn chat(&self, body: Value) -> reqwest::Response {
+        reqwest::Client::new()
+            .post(self.url("/api/chat"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub fn signal(&self, signal: &str) {
         let status = Command::new("kill")
             .args([format!("-{signal}"), self.child.id().to_string()])

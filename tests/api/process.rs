@@ -58,21 +58,10 @@ async fn logs_are_json_with_trace_ids_and_never_contain_the_key() {
         ("RUST_LOG", "debug"),
         ("OTEL_SDK_DISABLED", "true"),
     ]);
-    let client = reqwest::Client::new();
 
-    let failed = client
-        .post(service.url("/api/chat"))
-        .json(&json!({"prompt": "hi"}))
-        .send()
-        .await
-        .unwrap();
+    let failed = service.chat(json!({"prompt": "hi"})).await;
     assert_eq!(failed.status(), 502);
-    let ok = client
-        .post(service.url("/api/chat"))
-        .json(&json!({"prompt": "hi"}))
-        .send()
-        .await
-        .unwrap();
+    let ok = service.chat(json!({"prompt": "hi"})).await;
     assert_eq!(ok.status(), 200);
     let trace_id = ok.headers()["x-trace-id"].to_str().unwrap().to_owned();
     let body: Value = ok.json().await.unwrap();
@@ -178,15 +167,11 @@ async fn with_the_collector_down_200_requests_all_succeed() {
         ("OTEL_BSP_SCHEDULE_DELAY", "100"),
         ("OTEL_BSP_MAX_QUEUE_SIZE", "64"),
     ]);
-    let client = reqwest::Client::new();
 
     for i in 0..200 {
-        let response = client
-            .post(service.url("/api/chat"))
-            .json(&json!({"prompt": format!("request {i}")}))
-            .send()
-            .await
-            .unwrap();
+        let response = service
+            .chat(json!({"prompt": format!("request {i}")}))
+            .await;
         assert_eq!(response.status(), 200, "request {i}");
     }
     let metrics = reqwest::get(format!("http://127.0.0.1:{}/metrics", service.metrics_port))
@@ -228,13 +213,8 @@ async fn span_outcomes(service: &crate::helpers::ServiceProcess) -> (f64, f64, f
     (get("exported"), get("failed"), get("dropped"))
 }
 
-async fn chat_ok(client: &reqwest::Client, service: &crate::helpers::ServiceProcess) -> String {
-    let response = client
-        .post(service.url("/api/chat"))
-        .json(&json!({"prompt": "hi"}))
-        .send()
-        .await
-        .unwrap();
+async fn chat_ok(service: &crate::helpers::ServiceProcess) -> String {
+    let response = service.chat(json!({"prompt": "hi"})).await;
     assert_eq!(response.status(), 200);
     response.headers()["x-trace-id"]
         .to_str()
@@ -252,10 +232,9 @@ async fn when_the_collector_comes_back_spans_flow_again() {
         ),
         ("OTEL_BSP_SCHEDULE_DELAY", "100"),
     ]);
-    let client = reqwest::Client::new();
 
     for _ in 0..20 {
-        chat_ok(&client, &service).await;
+        chat_ok(&service).await;
     }
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     while span_outcomes(&service).await.1 == 0.0 {
@@ -267,7 +246,7 @@ async fn when_the_collector_comes_back_spans_flow_again() {
     }
 
     let collector = crate::helpers::OtlpReceiver::start_on(port);
-    let trace_id = chat_ok(&client, &service).await;
+    let trace_id = chat_ok(&service).await;
     // The simulated provider makes no HTTP call: a server span and a chat span.
     let spans = collector.wait_for_trace(&trace_id, 2).await;
     assert!(
@@ -296,11 +275,10 @@ async fn a_collector_that_never_answers_costs_requests_nothing_and_the_queue_sta
         ("OTEL_BSP_MAX_QUEUE_SIZE", &queue.to_string()),
         ("OTEL_EXPORTER_OTLP_TIMEOUT", "30000"),
     ]);
-    let client = reqwest::Client::new();
 
     let requests = 100;
     for _ in 0..requests {
-        chat_ok(&client, &service).await;
+        chat_ok(&service).await;
     }
 
     // Two spans a request (server, chat); at most `queue` of them wait, the rest are dropped.
@@ -328,10 +306,9 @@ async fn a_collector_answering_500_is_counted_as_failed_export_and_requests_succ
         ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", &endpoint),
         ("OTEL_BSP_SCHEDULE_DELAY", "50"),
     ]);
-    let client = reqwest::Client::new();
 
     for _ in 0..30 {
-        chat_ok(&client, &service).await;
+        chat_ok(&service).await;
     }
 
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
@@ -422,12 +399,7 @@ async fn a_10_mb_stream_is_relayed_with_flat_memory() {
     ]);
     let client = reqwest::Client::new();
     // Warm up: the first request allocates pools, TLS-free HTTP client state, metric series.
-    let warm = client
-        .post(service.url("/api/chat"))
-        .json(&json!({"prompt": "warm"}))
-        .send()
-        .await
-        .unwrap();
+    let warm = service.chat(json!({"prompt": "warm"})).await;
     assert_eq!(warm.status(), 200);
     let before = peak_rss_kib(service.child.id());
     upstream.script([Reply::Stream {
@@ -526,7 +498,7 @@ async fn spans_arrive_over_otlp_grpc_through_a_real_collector_hop() {
         ("OTEL_BSP_SCHEDULE_DELAY", "100"),
     ]);
 
-    let trace_id = chat_ok(&reqwest::Client::new(), &service).await;
+    let trace_id = chat_ok(&service).await;
 
     let spans = receiver.wait_for_trace(&trace_id, 2).await;
     let chat = spans
