@@ -45,3 +45,6 @@ step "observability stack files (compose, collector, Prometheus, alerts, Grafana
 # Metric names used by the dashboard and alerts are checked against a real scrape that the
 # Rust tests saved after exercising every kind of call.
 bash scripts/check-stack.sh --metrics-file target/tmp/stack-check-metrics.txt
+
+step "benchmark harness smoke run (bench/run.sh --quick: keeps it working; asserts no timing)"
+bench/run.sh --quick

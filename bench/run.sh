@@ -1,0 +1,532 @@
+#!/usr/bin/env bash
+# Benchmark: the gateway's overhead against direct calls and against LiteLLM (issue 7).
+#
+#   bench/run.sh [--quick] [--no-litellm] [--no-nginx] [--soak N] [--duration S] [--write]
+#
+#   --quick       ~1 minute: 2 s runs, no LiteLLM, no nginx, no soak (CI runs this; no timing asserted)
+#   --no-litellm  skip the LiteLLM proxy comparison (d)
+#   --no-nginx    skip the reference row: nginx-light as a plain reverse proxy (no telemetry)
+#   --soak N      requests in the memory soak (default 1000000; 0 skips it; --quick implies 0)
+#   --duration S  seconds per measured run (default 10; --quick: 2)
+#   --write       replace the results section of BENCHMARKS.md with this run's tables
+#
+# Everything runs on 127.0.0.1: a release build of the gateway, a fake Groq upstream and an
+# OTLP receiver (both examples/fake_upstream.rs, separate processes), wrk for fixed
+# concurrency and examples/loadgen.rs for fixed rates (open loop, latency from each request's
+# scheduled time), SSE time to first chunk and the soak. Every process started here is
+# stopped on exit. Results: bench/results/<timestamp>.md (+ raw data in bench/results/<timestamp>/).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+ARGS=("$@")
+
+QUICK=0 LITELLM=1 NGINX=1 WRITE=0 SOAK=1000000 DURATION=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --quick) QUICK=1 ;;
+        --no-litellm) LITELLM=0 ;;
+        --no-nginx) NGINX=0 ;;
+        --write) WRITE=1 ;;
+        --soak) SOAK=${2:?--soak needs a number}; shift ;;
+        --duration) DURATION=${2:?--duration needs seconds}; shift ;;
+        -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
+    esac
+    shift
+done
+if [ "$QUICK" = 1 ]; then
+    LITELLM=0 NGINX=0 SOAK=0
+    DURATION=${DURATION:-2}
+    WARMUP=0.5 SOAK_EVERY=1
+else
+    DURATION=${DURATION:-10}
+    WARMUP=1 SOAK_EVERY=5
+fi
+LITELLM_VERSION=1.106.12
+LITELLM_VENV="$ROOT/bench/.venv-litellm"
+CONCURRENCIES=(1 32 256)
+RATES=(1000 5000)
+SSE_RATE=100
+MODEL=llama-3.1-8b-instant
+
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg)
+RESULTS_DIR="$ROOT/bench/results"
+RAW="$RESULTS_DIR/$STAMP"
+REPORT="$RESULTS_DIR/$STAMP.md"
+mkdir -p "$RAW"
+JSONL="$RAW/results.jsonl"
+: > "$JSONL"
+
+# ---------------------------------------------------------------- process bookkeeping
+PIDS=()      # processes we started, stopped in reverse order on exit
+GROUPS_=()   # process groups we started with setsid (LiteLLM and its workers)
+cleanup() {
+    local rc=$?
+    set +e
+    for ((i = ${#GROUPS_[@]} - 1; i >= 0; i--)); do
+        kill -TERM -- "-${GROUPS_[i]}" 2>/dev/null
+    done
+    for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+        kill -TERM "${PIDS[i]}" 2>/dev/null
+    done
+    local deadline=$((SECONDS + 5))
+    for pid in "${PIDS[@]}" "${GROUPS_[@]}"; do
+        while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null
+    done
+    for g in "${GROUPS_[@]}"; do kill -KILL -- "-$g" 2>/dev/null; done
+    wait 2>/dev/null
+    exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+forget_pid() { # stop tracking a pid we stopped ourselves
+    local keep=() p
+    for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+    PIDS=("${keep[@]}")
+}
+
+stop_pid() { # SIGTERM, wait up to $2 s (default 15), then SIGKILL
+    local pid=$1 limit=${2:-15} deadline
+    kill -TERM "$pid" 2>/dev/null || true
+    deadline=$((SECONDS + limit))
+    while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    forget_pid "$pid"
+}
+
+stop_group() { # SIGTERM a process group we made with setsid, wait up to $2 s, then SIGKILL it
+    local pgid=$1 limit=${2:-15} deadline keep=() g
+    kill -TERM -- "-$pgid" 2>/dev/null || true
+    deadline=$((SECONDS + limit))
+    while kill -0 -- "-$pgid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.2; done
+    kill -KILL -- "-$pgid" 2>/dev/null || true
+    wait "$pgid" 2>/dev/null || true
+    for g in "${GROUPS_[@]}"; do [ "$g" = "$pgid" ] || keep+=("$g"); done
+    GROUPS_=("${keep[@]}")
+}
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+wait_http() { # url, seconds, pid to watch: until the URL answers 2xx
+    local url=$1 limit=$2 pid=$3 deadline=$((SECONDS + $2))
+    while [ $SECONDS -lt $deadline ]; do
+        kill -0 "$pid" 2>/dev/null || return 1
+        curl -fsS -o /dev/null --max-time 2 "$url" 2>/dev/null && return 0
+        sleep 0.2
+    done
+    return 1
+}
+
+# ---------------------------------------------------------------- /proc accounting
+CLK_TCK=$(getconf CLK_TCK)
+tree_pids() { # a pid and all its descendants
+    local p=$1 c
+    echo "$p"
+    for c in $(pgrep -P "$p" 2>/dev/null || true); do tree_pids "$c"; done
+}
+cpu_ticks() { # utime+stime (fields 14 and 15 of /proc/PID/stat) summed over the process tree
+    local total=0 p t
+    for p in $(tree_pids "$1"); do
+        # Drop "pid (comm) " first: comm may contain spaces; field 14 is then the 12th.
+        t=$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12 + $13}') || t=0
+        total=$((total + ${t:-0}))
+    done
+    echo "$total"
+}
+status_kb() { # VmHWM or VmRSS in kB, summed over the process tree
+    local total=0 p v
+    for p in $(tree_pids "$1"); do
+        v=$(awk -v k="$2:" '$1 == k {print $2}' "/proc/$p/status" 2>/dev/null) || v=0
+        total=$((total + ${v:-0}))
+    done
+    echo "$total"
+}
+
+reset_hwm() { # start a new VmHWM period (writing 5 to clear_refs resets the peak RSS)
+    local p
+    for p in $(tree_pids "$1"); do echo 5 >"/proc/$p/clear_refs" 2>/dev/null || true; done
+}
+
+# ---------------------------------------------------------------- tools
+command -v curl >/dev/null || die "curl is required"
+command -v python3 >/dev/null || die "python3 is required"
+
+apt_install() { # install Debian packages, running apt-get update only if the first try fails
+    local sudo=""
+    [ "$(id -u)" = 0 ] || sudo="sudo -n"
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends "$@" >"$RAW/apt.log" 2>&1 && return 0
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get update >>"$RAW/apt.log" 2>&1 || true
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends "$@" >>"$RAW/apt.log" 2>&1
+}
+WRK=1
+if ! command -v wrk >/dev/null; then
+    log "installing wrk (Debian package)"
+    apt_install wrk || { log "wrk could not be installed (see $RAW/apt.log): fixed-concurrency runs use examples/loadgen.rs instead"; WRK=0; }
+fi
+
+log "building (release): gateway and examples"
+cargo build --release --bin llm-observability --examples 2>&1 | tail -n 3 >&2
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+GATEWAY="$TARGET_DIR/release/llm-observability"
+FAKE="$TARGET_DIR/release/examples/fake_upstream"
+LOADGEN="$TARGET_DIR/release/examples/loadgen"
+for b in "$GATEWAY" "$FAKE" "$LOADGEN"; do [ -x "$b" ] || die "missing $b after the build"; done
+
+# Nothing here may go through a proxy.
+export NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost
+unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY ALL_PROXY all_proxy
+
+# ---------------------------------------------------------------- servers
+start_fake() { # name, extra args...: starts a fake_upstream, sets FAKE_PID and FAKE_PORT
+    local name=$1; shift
+    "$FAKE" --port 0 "$@" >"$RAW/$name.log" 2>&1 &
+    FAKE_PID=$!
+    PIDS+=("$FAKE_PID")
+    local deadline=$((SECONDS + 10))
+    FAKE_PORT=""
+    while [ -z "$FAKE_PORT" ] && [ $SECONDS -lt $deadline ]; do
+        FAKE_PORT=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$RAW/$name.log" 2>/dev/null || true)
+        [ -n "$FAKE_PORT" ] || sleep 0.05
+    done
+    [ -n "$FAKE_PORT" ] || { cat "$RAW/$name.log" >&2; die "$name did not start"; }
+}
+
+start_fake upstream --workers 1 --chunks 20 --chunk-delay-ms 10
+UP_PID=$FAKE_PID UP_PORT=$FAKE_PORT
+start_fake otlp-receiver --workers 1
+OTLP_PID=$FAKE_PID OTLP_PORT=$FAKE_PORT
+UP="http://127.0.0.1:$UP_PORT"
+log "fake Groq upstream on :$UP_PORT (pid $UP_PID), OTLP receiver on :$OTLP_PORT (pid $OTLP_PID)"
+
+stat_field() { # JSON field of a fake_upstream's /stats
+    curl -fsS --max-time 5 "http://127.0.0.1:$1/stats" | sed -n "s/.*\"$2\":\([0-9]*\).*/\1/p"
+}
+
+start_gateway() { # name, extra env...: sets GW_PID and GW_PORT
+    local name=$1; shift
+    GW_PORT=$(free_port)
+    local metrics_port
+    metrics_port=$(free_port)
+    # A clean environment, and a working directory without a .env for dotenvy to pick up.
+    (cd "$RAW" && exec env -i PATH="$PATH" HOME="${HOME:-/tmp}" \
+        APP_HOST=127.0.0.1 APP_PORT="$GW_PORT" METRICS_HOST=127.0.0.1 METRICS_PORT="$metrics_port" \
+        GROQ_API_KEY=gsk_bench GROQ_BASE_URL="$UP/openai/v1" LLM_MAX_RETRIES=0 \
+        RUST_LOG=warn SHUTDOWN_GRACE_SECS=2 "$@" "$GATEWAY") >"$RAW/$name.log" 2>&1 &
+    GW_PID=$!
+    PIDS+=("$GW_PID")
+    wait_http "http://127.0.0.1:$GW_PORT/healthz" 20 "$GW_PID" ||
+        { cat "$RAW/$name.log" >&2; die "gateway $name did not start"; }
+    log "gateway $name on :$GW_PORT (pid $GW_PID, metrics :$metrics_port)"
+}
+
+# ---------------------------------------------------------------- request bodies
+CHAT_BODY='{"prompt":"Explain observability in 3 sentences","max_tokens":100,"temperature":0.7}'
+OPENAI_BODY='{"model":"'$MODEL'","messages":[{"role":"user","content":"Explain observability in 3 sentences"}],"max_tokens":100,"temperature":0.7,"stream":false}'
+STREAM_BODY='{"model":"'$MODEL'","messages":[{"role":"user","content":"hi"}],"stream":true}'
+
+write_lua() { # file, body, extra header lines...: a wrk script that POSTs and prints JSON
+    local file=$1 body=$2; shift 2
+    {
+        echo 'wrk.method = "POST"'
+        echo "wrk.body = [==[$body]==]"
+        echo 'wrk.headers["Content-Type"] = "application/json"'
+        local h
+        for h in "$@"; do echo "wrk.headers[\"${h%%:*}\"] = \"${h#*: }\""; done
+        cat <<'LUA'
+function done(summary, latency, requests)
+  local e = summary.errors
+  local secs = summary.duration / 1e6
+  local p = function(q) return latency:percentile(q) / 1000 end
+  io.write(string.format(
+    '{"mode":"concurrency","tool":"wrk","duration_s":%.3f,"sent":%d,"ok":%d,"errors":%d,' ..
+    '"errors_by_kind":{"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d},' ..
+    '"completed_total":%d,"rps":%.1f,"p50_ms":%.3f,"p90_ms":%.3f,"p99_ms":%.3f,"p999_ms":%.3f,' ..
+    '"max_ms":%.3f,"mean_ms":%.3f}\n',
+    secs, summary.requests, summary.requests - e.status,
+    e.connect + e.read + e.write + e.status + e.timeout,
+    e.connect, e.read, e.write, e.status, e.timeout,
+    summary.requests, summary.requests / secs, p(50), p(90), p(99), p(99.9),
+    latency.max / 1000, latency.mean / 1000))
+end
+LUA
+    } >"$file"
+}
+
+# ---------------------------------------------------------------- one measurement
+# measure VARIANT LOAD PID URL BODY [HEADER]: LOAD is cN (closed loop), rN (open loop at N/s)
+# or sseN (open loop SSE at N/s). Appends one JSON line to results.jsonl.
+measure() {
+    local variant=$1 load=$2 pid=$3 url=$4 body=$5 header=${6:-}
+    local out="$RAW/$variant-$load.out" before after hwm rss result
+    local hargs=()
+    [ -n "$header" ] && hargs=(--header "$header")
+    [ "$load" = soak ] || reset_hwm "$pid"
+    before=$(cpu_ticks "$pid")
+    case "$load" in
+        c*)
+            local c=${load#c}
+            if [ "$WRK" = 1 ]; then
+                local lua="$RAW/$variant.lua"
+                if [ -n "$header" ]; then write_lua "$lua" "$body" "$header"; else write_lua "$lua" "$body"; fi
+                wrk -t1 -c"$c" -d"${DURATION}s" --timeout 30s -s "$lua" "$url" >"$out" 2>&1 || true
+            else
+                "$LOADGEN" --url "$url" --body "$body" "${hargs[@]}" --concurrency "$c" \
+                    --duration "$DURATION" --timeout 30 >"$out" 2>&1 || true
+            fi ;;
+        r*)
+            "$LOADGEN" --url "$url" --body "$body" "${hargs[@]}" --rate "${load#r}" \
+                --duration "$DURATION" --warmup "$WARMUP" --timeout 10 >"$out" 2>&1 || true ;;
+        sse*)
+            "$LOADGEN" --url "$url" --body "$body" "${hargs[@]}" --rate "${load#sse}" --sse \
+                --duration "$DURATION" --warmup "$WARMUP" --timeout 10 >"$out" 2>&1 || true ;;
+        soak)
+            "$LOADGEN" --url "$url" --body "$body" "${hargs[@]}" --concurrency 32 \
+                --requests "$SOAK" --timeout 30 >"$out" 2>&1 || true ;;
+    esac
+    after=$(cpu_ticks "$pid")
+    hwm=$(status_kb "$pid" VmHWM)
+    rss=$(status_kb "$pid" VmRSS)
+    result=$(grep -m1 '^{' "$out" || true)
+    if [ -z "$result" ]; then
+        log "  $variant $load: no result (see $out)"
+        result='null'
+    fi
+    printf '{"variant":"%s","load":"%s","cpu_ticks":%s,"clk_tck":%s,"hwm_kb":%s,"rss_kb":%s,"result":%s}\n' \
+        "$variant" "$load" "$((after - before))" "$CLK_TCK" "${hwm:-0}" "${rss:-0}" "$result" >>"$JSONL"
+    python3 "$ROOT/bench/report.py" line "$JSONL" >&2 || true
+}
+
+warm_up() { # url body [header]: short closed-loop burst, not recorded
+    local hargs=()
+    [ -n "${3:-}" ] && hargs=(--header "$3")
+    "$LOADGEN" --url "$1" --body "$2" "${hargs[@]}" --concurrency 32 --duration "$WARMUP" \
+        --timeout 30 >/dev/null 2>&1 || true
+}
+
+run_suite() { # variant pid url body [header]
+    local variant=$1 pid=$2 url=$3 body=$4 header=${5:-} c r
+    log "== $variant: warm-up, then ${DURATION} s per run"
+    warm_up "$url" "$body" "$header"
+    for c in "${CONCURRENCIES[@]}"; do measure "$variant" "c$c" "$pid" "$url" "$body" "$header"; done
+    for r in "${RATES[@]}"; do measure "$variant" "r$r" "$pid" "$url" "$body" "$header"; done
+}
+
+# ---------------------------------------------------------------- (a) direct
+run_suite direct "$UP_PID" "$UP/openai/v1/chat/completions" "$OPENAI_BODY"
+
+# ---------------------------------------------------------------- (b) gateway, full telemetry
+# OTLP accounting per gateway process: what the receiver got between its start and its exit
+# (SIGTERM flushes the span queue), against the upstream calls it made.
+otlp_mark() {
+    OTLP_MARK=("$(stat_field "$OTLP_PORT" otlp_requests)" "$(stat_field "$OTLP_PORT" otlp_bytes)"
+        "$(stat_field "$OTLP_PORT" otlp_spans)" "$(stat_field "$UP_PORT" chat_requests)")
+}
+otlp_since_mark() { # prints a JSON object
+    printf '{"gateway_upstream_calls":%s,"otlp_requests":%s,"otlp_bytes":%s,"otlp_spans":%s,"otlp_unparsed":%s}' \
+        "$(($(stat_field "$UP_PORT" chat_requests) - OTLP_MARK[3]))" \
+        "$(($(stat_field "$OTLP_PORT" otlp_requests) - OTLP_MARK[0]))" \
+        "$(($(stat_field "$OTLP_PORT" otlp_bytes) - OTLP_MARK[1]))" \
+        "$(($(stat_field "$OTLP_PORT" otlp_spans) - OTLP_MARK[2]))" \
+        "$(stat_field "$OTLP_PORT" otlp_unparsed)"
+}
+FULL_ENV=(OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$OTLP_PORT" OTEL_TRACES_SAMPLER=always_on)
+
+otlp_mark
+start_gateway gateway-full "${FULL_ENV[@]}"
+FULL_PID=$GW_PID FULL_PORT=$GW_PORT
+run_suite gateway-full "$FULL_PID" "http://127.0.0.1:$FULL_PORT/api/chat" "$CHAT_BODY"
+
+# ---------------------------------------------------------------- (e) streaming
+STREAM_STATUS=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 -X POST \
+    -H 'content-type: application/json' -d "$STREAM_BODY" \
+    "http://127.0.0.1:$FULL_PORT/v1/chat/completions" || echo 000)
+if [ "$STREAM_STATUS" = 404 ]; then
+    echo "streaming: skipped (endpoint not available)"
+    echo '{"streaming":"skipped (endpoint not available)"}' >"$RAW/streaming.json"
+else
+    log "== streaming (first probe answered $STREAM_STATUS): time to first chunk at $SSE_RATE streams/s"
+    measure direct "sse$SSE_RATE" "$UP_PID" "$UP/openai/v1/chat/completions" "$STREAM_BODY"
+    measure gateway-full "sse$SSE_RATE" "$FULL_PID" "http://127.0.0.1:$FULL_PORT/v1/chat/completions" "$STREAM_BODY"
+fi
+stop_pid "$FULL_PID" 20
+sleep 0.2
+OTLP_FULL=$(otlp_since_mark)
+log "OTLP receiver, gateway-full: $OTLP_FULL"
+
+# ---------------------------------------------------------------- soak (fresh gateway, full telemetry)
+OTLP_SOAK=null
+if [ "$SOAK" -gt 0 ]; then
+    otlp_mark
+    start_gateway gateway-soak "${FULL_ENV[@]}"
+    SOAK_PID=$GW_PID
+    log "== soak: $SOAK requests at concurrency 32 through a fresh full-telemetry gateway, RSS every ${SOAK_EVERY} s"
+    soak_tsv="$RAW/soak.tsv"
+    printf 'elapsed_s\tupstream_requests\trss_kb\thwm_kb\n' >"$soak_tsv"
+    soak_base=$(stat_field "$UP_PORT" chat_requests)
+    (
+        set +e
+        t0=$SECONDS
+        while kill -0 "$SOAK_PID" 2>/dev/null; do
+            n=$(stat_field "$UP_PORT" chat_requests)
+            printf '%s\t%s\t%s\t%s\n' "$((SECONDS - t0))" "$((${n:-0} - soak_base))" \
+                "$(status_kb "$SOAK_PID" VmRSS)" "$(status_kb "$SOAK_PID" VmHWM)" >>"$soak_tsv"
+            sleep "$SOAK_EVERY"
+        done
+    ) &
+    SAMPLER_PID=$!
+    PIDS+=("$SAMPLER_PID")
+    measure gateway-full soak "$SOAK_PID" "http://127.0.0.1:$GW_PORT/api/chat" "$CHAT_BODY"
+    stop_pid "$SAMPLER_PID" 2
+    printf '%s\t%s\t%s\t%s\n' end "$(($(stat_field "$UP_PORT" chat_requests) - soak_base))" \
+        "$(status_kb "$SOAK_PID" VmRSS)" "$(status_kb "$SOAK_PID" VmHWM)" >>"$soak_tsv"
+    stop_pid "$SOAK_PID" 20
+    sleep 0.2
+    OTLP_SOAK=$(otlp_since_mark)
+    log "OTLP receiver, soak: $OTLP_SOAK"
+fi
+echo "{\"gateway_full\":$OTLP_FULL,\"soak\":$OTLP_SOAK}" >"$RAW/otlp.json"
+
+# ---------------------------------------------------------------- (c) gateway, OTEL_SDK_DISABLED
+otlp_mark
+start_gateway gateway-nootel OTEL_SDK_DISABLED=true
+NOOTEL_PID=$GW_PID
+run_suite gateway-nootel "$NOOTEL_PID" "http://127.0.0.1:$GW_PORT/api/chat" "$CHAT_BODY"
+stop_pid "$NOOTEL_PID" 20
+echo "{\"gateway_nootel\":$(otlp_since_mark)}" >"$RAW/otlp-disabled.json"
+
+# ---------------------------------------------------------------- (d) LiteLLM proxy
+if [ "$LITELLM" = 1 ]; then
+    installed=$("$LITELLM_VENV/bin/python" -c \
+        'import importlib.metadata as m; print(m.version("litellm"))' 2>/dev/null || true)
+    if [ ! -x "$LITELLM_VENV/bin/litellm" ] || [ "$installed" != "$LITELLM_VERSION" ]; then
+        log "installing litellm[proxy]==$LITELLM_VERSION into $LITELLM_VENV (several minutes)"
+        { python3 -m venv "$LITELLM_VENV" &&
+            timeout 1200 "$LITELLM_VENV/bin/pip" install -q "litellm[proxy]==$LITELLM_VERSION"; } \
+            >"$RAW/litellm-install.log" 2>&1 || log "litellm install failed (see $RAW/litellm-install.log)"
+    fi
+    if [ -x "$LITELLM_VENV/bin/litellm" ]; then
+        LL_PORT=$(free_port)
+        cat >"$RAW/litellm.yaml" <<EOF
+model_list:
+  - model_name: $MODEL
+    litellm_params:
+      model: groq/$MODEL
+      api_base: $UP/openai/v1
+      api_key: gsk_bench
+litellm_settings:
+  telemetry: false
+  drop_params: true
+general_settings:
+  master_key: sk-bench
+EOF
+        (cd "$RAW" && exec setsid env LITELLM_MASTER_KEY=sk-bench LITELLM_LOCAL_MODEL_COST_MAP=True \
+            LITELLM_LOG=ERROR TIMEOUT_WORKER_HEALTHCHECK=300 \
+            "$LITELLM_VENV/bin/litellm" --config "$RAW/litellm.yaml" --host 127.0.0.1 \
+            --port "$LL_PORT" --num_workers 1) >"$RAW/litellm.log" 2>&1 &
+        LL_PID=$!
+        GROUPS_+=("$LL_PID")
+        if wait_http "http://127.0.0.1:$LL_PORT/health/liveliness" 180 "$LL_PID"; then
+            log "LiteLLM $LITELLM_VERSION on :$LL_PORT (pid $LL_PID)"
+            LL_URL="http://127.0.0.1:$LL_PORT/v1/chat/completions"
+            LL_AUTH="Authorization: Bearer sk-bench"
+            probe=$(curl -s -w ' %{http_code}' --max-time 30 -H 'content-type: application/json' \
+                -H "$LL_AUTH" -d "$OPENAI_BODY" "$LL_URL" || true)
+            echo "$probe" >"$RAW/litellm-probe.txt"
+            if [ "${probe##* }" = 200 ]; then
+                log "== litellm: warm-up, then ${DURATION} s per run (fixed concurrency only: it cannot sustain 1,000 req/s here)"
+                warm_up "$LL_URL" "$OPENAI_BODY" "$LL_AUTH"
+                for c in "${CONCURRENCIES[@]}"; do
+                    measure litellm "c$c" "$LL_PID" "$LL_URL" "$OPENAI_BODY" "$LL_AUTH"
+                done
+            else
+                log "litellm: skipped (probe request failed: ${probe:0:300})"
+            fi
+        else
+            log "litellm: skipped (did not become ready; see $RAW/litellm.log)"
+        fi
+        stop_group "$LL_PID" 15
+    fi
+else
+    log "litellm: skipped (--quick or --no-litellm)"
+fi
+
+# ---------------------------------------------------------------- reference: nginx reverse proxy
+# What a minimal C reverse proxy (no telemetry at all) achieves on the same machine: a floor for
+# what any gateway can reach here, and a check on whether a target is reachable at all.
+if [ "$NGINX" = 1 ]; then
+    command -v nginx >/dev/null || { log "installing nginx-light (Debian package)"; apt_install nginx-light || true; }
+    if command -v nginx >/dev/null; then
+        NG_PORT=$(free_port)
+        mkdir -p "$RAW/nginx/logs"
+        cat >"$RAW/nginx/nginx.conf" <<EOF
+worker_processes auto;
+error_log $RAW/nginx/logs/error.log warn;
+pid $RAW/nginx/nginx.pid;
+events { worker_connections 8192; }
+http {
+    access_log off;
+    upstream fake { server 127.0.0.1:$UP_PORT; keepalive 512; }
+    server {
+        listen 127.0.0.1:$NG_PORT;
+        location / {
+            proxy_pass http://fake;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+EOF
+        nginx -p "$RAW/nginx/" -c "$RAW/nginx/nginx.conf" -g 'daemon off;' >"$RAW/nginx.log" 2>&1 &
+        NG_PID=$!
+        PIDS+=("$NG_PID")
+        if wait_http "http://127.0.0.1:$NG_PORT/stats" 10 "$NG_PID"; then
+            log "nginx reverse proxy on :$NG_PORT (pid $NG_PID)"
+            run_suite nginx-proxy "$NG_PID" "http://127.0.0.1:$NG_PORT/openai/v1/chat/completions" "$OPENAI_BODY"
+        else
+            log "nginx: skipped (did not start; see $RAW/nginx.log)"
+        fi
+        stop_pid "$NG_PID" 10
+    else
+        log "nginx: skipped (not installable)"
+    fi
+fi
+
+# ---------------------------------------------------------------- report
+META="$RAW/meta.json"
+python3 - "$META" <<EOF
+import json, os, platform, subprocess, sys
+def sh(c):
+    try: return subprocess.run(c, shell=True, capture_output=True, text=True, timeout=10).stdout.strip()
+    except Exception: return ""
+model = sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-").strip()
+mem_kb = int(sh("awk '/MemTotal/ {print \$2}' /proc/meminfo") or 0)
+json.dump({
+    "stamp": "$STAMP", "quick": $QUICK == 1, "duration_s": float("$DURATION"), "soak": int("$SOAK"),
+    "command": "bench/run.sh" + "".join(" " + a for a in """${ARGS[*]:-}""".split()),
+    "commit": sh("git rev-parse --short HEAD") or "unknown",
+    "dirty": bool(sh("git status --porcelain --untracked-files=no -- src Cargo.toml Cargo.lock")),
+    "nproc": sh("nproc"), "cpu": model, "mem_gb": round(mem_kb / 1048576, 1),
+    "kernel": platform.release(), "rustc": sh("rustc --version"),
+    "wrk": $WRK == 1, "wrk_version": sh("wrk -v 2>&1 | head -1"),
+    "litellm": "$LITELLM_VERSION" if $LITELLM == 1 else None,
+    "nginx": sh("nginx -v 2>&1") if $NGINX == 1 else None,
+    "loadavg": "$LOADAVG",
+}, open(sys.argv[1], "w"))
+EOF
+python3 "$ROOT/bench/report.py" markdown "$RAW" >"$REPORT"
+cat "$REPORT"
+log "report: $REPORT (raw data in $RAW)"
+if [ "$WRITE" = 1 ]; then
+    python3 "$ROOT/bench/report.py" write "$REPORT" "$ROOT/BENCHMARKS.md"
+    log "BENCHMARKS.md updated"
+fi
