@@ -108,6 +108,9 @@ pub struct TelemetrySettings {
     pub traces_endpoint: String,
     /// `OTEL_BSP_MAX_QUEUE_SIZE`: spans waiting for export beyond it are dropped and counted.
     pub max_queue_size: usize,
+    /// `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`; default 64, not the SDK's 512: encoding 512 spans is
+    /// a multi-millisecond burst on one core that showed as request p99 (see BENCHMARKS.md).
+    pub max_export_batch_size: usize,
     /// Overrides `OTEL_BSP_SCHEDULE_DELAY` (tests use a short delay).
     pub batch_schedule_delay: Option<Duration>,
     /// `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`: record prompts and completions.
@@ -319,6 +322,11 @@ impl Settings {
                 max_queue_size: env.parse(
                     "OTEL_BSP_MAX_QUEUE_SIZE",
                     2048,
+                    "a positive number of spans",
+                )?,
+                max_export_batch_size: env.parse(
+                    "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+                    64,
                     "a positive number of spans",
                 )?,
                 batch_schedule_delay: None,

@@ -48,9 +48,9 @@ pub enum StartupError {
     /// The pricing file is unreadable or invalid.
     #[error("{0}")]
     Pricing(String),
-    /// The HTTP client could not be built.
-    #[error("cannot build the HTTP client: {0}")]
-    HttpClient(#[from] reqwest::Error),
+    /// The upstream client could not be built.
+    #[error("{0}")]
+    Provider(String),
 }
 
 /// The bound, ready-to-serve application.
@@ -72,7 +72,7 @@ impl Application {
             Some(path) => PriceTable::from_file(path).map_err(StartupError::Pricing)?,
             None => PriceTable::builtin(),
         };
-        let provider = Provider::from_settings(&settings)?;
+        let provider = Provider::from_settings(&settings).map_err(StartupError::Provider)?;
         let chat = ChatService::new(
             provider,
             pricing,

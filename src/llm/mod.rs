@@ -15,6 +15,7 @@ use axum::http::StatusCode;
 use bytes::Bytes;
 use futures_util::Stream;
 use serde_json::{Value, json};
+use tracing::Span;
 
 use crate::config::{ProviderKind, Settings};
 use crate::error::ErrorType;
@@ -445,6 +446,7 @@ impl LlmError {
 /// The provider that answers LLM calls. An enum rather than a trait object: two
 /// implementations, static dispatch, no boxing on the hot path.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // one instance per process: size is irrelevant
 pub enum Provider {
     /// Groq or any other OpenAI-compatible API.
     Http(OpenAiCompatible),
@@ -454,7 +456,7 @@ pub enum Provider {
 
 impl Provider {
     /// Builds the provider the settings ask for.
-    pub fn from_settings(settings: &Settings) -> Result<Self, reqwest::Error> {
+    pub fn from_settings(settings: &Settings) -> Result<Self, String> {
         Ok(match &settings.upstream {
             Some(upstream) => Provider::Http(OpenAiCompatible::new(
                 settings.provider,
@@ -482,14 +484,17 @@ impl Provider {
         }
     }
 
-    /// Asks for a whole completion: the raw body to relay and what it says.
+    /// Asks for a whole completion: the raw body to relay and what it says. `span` (the GenAI
+    /// span) is the parent of the HTTP client spans: passed explicitly rather than entered on
+    /// every poll, which costs a clock read and a dispatch per poll.
     pub async fn complete(
         &self,
         request: &UpstreamRequest,
+        span: &Span,
         report: &mut UpstreamReport,
     ) -> Result<(Bytes, Completion), LlmError> {
         match self {
-            Provider::Http(p) => p.complete(request, report).await,
+            Provider::Http(p) => p.complete(request, span, report).await,
             Provider::Simulated(p) => p.complete(request, report).await,
         }
     }
@@ -498,10 +503,11 @@ impl Provider {
     pub async fn stream(
         &self,
         request: &UpstreamRequest,
+        span: &Span,
         report: &mut UpstreamReport,
     ) -> Result<ByteStream, LlmError> {
         match self {
-            Provider::Http(p) => p.stream(request, report).await,
+            Provider::Http(p) => p.stream(request, span, report).await,
             Provider::Simulated(p) => p.stream(request, report).await,
         }
     }

@@ -12,7 +12,7 @@ use opentelemetry::global;
 use opentelemetry_http::HeaderInjector;
 use reqwest::header::{self, HeaderMap, HeaderValue};
 use serde::Deserialize;
-use tracing::{Instrument, field::Empty};
+use tracing::{Span, field::Empty};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::wire::parse_completion;
@@ -29,8 +29,9 @@ const BASE_BACKOFF: Duration = Duration::from_millis(100);
 pub struct OpenAiCompatible {
     kind: ProviderKind,
     client: reqwest::Client,
-    chat_url: String,
-    models_url: String,
+    /// Parsed once: parsing a URL string on every request showed in profiles.
+    chat_url: reqwest::Url,
+    models_url: reqwest::Url,
     auth: HeaderValue,
     host: String,
     port: u16,
@@ -58,7 +59,11 @@ impl OpenAiCompatible {
         upstream: &UpstreamSettings,
         timeout: Duration,
         max_retries: u32,
-    ) -> Result<Self, reqwest::Error> {
+    ) -> Result<Self, String> {
+        let endpoint = |path: &str| {
+            reqwest::Url::parse(&format!("{}/{path}", upstream.base_url))
+                .map_err(|e| format!("invalid upstream URL {}: {e}", upstream.base_url))
+        };
         let url = reqwest::Url::parse(&upstream.base_url).ok();
         let host = url
             .as_ref()
@@ -73,15 +78,20 @@ impl OpenAiCompatible {
         let mut auth = HeaderValue::from_str(&format!("Bearer {}", upstream.api_key.expose()))
             .unwrap_or_else(|_| HeaderValue::from_static(""));
         auth.set_sensitive(true);
+        // No redirects and no proxy lookups: an LLM API answers directly, and the gateway does
+        // its own retries. Both showed in profiles as per-request work.
         let client = reqwest::Client::builder()
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .pool_idle_timeout(Duration::from_secs(90))
-            .build()?;
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         Ok(Self {
             kind,
             client,
-            chat_url: format!("{}/chat/completions", upstream.base_url),
-            models_url: format!("{}/models", upstream.base_url),
+            chat_url: endpoint("chat/completions")?,
+            models_url: endpoint("models")?,
             auth,
             host,
             port,
@@ -104,9 +114,10 @@ impl OpenAiCompatible {
     pub async fn complete(
         &self,
         request: &UpstreamRequest,
+        parent: &Span,
         report: &mut UpstreamReport,
     ) -> Result<(Bytes, Completion), LlmError> {
-        match self.send(request, false, report).await? {
+        match self.send(request, false, parent, report).await? {
             Answer::Complete(raw, completion) => Ok((raw, completion)),
             Answer::Stream(_) => Err(LlmError::BadResponse("unexpected stream".into())),
         }
@@ -117,9 +128,10 @@ impl OpenAiCompatible {
     pub async fn stream(
         &self,
         request: &UpstreamRequest,
+        parent: &Span,
         report: &mut UpstreamReport,
     ) -> Result<ByteStream, LlmError> {
-        let response = match self.send(request, true, report).await? {
+        let response = match self.send(request, true, parent, report).await? {
             Answer::Stream(response) => response,
             Answer::Complete(..) => return Err(LlmError::BadResponse("expected a stream".into())),
         };
@@ -146,7 +158,7 @@ impl OpenAiCompatible {
     pub async fn list_models(&self) -> Result<Bytes, LlmError> {
         let response = self
             .client
-            .get(&self.models_url)
+            .get(self.models_url.clone())
             .header(header::AUTHORIZATION, self.auth.clone())
             .timeout(self.timeout)
             .send()
@@ -171,6 +183,7 @@ impl OpenAiCompatible {
         &self,
         request: &UpstreamRequest,
         stream: bool,
+        parent: &Span,
         report: &mut UpstreamReport,
     ) -> Result<Answer, LlmError> {
         let body = Bytes::from(request.body.to_string());
@@ -178,7 +191,9 @@ impl OpenAiCompatible {
         let deadline = started + self.timeout;
         let mut attempt: u32 = 0;
         let result = loop {
+            // Never entered: it ends when dropped, after the attempt.
             let span = tracing::info_span!(
+                parent: parent,
                 "POST",
                 otel.name = "POST",
                 otel.kind = "client",
@@ -195,8 +210,7 @@ impl OpenAiCompatible {
                 span.record("http.request.resend_count", i64::from(attempt));
             }
             let outcome = self
-                .attempt(body.clone(), stream, deadline, report)
-                .instrument(span.clone())
+                .attempt(body.clone(), stream, deadline, &span, report)
                 .await;
             let failure = match outcome {
                 Ok(answer) => break Ok(answer),
@@ -215,7 +229,7 @@ impl OpenAiCompatible {
             {
                 break Err(failure.error);
             }
-            tracing::debug!(attempt, ?backoff, error = %failure.error, "retrying the upstream");
+            tracing::debug!(parent: &span, attempt, ?backoff, error = %failure.error, "retrying the upstream");
             report.retries.push(match failure.error {
                 LlmError::RateLimited { .. } => "429",
                 LlmError::UpstreamServer { .. } => "5xx",
@@ -233,9 +247,9 @@ impl OpenAiCompatible {
         body: Bytes,
         stream: bool,
         deadline: Instant,
+        span: &Span,
         report: &mut UpstreamReport,
     ) -> Result<Answer, AttemptError> {
-        let span = tracing::Span::current();
         let remaining = deadline.saturating_duration_since(Instant::now());
         let mut headers = HeaderMap::with_capacity(4);
         headers.insert(header::AUTHORIZATION, self.auth.clone());
@@ -262,7 +276,11 @@ impl OpenAiCompatible {
             }
         };
 
-        let request = self.client.post(&self.chat_url).headers(headers).body(body);
+        let request = self
+            .client
+            .post(self.chat_url.clone())
+            .headers(headers)
+            .body(body);
         // Only the wait for a stream's headers is bounded here; its chunks have an idle timeout.
         let request = if stream {
             request

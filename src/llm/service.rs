@@ -20,7 +20,7 @@ use opentelemetry::trace::Status;
 use opentelemetry::{Array, KeyValue, StringValue, Value};
 use prometheus::Histogram;
 use serde_json::json;
-use tracing::{Instrument, Span, field::Empty};
+use tracing::{Span, field::Empty};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::limiter::Slot;
@@ -162,8 +162,7 @@ impl ChatService {
         let mut report = UpstreamReport::default();
         let result = self
             .provider
-            .complete(&request, &mut report)
-            .instrument(call.span.clone())
+            .complete(&request, &call.span, &mut report)
             .await;
         call.upstream_report(&report);
         let mut record = call.record(report.wait);
@@ -207,8 +206,7 @@ impl ChatService {
         let mut report = UpstreamReport::default();
         let opened = self
             .provider
-            .stream(&request, &mut report)
-            .instrument(call.span.clone())
+            .stream(&request, &call.span, &mut report)
             .await;
         call.upstream_report(&report);
         let record = call.record(report.wait);

@@ -72,6 +72,9 @@ pub async fn trace_requests(
     let trace_id = span_context
         .is_valid()
         .then(|| span_context.trace_id().to_string());
+    // The ids are span fields so that every log line of the request carries them. (Do not
+    // guard this with `tracing::enabled!`: with per-layer filters that call leaves a filter
+    // state behind that disabled the next span, the GenAI span, in the OpenTelemetry layer.)
     if let Some(trace_id) = &trace_id {
         span.record("trace_id", trace_id.as_str());
         span.record("span_id", span_context.span_id().to_string());

@@ -17,9 +17,11 @@ use opentelemetry_sdk::trace::{
     BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracerProvider,
 };
 use opentelemetry_sdk::{Resource, propagation::TraceContextPropagator};
+use tracing::subscriber::Interest;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
-use tracing_subscriber::filter::{EnvFilter, LevelFilter, Targets};
+use tracing_subscriber::filter::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::layer::{Context, Filter};
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{Layer, fmt};
 
@@ -90,7 +92,7 @@ pub fn init(settings: &TelemetrySettings) -> Result<TelemetryGuard, TelemetryErr
         .with_level(false)
         .with_target(false)
         .with_tracked_inactivity(false)
-        .with_filter(Targets::new().with_target(CRATE_TARGET, LevelFilter::INFO));
+        .with_filter(OurSpans);
 
     let filter = EnvFilter::try_new(format!("{},{SILENCED}", settings.log_filter))
         .map_err(|_| TelemetryError::Filter(settings.log_filter.clone()))?;
@@ -147,7 +149,9 @@ fn tracer_provider(settings: &TelemetrySettings) -> Result<SdkTracerProvider, Te
     }
     .map_err(|e| TelemetryError::Exporter(e.to_string()))?;
     // The other OTEL_BSP_* variables are read by the SDK itself.
-    let mut batch = BatchConfigBuilder::default().with_max_queue_size(settings.max_queue_size);
+    let mut batch = BatchConfigBuilder::default()
+        .with_max_queue_size(settings.max_queue_size)
+        .with_max_export_batch_size(settings.max_export_batch_size);
     if let Some(delay) = settings.batch_schedule_delay {
         batch = batch.with_scheduled_delay(delay);
     }
@@ -159,6 +163,33 @@ fn tracer_provider(settings: &TelemetrySettings) -> Result<SdkTracerProvider, Te
     Ok(builder
         .with_span_processor(BoundedProcessor::new(processor, capacity))
         .build())
+}
+
+/// What the OpenTelemetry layer sees: this crate's spans at INFO and above. Log events are for
+/// the log layer, not span events to export (exception events are added explicitly). A static
+/// per-callsite decision, so it is made once per callsite, not per span.
+struct OurSpans;
+
+impl OurSpans {
+    fn wanted(meta: &tracing::Metadata<'_>) -> bool {
+        meta.is_span()
+            && meta.target().starts_with(CRATE_TARGET)
+            && *meta.level() <= tracing::Level::INFO
+    }
+}
+
+impl<S> Filter<S> for OurSpans {
+    fn enabled(&self, meta: &tracing::Metadata<'_>, _: &Context<'_, S>) -> bool {
+        Self::wanted(meta)
+    }
+
+    fn callsite_enabled(&self, meta: &'static tracing::Metadata<'static>) -> Interest {
+        if Self::wanted(meta) {
+            Interest::always()
+        } else {
+            Interest::never()
+        }
+    }
 }
 
 /// The current span's trace id as 32 hex characters, if there is a valid one.
