@@ -2,6 +2,12 @@
 
 use std::process::ExitCode;
 
+/// jemalloc: allocation was a quarter of the gateway's instructions with glibc's malloc
+/// (BENCHMARKS.md, "Where the gateway's CPU goes"). mimalloc was tried and dropped: it raised
+/// peak memory by the size of a relayed 10 MB stream.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use llm_observability::Application;
 use llm_observability::config::{ProviderKind, Settings};
 use llm_observability::telemetry;
