@@ -140,6 +140,8 @@ pub struct Settings {
     pub default_model: String,
     /// Overall deadline of one LLM call, retries included.
     pub llm_timeout: Duration,
+    /// Deadline for opening a connection to the upstream.
+    pub llm_connect_timeout: Duration,
     /// Retries after the first attempt, on connection errors, 429 and 5xx.
     pub llm_max_retries: u32,
     /// Latency the simulated provider adds to each answer.
@@ -266,6 +268,7 @@ impl Settings {
                 .text("LLM_DEFAULT_MODEL")
                 .unwrap_or_else(|| DEFAULT_MODEL.into()),
             llm_timeout: env.seconds("LLM_TIMEOUT_SECS", 30.0, false)?,
+            llm_connect_timeout: env.seconds("LLM_CONNECT_TIMEOUT_SECS", 10.0, false)?,
             llm_max_retries: env
                 .parse("LLM_MAX_RETRIES", 2, "a whole number 0-10")?
                 .min(10),

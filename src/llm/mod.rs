@@ -461,8 +461,7 @@ impl Provider {
             Some(upstream) => Provider::Http(OpenAiCompatible::new(
                 settings.provider,
                 upstream,
-                settings.llm_timeout,
-                settings.llm_max_retries,
+                settings,
             )?),
             None => Provider::Simulated(Simulated::new(settings.simulated_latency)),
         })

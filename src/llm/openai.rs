@@ -17,7 +17,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::wire::parse_completion;
 use super::{ByteStream, Completion, LlmError, UpstreamReport, UpstreamRequest, scrub_secrets};
-use crate::config::{ProviderKind, UpstreamSettings};
+use crate::config::{ProviderKind, Settings, UpstreamSettings};
 
 /// Longest `Retry-After` we wait out ourselves; beyond it the 429 goes to the client.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(5);
@@ -57,9 +57,9 @@ impl OpenAiCompatible {
     pub fn new(
         kind: ProviderKind,
         upstream: &UpstreamSettings,
-        timeout: Duration,
-        max_retries: u32,
+        settings: &Settings,
     ) -> Result<Self, String> {
+        let timeout = settings.llm_timeout;
         let endpoint = |path: &str| {
             reqwest::Url::parse(&format!("{}/{path}", upstream.base_url))
                 .map_err(|e| format!("invalid upstream URL {}: {e}", upstream.base_url))
@@ -81,7 +81,7 @@ impl OpenAiCompatible {
         // No redirects and no proxy lookups: an LLM API answers directly, and the gateway does
         // its own retries. Both showed in profiles as per-request work.
         let client = reqwest::Client::builder()
-            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .connect_timeout(settings.llm_connect_timeout.min(timeout))
             .pool_idle_timeout(Duration::from_secs(90))
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
@@ -96,7 +96,7 @@ impl OpenAiCompatible {
             host,
             port,
             timeout,
-            max_retries,
+            max_retries: settings.llm_max_retries,
         })
     }
 
