@@ -175,6 +175,20 @@ async fn not_found() -> Response {
     .into_response()
 }
 
+fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    // The panic message may hold request data: log that it happened, not what it said.
+    tracing::error!("a handler panicked; answering 500");
+    let body = ErrorBody {
+        error: ErrorDetail {
+            message: "internal error".into(),
+            kind: crate::error::ErrorType::Internal.as_str(),
+            code: None,
+        },
+        trace_id: telemetry::current_trace_id(),
+    };
+    (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(body)).into_response()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,18 +220,4 @@ mod tests {
         assert_eq!(body["error"]["type"], "internal");
         assert_eq!(body["error"]["message"], "internal error");
     }
-}
-
-fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    // The panic message may hold request data: log that it happened, not what it said.
-    tracing::error!("a handler panicked; answering 500");
-    let body = ErrorBody {
-        error: ErrorDetail {
-            message: "internal error".into(),
-            kind: crate::error::ErrorType::Internal.as_str(),
-            code: None,
-        },
-        trace_id: telemetry::current_trace_id(),
-    };
-    (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(body)).into_response()
 }
