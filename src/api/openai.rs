@@ -66,8 +66,9 @@ pub struct ChatMessage {
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
         (status = 422, description = "Invalid request (the message names the field)", body = ErrorBody),
-        (status = 429, description = "The provider rate-limited the call", body = ErrorBody),
+        (status = 429, description = "The provider rate-limited the call, or this client is over RATE_LIMIT_PER_CLIENT", body = ErrorBody),
         (status = 502, description = "Provider failure", body = ErrorBody),
+        (status = 503, description = "The gateway is at capacity (`overloaded`); `Retry-After: 1`", body = ErrorBody),
         (status = 504, description = "The provider did not answer in time", body = ErrorBody),
     )
 )]
