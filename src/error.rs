@@ -78,6 +78,9 @@ pub enum ApiError {
     /// The LLM call failed.
     #[error(transparent)]
     Llm(#[from] LlmError),
+    /// A bug (a handler panicked); the client learns nothing more.
+    #[error("internal error")]
+    Internal,
 }
 
 /// Why the gateway refused a request itself, for `llm_gateway_rejections_total{reason}`.
@@ -98,6 +101,7 @@ impl ApiError {
         match self {
             ApiError::InvalidRequest { .. } => ErrorType::InvalidRequest,
             ApiError::ClientRateLimited { .. } => ErrorType::RateLimited,
+            ApiError::Internal => ErrorType::Internal,
             ApiError::Llm(e) => e.error_type(),
         }
     }
@@ -107,6 +111,7 @@ impl ApiError {
         match self {
             ApiError::InvalidRequest { status, .. } => *status,
             ApiError::ClientRateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Llm(e) => e.status_code(),
         }
     }
@@ -145,6 +150,7 @@ impl IntoResponse for ApiError {
                 Some(*retry_after),
             ),
             ApiError::Llm(e) => (e.client_message(), e.upstream_code(), e.retry_after()),
+            ApiError::Internal => ("internal error".to_owned(), None, None),
         };
         let rejection = match &self {
             ApiError::InvalidRequest { status, .. } => Some(match status.as_u16() {
@@ -156,6 +162,7 @@ impl IntoResponse for ApiError {
                 _ => "invalid_request",
             }),
             ApiError::ClientRateLimited { .. } => Some("client_rate_limit"),
+            ApiError::Internal => None,
             // Failed LLM calls are counted by the chat service (overloaded included).
             ApiError::Llm(_) => None,
         };

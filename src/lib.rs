@@ -61,7 +61,6 @@ pub struct Application {
     metrics_router: Router,
     shutdown_grace: std::time::Duration,
     header_read_timeout: std::time::Duration,
-    metrics: Arc<Metrics>,
 }
 
 impl Application {
@@ -110,7 +109,6 @@ impl Application {
             metrics_router: telemetry::metrics_router(metrics.clone()),
             shutdown_grace: settings.shutdown_grace,
             header_read_timeout: settings.header_read_timeout,
-            metrics,
         })
     }
 
@@ -125,11 +123,6 @@ impl Application {
             .local_addr()
             .map(|a| a.port())
             .unwrap_or(0)
-    }
-
-    /// The metrics registry (tests read it directly as well as over HTTP).
-    pub fn metrics(&self) -> Arc<Metrics> {
-        self.metrics.clone()
     }
 
     /// Serves until `shutdown` completes; then stops accepting, lets in-flight requests finish

@@ -178,15 +178,7 @@ async fn not_found() -> Response {
 fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
     // The panic message may hold request data: log that it happened, not what it said.
     tracing::error!("a handler panicked; answering 500");
-    let body = ErrorBody {
-        error: ErrorDetail {
-            message: "internal error".into(),
-            kind: crate::error::ErrorType::Internal.as_str(),
-            code: None,
-        },
-        trace_id: telemetry::current_trace_id(),
-    };
-    (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(body)).into_response()
+    ApiError::Internal.into_response()
 }
 
 #[cfg(test)]

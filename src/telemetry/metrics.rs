@@ -34,7 +34,7 @@ const OVERHEAD_BUCKETS: &[f64] = &[
 ];
 
 /// Labels of the GenAI operation histograms, in order.
-pub const GENAI_LABELS: &[&str] = &[
+const GENAI_LABELS: &[&str] = &[
     "gen_ai_operation_name",
     "gen_ai_provider_name",
     "gen_ai_request_model",

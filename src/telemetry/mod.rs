@@ -28,7 +28,7 @@ use tracing_subscriber::{Layer, fmt};
 use crate::config::{LogFormat, OtlpProtocol, TelemetrySettings};
 
 pub use export::SPAN_OUTCOMES;
-pub use metrics::{GENAI_LABELS, Metrics, router as metrics_router};
+pub use metrics::{Metrics, router as metrics_router};
 
 use export::{BoundedProcessor, CountingExporter};
 
@@ -71,11 +71,6 @@ impl TelemetryGuard {
         if let Err(e) = self.provider.shutdown() {
             tracing::warn!(error = %e, "tracer provider shutdown failed");
         }
-    }
-
-    /// Exports everything queued now (tests use it to avoid waiting for the schedule).
-    pub fn force_flush(&self) {
-        let _ = self.provider.force_flush();
     }
 }
 
