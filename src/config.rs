@@ -106,6 +106,14 @@ pub struct TelemetrySettings {
     pub protocol: OtlpProtocol,
     /// The full traces endpoint, resolved as the OTLP spec says (`/v1/traces` appended to a base).
     pub traces_endpoint: String,
+    /// `OTEL_EXPORTER_OTLP_TRACES_HEADERS` or `OTEL_EXPORTER_OTLP_HEADERS` (`k=v,k2=v2`,
+    /// values percent-decoded), sent with every HTTP export; values are often tokens.
+    pub export_headers: Vec<(String, Secret)>,
+    /// `OTEL_EXPORTER_OTLP_TRACES_TIMEOUT` or `OTEL_EXPORTER_OTLP_TIMEOUT` (ms, default 10 s):
+    /// one export, retries included.
+    pub export_timeout: Duration,
+    /// `OTEL_EXPORTER_OTLP_TRACES_COMPRESSION` or `OTEL_EXPORTER_OTLP_COMPRESSION` = `gzip`.
+    pub export_gzip: bool,
     /// `OTEL_BSP_MAX_QUEUE_SIZE`: spans waiting for export beyond it are dropped and counted.
     pub max_queue_size: usize,
     /// `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`; default 64, not the SDK's 512: encoding 512 spans is
@@ -251,6 +259,54 @@ impl Settings {
             }
             (None, None) => "http://localhost:4317".to_owned(),
         };
+        let export_headers = match env
+            .text("OTEL_EXPORTER_OTLP_TRACES_HEADERS")
+            .map(|v| ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", v))
+            .or_else(|| {
+                env.text("OTEL_EXPORTER_OTLP_HEADERS")
+                    .map(|v| ("OTEL_EXPORTER_OTLP_HEADERS", v))
+            }) {
+            None => Vec::new(),
+            Some((var, list)) => parse_headers(&list).ok_or(ConfigError {
+                var,
+                // Header values are usually credentials: never echoed.
+                shown: "*****".into(),
+                expected: "comma-separated name=value pairs (values percent-encoded)",
+            })?,
+        };
+        let export_timeout_var = [
+            "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+            "OTEL_EXPORTER_OTLP_TIMEOUT",
+        ]
+        .into_iter()
+        .find(|var| env.text(var).is_some())
+        .unwrap_or("OTEL_EXPORTER_OTLP_TIMEOUT");
+        let export_timeout_ms: u64 = env.parse(
+            export_timeout_var,
+            10_000,
+            "a positive number of milliseconds",
+        )?;
+        if export_timeout_ms == 0 {
+            return Err(env.bad(export_timeout_var, "0", "a positive number of milliseconds"));
+        }
+        let compression_var = [
+            "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
+            "OTEL_EXPORTER_OTLP_COMPRESSION",
+        ]
+        .into_iter()
+        .find(|var| env.text(var).is_some())
+        .unwrap_or("OTEL_EXPORTER_OTLP_COMPRESSION");
+        let export_gzip = match env.text(compression_var).as_deref() {
+            None | Some("none") => false,
+            Some("gzip") if protocol == OtlpProtocol::HttpProtobuf => true,
+            Some(other) => {
+                return Err(env.bad(
+                    compression_var,
+                    other,
+                    "none, or gzip with OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf",
+                ));
+            }
+        };
         let log_format = match env.text("LOG_FORMAT").as_deref() {
             None | Some("pretty") => LogFormat::Pretty,
             Some("json") => LogFormat::Json,
@@ -322,6 +378,9 @@ impl Settings {
                 sdk_disabled: env.boolean("OTEL_SDK_DISABLED")?,
                 protocol,
                 traces_endpoint,
+                export_headers,
+                export_timeout: Duration::from_millis(export_timeout_ms),
+                export_gzip,
                 max_queue_size: env.parse(
                     "OTEL_BSP_MAX_QUEUE_SIZE",
                     2048,
@@ -340,6 +399,37 @@ impl Settings {
             },
         })
     }
+}
+
+/// `name=value,name2=value2` (W3C baggage style, as the OTLP exporter spec says), values
+/// percent-decoded; `None` if malformed.
+fn parse_headers(list: &str) -> Option<Vec<(String, Secret)>> {
+    list.split(',')
+        .filter(|pair| !pair.trim().is_empty())
+        .map(|pair| {
+            let (name, value) = pair.split_once('=')?;
+            let name = name.trim();
+            let valid_name = !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b));
+            valid_name.then(|| Some((name.to_owned(), Secret(percent_decode(value.trim())?))))?
+        })
+        .collect()
+}
+
+fn percent_decode(text: &str) -> Option<String> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut bytes = text.bytes();
+    while let Some(b) = bytes.next() {
+        if b == b'%' {
+            let hex = [bytes.next()?, bytes.next()?];
+            out.push(u8::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()?);
+        } else {
+            out.push(b);
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 /// Typed reads of one variable each; empty values count as unset.
@@ -517,5 +607,52 @@ mod tests {
         assert_eq!(s.telemetry.traces_endpoint, "http://other:9999/x");
         let s = settings(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")]).unwrap();
         assert_eq!(s.telemetry.traces_endpoint, "http://localhost:4317");
+    }
+
+    #[test]
+    fn otlp_headers_timeout_and_compression_signal_variables_win() {
+        let t = settings(&[]).unwrap().telemetry;
+        assert!(t.export_headers.is_empty());
+        assert_eq!(t.export_timeout, Duration::from_secs(10));
+        assert!(!t.export_gzip);
+
+        let t = settings(&[
+            ("OTEL_EXPORTER_OTLP_HEADERS", "x-general=1"),
+            (
+                "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+                " api-key = s%3Dcr%2Ct ,x-tenant=a b",
+            ),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "1000"),
+            ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "2500"),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "none"),
+            ("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "gzip"),
+        ])
+        .unwrap()
+        .telemetry;
+        let headers: Vec<(&str, &str)> = t
+            .export_headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.expose()))
+            .collect();
+        assert_eq!(headers, [("api-key", "s=cr,t"), ("x-tenant", "a b")]);
+        assert_eq!(t.export_timeout, Duration::from_millis(2500));
+        assert!(t.export_gzip);
+    }
+
+    #[test]
+    fn bad_otlp_headers_are_refused_without_echoing_them() {
+        for bad in ["novalue", "=v", "k=%zz", "bad name=v"] {
+            let e = settings(&[("OTEL_EXPORTER_OTLP_HEADERS", bad)]).unwrap_err();
+            assert_eq!(e.var, "OTEL_EXPORTER_OTLP_HEADERS");
+            assert_eq!(e.shown, "*****", "{bad}");
+        }
+        let e = settings(&[("OTEL_EXPORTER_OTLP_TIMEOUT", "0")]).unwrap_err();
+        assert_eq!(e.var, "OTEL_EXPORTER_OTLP_TIMEOUT");
+        let e = settings(&[
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
+        ])
+        .unwrap_err();
+        assert_eq!(e.var, "OTEL_EXPORTER_OTLP_COMPRESSION");
     }
 }

@@ -79,6 +79,45 @@ impl<P: SpanProcessor> SpanProcessor for BoundedProcessor<P> {
     }
 }
 
+/// The configured transport: our own OTLP/HTTP protobuf encoder, or opentelemetry-otlp's gRPC.
+#[derive(Debug)]
+pub enum Exporter {
+    /// `http/protobuf` (the default).
+    Http(super::otlp::OtlpHttpExporter),
+    /// `grpc`.
+    Grpc(opentelemetry_otlp::SpanExporter),
+}
+
+impl SpanExporter for Exporter {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        match self {
+            Self::Http(e) => e.export(batch).await,
+            Self::Grpc(e) => e.export(batch).await,
+        }
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        match self {
+            Self::Http(e) => e.shutdown_with_timeout(timeout),
+            Self::Grpc(e) => e.shutdown_with_timeout(timeout),
+        }
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        match self {
+            Self::Http(e) => e.force_flush(),
+            Self::Grpc(e) => e.force_flush(),
+        }
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        match self {
+            Self::Http(e) => e.set_resource(resource),
+            Self::Grpc(e) => e.set_resource(resource),
+        }
+    }
+}
+
 /// Counts export outcomes and logs failures at most once per interval, never per span.
 #[derive(Debug)]
 pub struct CountingExporter<E> {

@@ -9,10 +9,11 @@
 mod export;
 pub mod http;
 mod metrics;
+mod otlp;
 
 use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
 use opentelemetry::{KeyValue, global};
-use opentelemetry_otlp::{Protocol, WithExportConfig};
+use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::trace::{
     BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracerProvider,
 };
@@ -30,7 +31,7 @@ use crate::config::{LogFormat, OtlpProtocol, TelemetrySettings};
 pub use export::SPAN_OUTCOMES;
 pub use metrics::{Metrics, router as metrics_router};
 
-use export::{BoundedProcessor, CountingExporter};
+use export::{BoundedProcessor, CountingExporter, Exporter};
 
 /// The `tracing` target of this crate: only its spans are exported.
 const CRATE_TARGET: &str = "llm_observability";
@@ -132,17 +133,17 @@ fn tracer_provider(settings: &TelemetrySettings) -> Result<SdkTracerProvider, Te
         return Ok(builder.with_sampler(Sampler::AlwaysOff).build());
     }
     let exporter = match settings.protocol {
-        OtlpProtocol::HttpProtobuf => opentelemetry_otlp::SpanExporter::builder()
-            .with_http()
-            .with_protocol(Protocol::HttpBinary)
-            .with_endpoint(settings.traces_endpoint.clone())
-            .build(),
-        OtlpProtocol::Grpc => opentelemetry_otlp::SpanExporter::builder()
-            .with_tonic()
-            .with_endpoint(settings.traces_endpoint.clone())
-            .build(),
-    }
-    .map_err(|e| TelemetryError::Exporter(e.to_string()))?;
+        OtlpProtocol::HttpProtobuf => {
+            Exporter::Http(otlp::OtlpHttpExporter::new(settings).map_err(TelemetryError::Exporter)?)
+        }
+        OtlpProtocol::Grpc => Exporter::Grpc(
+            opentelemetry_otlp::SpanExporter::builder()
+                .with_tonic()
+                .with_endpoint(settings.traces_endpoint.clone())
+                .build()
+                .map_err(|e| TelemetryError::Exporter(e.to_string()))?,
+        ),
+    };
     // The other OTEL_BSP_* variables are read by the SDK itself.
     let mut batch = BatchConfigBuilder::default()
         .with_max_queue_size(settings.max_queue_size)

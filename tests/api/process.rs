@@ -326,6 +326,103 @@ async fn a_collector_answering_500_is_counted_as_failed_export_and_requests_succ
     }
 }
 
+/// What a test collector saw of one export attempt.
+#[derive(Debug, Clone)]
+struct Attempt {
+    status: u16,
+    authorization: Option<String>,
+    tenant: Option<String>,
+    gzip: bool,
+    span_names: Vec<String>,
+}
+
+#[tokio::test]
+async fn a_throttling_collector_gets_the_batch_again_gzipped_with_the_configured_headers() {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use prost::Message;
+    use std::io::Read;
+    use std::sync::{Arc, Mutex};
+
+    let attempts: Arc<Mutex<Vec<Attempt>>> = Arc::default();
+    let seen = attempts.clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}/v1/traces", listener.local_addr().unwrap());
+    let app = axum::Router::new().route(
+        "/v1/traces",
+        axum::routing::post(
+            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| async move {
+                let header = |name: &str| headers.get(name).map(|v| v.to_str().unwrap().to_owned());
+                let gzip = header("content-encoding").as_deref() == Some("gzip");
+                let mut plain = Vec::new();
+                if gzip {
+                    flate2::read::GzDecoder::new(&body[..])
+                        .read_to_end(&mut plain)
+                        .unwrap();
+                } else {
+                    plain = body.to_vec();
+                }
+                let request = ExportTraceServiceRequest::decode(&plain[..]).unwrap();
+                let span_names = request
+                    .resource_spans
+                    .iter()
+                    .flat_map(|r| &r.scope_spans)
+                    .flat_map(|s| &s.spans)
+                    .map(|s| s.name.clone())
+                    .collect();
+                let mut attempts = seen.lock().unwrap();
+                // The first two attempts are throttled, one with a Retry-After.
+                let status = if attempts.len() < 2 { 503 } else { 200 };
+                attempts.push(Attempt {
+                    status,
+                    authorization: header("authorization"),
+                    tenant: header("x-tenant"),
+                    gzip,
+                    span_names,
+                });
+                let code = axum::http::StatusCode::from_u16(status).unwrap();
+                (code, [("retry-after", "0")], Vec::<u8>::new())
+            },
+        ),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let service = start_binary(&[
+        ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", &endpoint),
+        ("OTEL_BSP_SCHEDULE_DELAY", "50"),
+        (
+            "OTEL_EXPORTER_OTLP_HEADERS",
+            "authorization=Bearer%20collector-token-123,x-tenant=team-a",
+        ),
+        ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
+    ]);
+
+    chat_ok(&service).await;
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while span_outcomes(&service).await.0 < 2.0 {
+        assert!(std::time::Instant::now() < deadline, "{attempts:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (exported, failed, dropped) = span_outcomes(&service).await;
+    assert_eq!((exported, failed, dropped), (2.0, 0.0, 0.0));
+    let attempts = attempts.lock().unwrap().clone();
+    let statuses: Vec<u16> = attempts.iter().map(|a| a.status).collect();
+    assert_eq!(statuses, [503, 503, 200]);
+    for attempt in &attempts {
+        assert!(attempt.gzip);
+        assert_eq!(
+            attempt.authorization.as_deref(),
+            Some("Bearer collector-token-123")
+        );
+        assert_eq!(attempt.tenant.as_deref(), Some("team-a"));
+        let mut names = attempt.span_names.clone();
+        names.sort();
+        assert_eq!(names, ["POST /api/chat", "chat llama-3.1-8b-instant"]);
+    }
+    // The token is a credential: never in the logs.
+    let logs = service.log();
+    assert!(!logs.contains("collector-token-123"), "{logs}");
+}
+
 /// The process's peak resident memory (VmHWM), in KiB.
 fn peak_rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
