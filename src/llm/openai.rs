@@ -199,16 +199,13 @@ impl OpenAiCompatible {
                 otel.kind = "client",
                 otel.status_code = Empty,
                 http.request.method = "POST",
-                http.request.resend_count = Empty,
+                http.request.resend_count = (attempt > 0).then_some(i64::from(attempt)),
                 http.response.status_code = Empty,
                 server.address = %self.host,
                 server.port = i64::from(self.port),
                 url.full = %self.chat_url,
                 error.type = Empty,
             );
-            if attempt > 0 {
-                span.record("http.request.resend_count", i64::from(attempt));
-            }
             let outcome = self
                 .attempt(body.clone(), stream, deadline, &span, report)
                 .await;
@@ -291,10 +288,12 @@ impl OpenAiCompatible {
             .await
             .map_err(transport_failure)?;
         let status = response.status();
-        span.record("http.response.status_code", i64::from(status.as_u16()));
-        if status.is_client_error() || status.is_server_error() {
-            span.record("error.type", status.as_str());
-        }
+        let failed = status.is_client_error() || status.is_server_error();
+        tracing::record_all!(
+            span,
+            http.response.status_code = i64::from(status.as_u16()),
+            error.type = failed.then(|| status.as_str()),
+        );
         record_rate_limits(response.headers(), report);
         let retry_after = response
             .headers()

@@ -574,32 +574,29 @@ impl Call {
         } else {
             completion.model.as_str()
         };
-        span.record("gen_ai.response.id", completion.id.as_str());
-        span.record("gen_ai.response.model", model);
+        let usage = completion.usage;
+        let cost = usage.and_then(|u| self.pricing.cost(model, u));
+        let groq = &completion.groq;
+        // One call for every field: each `record` is a subscriber round trip of its own.
+        tracing::record_all!(
+            span,
+            gen_ai.response.id = completion.id.as_str(),
+            gen_ai.response.model = model,
+            gen_ai.usage.input_tokens = usage.map(|u| saturating_i64(u.input_tokens)),
+            gen_ai.usage.output_tokens = usage.map(|u| saturating_i64(u.output_tokens)),
+            llmobs.cost.usd = cost,
+            openai.response.system_fingerprint = completion.system_fingerprint.as_deref(),
+            openai.response.service_tier = completion.service_tier.as_deref(),
+            groq.request.id = groq.request_id.as_deref(),
+            groq.usage.queue_time = groq.queue_time,
+            groq.usage.prompt_time = groq.prompt_time,
+            groq.usage.completion_time = groq.completion_time,
+            groq.usage.total_time = groq.total_time,
+        );
         span.set_attribute(
             "gen_ai.response.finish_reasons",
             string_array(completion.choices.iter().map(|c| c.finish_reason.clone())),
         );
-        if let Some(fp) = &completion.system_fingerprint {
-            span.record("openai.response.system_fingerprint", fp.as_str());
-        }
-        if let Some(tier) = &completion.service_tier {
-            span.record("openai.response.service_tier", tier.as_str());
-        }
-        let groq = &completion.groq;
-        if let Some(id) = &groq.request_id {
-            span.record("groq.request.id", id.as_str());
-        }
-        for (field, value) in [
-            ("groq.usage.queue_time", groq.queue_time),
-            ("groq.usage.prompt_time", groq.prompt_time),
-            ("groq.usage.completion_time", groq.completion_time),
-            ("groq.usage.total_time", groq.total_time),
-        ] {
-            if let Some(v) = value {
-                span.record(field, v);
-            }
-        }
         if self.capture {
             span.set_attribute("gen_ai.output.messages", output_messages(completion));
         }
@@ -609,15 +606,7 @@ impl Call {
         m.operation_duration
             .with_label_values(&labels)
             .observe(self.started.elapsed().as_secs_f64());
-        let usage = completion.usage?;
-        span.record(
-            "gen_ai.usage.input_tokens",
-            saturating_i64(usage.input_tokens),
-        );
-        span.record(
-            "gen_ai.usage.output_tokens",
-            saturating_i64(usage.output_tokens),
-        );
+        let usage = usage?;
         for (kind, count) in [
             ("input", usage.input_tokens),
             ("output", usage.output_tokens),
@@ -630,8 +619,7 @@ impl Call {
                 .with_label_values(&[op, prov, req, resp, err, kind])
                 .observe(count as f64);
         }
-        let cost = self.pricing.cost(model, usage)?;
-        span.record("llmobs.cost.usd", cost);
+        let cost = cost?;
         m.cost_usd
             .with_label_values(&[provider, model])
             .inc_by(cost);

@@ -76,20 +76,25 @@ pub async fn trace_requests(
     // guard this with `tracing::enabled!`: with per-layer filters that call leaves a filter
     // state behind that disabled the next span, the GenAI span, in the OpenTelemetry layer.)
     if let Some(trace_id) = &trace_id {
-        span.record("trace_id", trace_id.as_str());
-        span.record("span_id", span_context.span_id().to_string());
+        tracing::record_all!(
+            span,
+            trace_id = trace_id.as_str(),
+            span_id = %span_context.span_id()
+        );
     }
 
     let mut response = next.run(request).instrument(span.clone()).await;
 
     let status = response.status();
     let elapsed = started.elapsed();
-    span.record("http.response.status_code", i64::from(status.as_u16()));
-    if status.is_server_error() {
-        // Server spans are errors on 5xx only (HTTP semantic conventions).
-        span.record("error.type", status.as_str());
-        span.record("otel.status_code", "error");
-    }
+    // Server spans are errors on 5xx only (HTTP semantic conventions).
+    let server_error = status.is_server_error();
+    tracing::record_all!(
+        span,
+        http.response.status_code = i64::from(status.as_u16()),
+        error.type = server_error.then(|| status.as_str()),
+        otel.status_code = server_error.then_some("error"),
+    );
     if let Some(trace_id) = &trace_id
         && let Ok(value) = HeaderValue::from_str(trace_id)
     {
