@@ -1,16 +1,29 @@
 //! Client for Groq and any other OpenAI-compatible chat API.
 //!
-//! One pooled `reqwest::Client` for the process. Each attempt is its own HTTP client span
-//! carrying `traceparent` upstream; retries (connection errors, 429, 5xx) back off
-//! exponentially with jitter and all fit inside one overall deadline.
+//! One pooled hyper client for the process (HTTP/1.1, rustls with the platform's verifier).
+//! Each attempt is its own HTTP client span carrying `traceparent` upstream; retries
+//! (connection errors, 429, 5xx) back off exponentially with jitter and all fit inside one
+//! overall deadline.
+//!
+//! Why hyper-util's client and not reqwest: reqwest turns each request's `Uri` back into a
+//! `Url` twice (redirect policy, response URL) and runs it through redirect and retry layers
+//! the gateway does not use; together about 25,000 instructions per request, a tenth of the
+//! gateway's (BENCHMARKS.md). Its building blocks (hyper-util, hyper-rustls) were already in
+//! the tree under reqwest.
 
 use std::time::{Duration, Instant};
 
+use axum::http::header::{self, HeaderMap, HeaderValue};
+use axum::http::{Method, Request, Uri};
 use bytes::Bytes;
 use futures_util::StreamExt;
+use http_body_util::{BodyDataStream, BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::{Client, connect::HttpConnector};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use opentelemetry::global;
 use opentelemetry_http::HeaderInjector;
-use reqwest::header::{self, HeaderMap, HeaderValue};
 use serde::Deserialize;
 use tracing::{Span, field::Empty};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -24,14 +37,16 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(5);
 /// First back-off step; doubled on each retry, plus up to 100% jitter.
 const BASE_BACKOFF: Duration = Duration::from_millis(100);
 
+type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
 /// An OpenAI-compatible upstream.
 #[derive(Debug)]
 pub struct OpenAiCompatible {
     kind: ProviderKind,
-    client: reqwest::Client,
+    client: HttpClient,
     /// Parsed once: parsing a URL string on every request showed in profiles.
-    chat_url: reqwest::Url,
-    models_url: reqwest::Url,
+    chat_url: Uri,
+    models_url: Uri,
     auth: HeaderValue,
     host: String,
     port: u16,
@@ -40,9 +55,13 @@ pub struct OpenAiCompatible {
 }
 
 /// A successful attempt: a whole answer, or an open stream.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one per attempt, moved once; boxing would only add an allocation"
+)]
 enum Answer {
     Complete(Bytes, Completion),
-    Stream(reqwest::Response),
+    Stream(Incoming),
 }
 
 /// One failed attempt, and whether another may follow.
@@ -61,7 +80,8 @@ impl OpenAiCompatible {
     ) -> Result<Self, String> {
         let timeout = settings.llm_timeout;
         let endpoint = |path: &str| {
-            reqwest::Url::parse(&format!("{}/{path}", upstream.base_url))
+            format!("{}/{path}", upstream.base_url)
+                .parse::<Uri>()
                 .map_err(|e| format!("invalid upstream URL {}: {e}", upstream.base_url))
         };
         let url = reqwest::Url::parse(&upstream.base_url).ok();
@@ -78,15 +98,22 @@ impl OpenAiCompatible {
         let mut auth = HeaderValue::from_str(&format!("Bearer {}", upstream.api_key.expose()))
             .unwrap_or_else(|_| HeaderValue::from_static(""));
         auth.set_sensitive(true);
-        // No redirects and no proxy lookups: an LLM API answers directly, and the gateway does
-        // its own retries. Both showed in profiles as per-request work.
-        let client = reqwest::Client::builder()
-            .connect_timeout(settings.llm_connect_timeout.min(timeout))
+        // No redirects and no proxy: an LLM API answers directly, and the gateway does its own
+        // retries.
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(settings.llm_connect_timeout.min(timeout)));
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_platform_verifier(rustls::crypto::aws_lc_rs::default_provider())
+            .map_err(|e| format!("cannot set up TLS: {e}"))?
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+            .pool_timer(TokioTimer::new())
+            .build(https);
         Ok(Self {
             kind,
             client,
@@ -136,7 +163,7 @@ impl OpenAiCompatible {
             Answer::Complete(..) => return Err(LlmError::BadResponse("expected a stream".into())),
         };
         let idle = self.timeout;
-        let body = response.bytes_stream();
+        let body = BodyDataStream::new(response);
         Ok(Box::pin(futures_util::stream::unfold(
             body,
             move |mut body| async move {
@@ -156,26 +183,38 @@ impl OpenAiCompatible {
 
     /// `GET {base}/models`, relayed as is.
     pub async fn list_models(&self) -> Result<Bytes, LlmError> {
-        let response = self
-            .client
-            .get(self.models_url.clone())
-            .header(header::AUTHORIZATION, self.auth.clone())
-            .timeout(self.timeout)
-            .send()
+        let mut headers = HeaderMap::with_capacity(1);
+        headers.insert(header::AUTHORIZATION, self.auth.clone());
+        let request = self.request(Method::GET, &self.models_url, headers, Bytes::new());
+        let failed = |failure| match failure {
+            Transport::Timeout => LlmError::Timeout(self.timeout),
+            Transport::Broken(detail) => LlmError::Connection(detail),
+        };
+        let response = within(self.timeout, self.client.request(request))
             .await
-            .map_err(|e| match e.is_timeout() {
-                true => LlmError::Timeout(self.timeout),
-                false => LlmError::Connection(describe(&e)),
-            })?;
+            .map_err(failed)?;
         let status = response.status();
-        let bytes = response
-            .bytes()
+        let bytes = within(self.timeout, collect(response.into_body()))
             .await
-            .map_err(|e| LlmError::Connection(describe(&e)))?;
+            .map_err(failed)?;
         if status.is_success() {
             return Ok(bytes);
         }
         Err(error_for_status(status.as_u16(), &bytes, None).0)
+    }
+
+    fn request(
+        &self,
+        method: Method,
+        uri: &Uri,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> Request<Full<Bytes>> {
+        let mut request = Request::new(Full::new(body));
+        *request.method_mut() = method;
+        *request.uri_mut() = uri.clone();
+        *request.headers_mut() = headers;
+        request
     }
 
     /// Sends the chat request, retrying what is worth retrying within the deadline.
@@ -273,18 +312,9 @@ impl OpenAiCompatible {
             }
         };
 
-        let request = self
-            .client
-            .post(self.chat_url.clone())
-            .headers(headers)
-            .body(body);
+        let request = self.request(Method::POST, &self.chat_url, headers, body);
         // Only the wait for a stream's headers is bounded here; its chunks have an idle timeout.
-        let request = if stream {
-            request
-        } else {
-            request.timeout(remaining)
-        };
-        let response = within(remaining, request.send())
+        let response = within(remaining, self.client.request(request))
             .await
             .map_err(transport_failure)?;
         let status = response.status();
@@ -301,9 +331,9 @@ impl OpenAiCompatible {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok());
         if stream && status.is_success() {
-            return Ok(Answer::Stream(response));
+            return Ok(Answer::Stream(response.into_body()));
         }
-        let bytes = within(remaining, response.bytes())
+        let bytes = within(remaining, collect(response.into_body()))
             .await
             .map_err(transport_failure)?;
 
@@ -334,17 +364,21 @@ enum Transport {
     Broken(String),
 }
 
-/// Runs a reqwest future under a deadline, classifying its failure.
-async fn within<T>(
+/// Runs a client future under a deadline, classifying its failure.
+async fn within<T, E: std::error::Error>(
     limit: Duration,
-    future: impl std::future::Future<Output = Result<T, reqwest::Error>>,
+    future: impl std::future::Future<Output = Result<T, E>>,
 ) -> Result<T, Transport> {
     match tokio::time::timeout(limit, future).await {
         Err(_) => Err(Transport::Timeout),
-        Ok(Err(e)) if e.is_timeout() => Err(Transport::Timeout),
         Ok(Err(e)) => Err(Transport::Broken(describe(&e))),
         Ok(Ok(value)) => Ok(value),
     }
+}
+
+/// A whole response body.
+async fn collect(body: Incoming) -> Result<Bytes, hyper::Error> {
+    Ok(body.collect().await?.to_bytes())
 }
 
 /// Maps an upstream error status to our error and whether it is worth retrying.
@@ -371,9 +405,8 @@ fn error_for_status(status: u16, body: &[u8], retry_after: Option<u64>) -> (LlmE
     }
 }
 
-/// A transport error with its cause chain (reqwest's top-level message alone says little).
-fn describe(e: &reqwest::Error) -> String {
-    use std::error::Error as _;
+/// A transport error with its cause chain (the top-level message alone says little).
+fn describe(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(cause) = source {
