@@ -257,10 +257,11 @@ def markdown(raw):
         out.append("### Span export")
         out.append("")
         out.append("Every gateway request should yield 3 spans (server, GenAI and HTTP client); "
-                   "fewer means the batch span processor's bounded queue dropped some.")
+                   "fewer means the bounded span queue dropped some, which the gateway counts in "
+                   "`llm_gateway_spans_total{outcome=\"dropped\"}` (read just before it stopped).")
         out.append("")
-        out.append("| gateway process | upstream calls | OTLP export requests | MiB exported | spans | spans per call |")
-        out.append("|---|--:|--:|--:|--:|--:|")
+        out.append("| gateway process | upstream calls | OTLP export requests | MiB exported | spans | spans per call | dropped (queue full) | failed exports |")
+        out.append("|---|--:|--:|--:|--:|--:|--:|--:|")
         names = {"gateway_full": "(b) full telemetry (all rows above)", "soak": "(b) soak process"}
         for key, name in names.items():
             o = otlp.get(key)
@@ -268,14 +269,16 @@ def markdown(raw):
                 continue
             calls = o.get("gateway_upstream_calls") or 0
             per = f"{o['otlp_spans'] / calls:.3f}" if calls else "–"
+            counted = lambda k: "–" if o.get(k) is None else f"{o[k]:,}"
             out.append(f"| {name} | {calls:,} | {o['otlp_requests']:,} | {o['otlp_bytes'] / 1048576:,.1f} | "
-                       f"{o['otlp_spans']:,} | {per} |")
+                       f"{o['otlp_spans']:,} | {per} | {counted('gateway_spans_dropped')} | "
+                       f"{counted('gateway_spans_failed')} |")
         dis = os.path.join(raw, "otlp-disabled.json")
         if os.path.exists(dis):
             o = json.load(open(dis)).get("gateway_nootel") or {}
             out.append(f"| (c) OTEL_SDK_DISABLED=true | {o.get('gateway_upstream_calls', 0):,} | "
                        f"{o.get('otlp_requests', 0):,} | {o.get('otlp_bytes', 0) / 1048576:,.1f} | "
-                       f"{o.get('otlp_spans', 0):,} | – |")
+                       f"{o.get('otlp_spans', 0):,} | – | – | – |")
         out.append("")
 
     # Soak

@@ -212,11 +212,12 @@ stat_field() { # JSON field of a fake_upstream's /stats
     curl -fsS --max-time 5 "http://127.0.0.1:$1/stats" | sed -n "s/.*\"$2\":\([0-9]*\).*/\1/p"
 }
 
-start_gateway() { # name, extra env...: sets GW_PID and GW_PORT
+start_gateway() { # name, extra env...: sets GW_PID, GW_PORT and GW_METRICS_PORT
     local name=$1; shift
     GW_PORT=$(free_port)
     local metrics_port
     metrics_port=$(free_port)
+    GW_METRICS_PORT=$metrics_port
     # A clean environment, and a working directory without a .env for dotenvy to pick up.
     (cd "$RAW" && exec env -i PATH="$PATH" HOME="${HOME:-/tmp}" \
         APP_HOST=127.0.0.1 APP_PORT="$GW_PORT" METRICS_HOST=127.0.0.1 METRICS_PORT="$metrics_port" \
@@ -328,12 +329,22 @@ run_suite direct "$UP_PID" "$UP/openai/v1/chat/completions" "$OPENAI_BODY"
 # OTLP accounting per gateway process: what the receiver got between its start and its exit
 # (SIGTERM flushes the span queue), against the upstream calls it made.
 otlp_mark() {
+    NOT_THROUGH_GATEWAY=0 # upstream calls in the window made directly (the direct SSE row)
     OTLP_MARK=("$(stat_field "$OTLP_PORT" otlp_requests)" "$(stat_field "$OTLP_PORT" otlp_bytes)"
         "$(stat_field "$OTLP_PORT" otlp_spans)" "$(stat_field "$UP_PORT" chat_requests)")
 }
+span_outcome() { # metrics port, outcome: the gateway's own llm_gateway_spans_total count
+    curl -fsS --max-time 5 "http://127.0.0.1:$1/metrics" |
+        sed -n "s/^llm_gateway_spans_total{outcome=\"$2\"} \([0-9]*\).*/\1/p" | grep . || echo 0
+}
+GW_SPANS='"gateway_spans_dropped":null,"gateway_spans_failed":null'
+gateway_span_outcomes() { # metrics port: sets GW_SPANS, read just before the gateway stops
+    GW_SPANS="\"gateway_spans_dropped\":$(span_outcome "$1" dropped),\"gateway_spans_failed\":$(span_outcome "$1" failed)"
+}
 otlp_since_mark() { # prints a JSON object
-    printf '{"gateway_upstream_calls":%s,"otlp_requests":%s,"otlp_bytes":%s,"otlp_spans":%s,"otlp_unparsed":%s}' \
-        "$(($(stat_field "$UP_PORT" chat_requests) - OTLP_MARK[3]))" \
+    printf '{%s,"gateway_upstream_calls":%s,"otlp_requests":%s,"otlp_bytes":%s,"otlp_spans":%s,"otlp_unparsed":%s}' \
+        "$GW_SPANS" \
+        "$(($(stat_field "$UP_PORT" chat_requests) - OTLP_MARK[3] - NOT_THROUGH_GATEWAY))" \
         "$(($(stat_field "$OTLP_PORT" otlp_requests) - OTLP_MARK[0]))" \
         "$(($(stat_field "$OTLP_PORT" otlp_bytes) - OTLP_MARK[1]))" \
         "$(($(stat_field "$OTLP_PORT" otlp_spans) - OTLP_MARK[2]))" \
@@ -343,7 +354,7 @@ FULL_ENV=(OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$OTLP_PORT" OTEL_TRACES_
 
 otlp_mark
 start_gateway gateway-full "${FULL_ENV[@]}"
-FULL_PID=$GW_PID FULL_PORT=$GW_PORT
+FULL_PID=$GW_PID FULL_PORT=$GW_PORT FULL_METRICS_PORT=$GW_METRICS_PORT
 run_suite gateway-full "$FULL_PID" "http://127.0.0.1:$FULL_PORT/api/chat" "$CHAT_BODY"
 
 # ---------------------------------------------------------------- (e) streaming
@@ -355,9 +366,12 @@ if [ "$STREAM_STATUS" = 404 ]; then
     echo '{"streaming":"skipped (endpoint not available)"}' >"$RAW/streaming.json"
 else
     log "== streaming (first probe answered $STREAM_STATUS): time to first chunk at $SSE_RATE streams/s"
+    direct_before=$(stat_field "$UP_PORT" chat_requests)
     measure direct "sse$SSE_RATE" "$UP_PID" "$UP/openai/v1/chat/completions" "$STREAM_BODY"
+    NOT_THROUGH_GATEWAY=$(($(stat_field "$UP_PORT" chat_requests) - direct_before))
     measure gateway-full "sse$SSE_RATE" "$FULL_PID" "http://127.0.0.1:$FULL_PORT/v1/chat/completions" "$STREAM_BODY"
 fi
+gateway_span_outcomes "$FULL_METRICS_PORT"
 stop_pid "$FULL_PID" 20
 sleep 0.2
 OTLP_FULL=$(otlp_since_mark)
@@ -389,6 +403,7 @@ if [ "$SOAK" -gt 0 ]; then
     stop_pid "$SAMPLER_PID" 2
     printf '%s\t%s\t%s\t%s\n' end "$(($(stat_field "$UP_PORT" chat_requests) - soak_base))" \
         "$(status_kb "$SOAK_PID" VmRSS)" "$(status_kb "$SOAK_PID" VmHWM)" >>"$soak_tsv"
+    gateway_span_outcomes "$GW_METRICS_PORT"
     stop_pid "$SOAK_PID" 20
     sleep 0.2
     OTLP_SOAK=$(otlp_since_mark)
@@ -401,6 +416,7 @@ otlp_mark
 start_gateway gateway-nootel OTEL_SDK_DISABLED=true
 NOOTEL_PID=$GW_PID
 run_suite gateway-nootel "$NOOTEL_PID" "http://127.0.0.1:$GW_PORT/api/chat" "$CHAT_BODY"
+GW_SPANS='"gateway_spans_dropped":null,"gateway_spans_failed":null'
 stop_pid "$NOOTEL_PID" 20
 echo "{\"gateway_nootel\":$(otlp_since_mark)}" >"$RAW/otlp-disabled.json"
 
