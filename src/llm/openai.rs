@@ -22,8 +22,7 @@ use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::{Client, connect::HttpConnector};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use opentelemetry::global;
-use opentelemetry_http::HeaderInjector;
+use opentelemetry::trace::TraceContextExt;
 use serde::Deserialize;
 use tracing::{Span, field::Empty};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -293,9 +292,7 @@ impl OpenAiCompatible {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
-        global::get_text_map_propagator(|propagator| {
-            propagator.inject_context(&span.context(), &mut HeaderInjector(&mut headers))
-        });
+        inject_trace_context(span, &mut headers);
         let transport_failure = |failure: Transport| {
             let (kind, error, retryable) = match failure {
                 // A timeout used up the deadline: nothing is left for a retry.
@@ -373,6 +370,39 @@ async fn within<T, E: std::error::Error>(
         Err(_) => Err(Transport::Timeout),
         Ok(Err(e)) => Err(Transport::Broken(describe(&e))),
         Ok(Ok(value)) => Ok(value),
+    }
+}
+
+/// W3C `traceparent` (and `tracestate`, if any) naming `span` as the parent: what the
+/// TraceContext propagator writes, without the `format!` machinery it runs per call (a profile
+/// showed 4,600 instructions per request there).
+fn inject_trace_context(span: &Span, headers: &mut HeaderMap) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let context = span.context();
+    let span_ref = context.span();
+    let span_context = span_ref.span_context();
+    if !span_context.is_valid() {
+        return;
+    }
+    // 00-{32 hex trace id}-{16 hex span id}-{2 hex flags}
+    let mut value = *b"00-00000000000000000000000000000000-0000000000000000-00";
+    let trace_id = span_context.trace_id().to_bytes();
+    let span_id = span_context.span_id().to_bytes();
+    let flags = [span_context.trace_flags().to_u8()];
+    for (bytes, start) in [(&trace_id[..], 3), (&span_id[..], 36), (&flags[..], 53)] {
+        for (i, byte) in bytes.iter().enumerate() {
+            value[start + 2 * i] = HEX[usize::from(byte >> 4)];
+            value[start + 2 * i + 1] = HEX[usize::from(byte & 0xf)];
+        }
+    }
+    if let Ok(value) = HeaderValue::from_bytes(&value) {
+        headers.insert("traceparent", value);
+    }
+    let state = span_context.trace_state().header();
+    if !state.is_empty()
+        && let Ok(value) = HeaderValue::from_str(&state)
+    {
+        headers.insert("tracestate", value);
     }
 }
 
@@ -464,6 +494,46 @@ fn parse_error_body(bytes: &[u8], status: u16) -> (String, Option<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn traceparent_is_what_the_w3c_propagator_writes() {
+        use opentelemetry::propagation::TextMapPropagator;
+        use opentelemetry::trace::{SpanContext, TraceFlags, TraceState};
+        use opentelemetry::{Context, trace::SpanId, trace::TraceId};
+        use tracing_subscriber::layer::SubscriberExt;
+
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+        let tracer = opentelemetry::trace::TracerProvider::tracer(&provider, "test");
+        let subscriber =
+            tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(tracer));
+        tracing::subscriber::with_default(subscriber, || {
+            let remote = SpanContext::new(
+                TraceId::from(0x0af7_6519_16cd_43dd_8448_eb21_1c80_319c),
+                SpanId::from(0xb7ad_6b71_6920_3331),
+                TraceFlags::SAMPLED,
+                true,
+                TraceState::from_key_value([("vendor", "x")]).unwrap(),
+            );
+            let span = tracing::info_span!("attempt");
+            span.set_parent(Context::new().with_remote_span_context(remote))
+                .unwrap();
+            let mut ours = HeaderMap::new();
+            inject_trace_context(&span, &mut ours);
+            let mut reference = HeaderMap::new();
+            opentelemetry_sdk::propagation::TraceContextPropagator::new().inject_context(
+                &span.context(),
+                &mut opentelemetry_http::HeaderInjector(&mut reference),
+            );
+            assert_eq!(ours, reference);
+            let traceparent = ours["traceparent"].to_str().unwrap();
+            assert!(
+                traceparent.starts_with("00-0af7651916cd43dd8448eb211c80319c-"),
+                "{traceparent}"
+            );
+            assert!(traceparent.ends_with("-01"), "{traceparent}");
+            assert_eq!(ours["tracestate"], "vendor=x");
+        });
+    }
 
     #[test]
     fn error_body_message_and_code_are_read_and_scrubbed() {

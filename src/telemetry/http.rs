@@ -83,7 +83,9 @@ pub async fn trace_requests(
         );
     }
 
-    let mut response = next.run(request).instrument(span.clone()).await;
+    let mut response = super::REQUEST_TRACE_ID
+        .scope(trace_id.clone(), next.run(request).instrument(span.clone()))
+        .await;
 
     let status = response.status();
     let elapsed = started.elapsed();

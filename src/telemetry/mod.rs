@@ -188,8 +188,19 @@ impl<S> Filter<S> for OurSpans {
     }
 }
 
-/// The current span's trace id as 32 hex characters, if there is a valid one.
+tokio::task_local! {
+    /// The trace id of the request this task is serving, set by the server span middleware
+    /// (`http::trace_requests`) for response bodies to quote.
+    pub(crate) static REQUEST_TRACE_ID: Option<String>;
+}
+
+/// The trace id of the request being served (or else of the current span) as 32 hex
+/// characters, if there is a valid one. Inside a request this is a copy of what the middleware
+/// formatted once, not a second span lookup and hex formatting.
 pub fn current_trace_id() -> Option<String> {
+    if let Ok(id) = REQUEST_TRACE_ID.try_with(Clone::clone) {
+        return id;
+    }
     let context = tracing::Span::current().context();
     let span = context.span();
     let span_context = span.span_context();
