@@ -520,11 +520,10 @@ impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
 
     fn url(&self, var: &'static str, default: &str) -> Result<String, ConfigError> {
         let url = self.text(var).unwrap_or_else(|| default.to_owned());
-        match reqwest::Url::parse(&url) {
-            Ok(parsed) if matches!(parsed.scheme(), "http" | "https") && parsed.has_host() => {
-                Ok(url.trim_end_matches('/').to_owned())
-            }
-            _ => Err(self.bad(var, &url, "an http(s) URL")),
+        if crate::http_client::is_http_url(&url) {
+            Ok(url.trim_end_matches('/').to_owned())
+        } else {
+            Err(self.bad(var, &url, "an http(s) URL"))
         }
     }
 }

@@ -7,6 +7,7 @@
 pub mod api;
 pub mod config;
 pub mod error;
+mod http_client;
 pub mod llm;
 mod server;
 pub mod telemetry;

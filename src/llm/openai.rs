@@ -1,15 +1,8 @@
 //! Client for Groq and any other OpenAI-compatible chat API.
 //!
-//! One pooled hyper client for the process (HTTP/1.1, rustls with the platform's verifier).
-//! Each attempt is its own HTTP client span carrying `traceparent` upstream; retries
-//! (connection errors, 429, 5xx) back off exponentially with jitter and all fit inside one
-//! overall deadline.
-//!
-//! Why hyper-util's client and not reqwest: reqwest turns each request's `Uri` back into a
-//! `Url` twice (redirect policy, response URL) and runs it through redirect and retry layers
-//! the gateway does not use; together about 25,000 instructions per request, a tenth of the
-//! gateway's (BENCHMARKS.md). Its building blocks (hyper-util, hyper-rustls) were already in
-//! the tree under reqwest.
+//! One pooled client for the process (`crate::http_client`). Each attempt is its own HTTP
+//! client span carrying `traceparent` upstream; retries (connection errors, 429, 5xx) back off
+//! exponentially with jitter and all fit inside one overall deadline.
 
 use std::time::{Duration, Instant};
 
@@ -17,11 +10,8 @@ use axum::http::header::{self, HeaderMap, HeaderValue};
 use axum::http::{Method, Request, Uri};
 use bytes::Bytes;
 use futures_util::StreamExt;
-use http_body_util::{BodyDataStream, BodyExt, Full};
+use http_body_util::{BodyDataStream, Full};
 use hyper::body::Incoming;
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::{Client, connect::HttpConnector};
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use opentelemetry::trace::TraceContextExt;
 use serde::Deserialize;
 use tracing::{Span, field::Empty};
@@ -30,13 +20,12 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use super::wire::parse_completion;
 use super::{ByteStream, Completion, LlmError, UpstreamReport, UpstreamRequest, scrub_secrets};
 use crate::config::{ProviderKind, Settings, UpstreamSettings};
+use crate::http_client::{HttpClient, collect, describe};
 
 /// Longest `Retry-After` we wait out ourselves; beyond it the 429 goes to the client.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(5);
 /// First back-off step; doubled on each retry, plus up to 100% jitter.
 const BASE_BACKOFF: Duration = Duration::from_millis(100);
-
-type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// An OpenAI-compatible upstream.
 #[derive(Debug)]
@@ -83,36 +72,24 @@ impl OpenAiCompatible {
                 .parse::<Uri>()
                 .map_err(|e| format!("invalid upstream URL {}: {e}", upstream.base_url))
         };
-        let url = reqwest::Url::parse(&upstream.base_url).ok();
+        let url = upstream.base_url.parse::<Uri>().ok();
         let host = url
             .as_ref()
-            .and_then(|u| u.host_str().map(str::to_owned))
+            .and_then(|u| u.host().map(str::to_owned))
             .unwrap_or_default();
-        let port = url
-            .as_ref()
-            .and_then(|u| u.port_or_known_default())
-            .unwrap_or(443);
+        let port = url.as_ref().map_or(443, |u| {
+            u.port_u16().unwrap_or(if u.scheme_str() == Some("http") {
+                80
+            } else {
+                443
+            })
+        });
         // A key with characters no header can carry can never authenticate; sending it
         // without Authorization makes the upstream answer 401, which maps to `authentication`.
         let mut auth = HeaderValue::from_str(&format!("Bearer {}", upstream.api_key.expose()))
             .unwrap_or_else(|_| HeaderValue::from_static(""));
         auth.set_sensitive(true);
-        // No redirects and no proxy: an LLM API answers directly, and the gateway does its own
-        // retries.
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(settings.llm_connect_timeout.min(timeout)));
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_platform_verifier(rustls::crypto::aws_lc_rs::default_provider())
-            .map_err(|e| format!("cannot set up TLS: {e}"))?
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_timer(TokioTimer::new())
-            .build(https);
+        let client = crate::http_client::client(settings.llm_connect_timeout.min(timeout))?;
         Ok(Self {
             kind,
             client,
@@ -406,11 +383,6 @@ fn inject_trace_context(span: &Span, headers: &mut HeaderMap) {
     }
 }
 
-/// A whole response body.
-async fn collect(body: Incoming) -> Result<Bytes, hyper::Error> {
-    Ok(body.collect().await?.to_bytes())
-}
-
 /// Maps an upstream error status to our error and whether it is worth retrying.
 fn error_for_status(status: u16, body: &[u8], retry_after: Option<u64>) -> (LlmError, bool) {
     let (message, code) = parse_error_body(body, status);
@@ -433,18 +405,6 @@ fn error_for_status(status: u16, body: &[u8], retry_after: Option<u64>) -> (LlmE
         ),
         _ => (LlmError::UpstreamServer { status }, true),
     }
-}
-
-/// A transport error with its cause chain (the top-level message alone says little).
-fn describe(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 fn record_rate_limits(headers: &HeaderMap, report: &mut UpstreamReport) {

@@ -18,14 +18,18 @@
 use std::io::Write as _;
 use std::time::{Duration, Instant, SystemTime};
 
+use axum::http::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use axum::http::{Method, Request, Uri, header::RETRY_AFTER};
+use bytes::Bytes;
+use http_body_util::Full;
 use opentelemetry::trace::{SpanKind, Status};
 use opentelemetry::{Array, InstrumentationScope, KeyValue, Value};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
-use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, RETRY_AFTER};
 
 use crate::config::TelemetrySettings;
+use crate::http_client::{HttpClient, collect, describe};
 
 /// Retries after the first attempt, as opentelemetry-otlp's recommended policy.
 const MAX_RETRIES: u32 = 3;
@@ -35,8 +39,12 @@ const MAX_BACKOFF: Duration = Duration::from_millis(1600);
 /// Sends batches of spans to an OTLP/HTTP collector as protobuf.
 #[derive(Debug)]
 pub struct OtlpHttpExporter {
-    client: reqwest::blocking::Client,
-    endpoint: reqwest::Url,
+    client: HttpClient,
+    /// A single-threaded runtime that the batch processor's own thread drives while it exports:
+    /// no hand-off to another thread and back per batch. `None` only while dropping.
+    runtime: Option<tokio::runtime::Runtime>,
+    endpoint: Uri,
+    /// Content type, encoding and the operator's headers: the same for every export.
     headers: HeaderMap,
     gzip: bool,
     timeout: Duration,
@@ -47,37 +55,49 @@ pub struct OtlpHttpExporter {
     size_hint: std::sync::atomic::AtomicUsize,
 }
 
+/// A failed POST: whether to retry, the collector's `Retry-After`, what to log.
+type PostError = (bool, Option<Duration>, String);
+
 impl OtlpHttpExporter {
     /// An exporter for `settings`; fails on a malformed endpoint or header.
     pub fn new(settings: &TelemetrySettings) -> Result<Self, String> {
-        let endpoint = reqwest::Url::parse(&settings.traces_endpoint)
-            .map_err(|e| format!("OTLP endpoint {:?}: {e}", settings.traces_endpoint))?;
+        let endpoint = settings
+            .traces_endpoint
+            .parse::<Uri>()
+            .ok()
+            .filter(|_| crate::http_client::is_http_url(&settings.traces_endpoint))
+            .ok_or_else(|| {
+                format!(
+                    "OTLP endpoint {:?} is not an http(s) URL",
+                    settings.traces_endpoint
+                )
+            })?;
         let mut headers = HeaderMap::new();
         for (name, value) in &settings.export_headers {
-            let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
+            let name = HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| format!("OTLP header name {name:?} is not a valid header name"))?;
-            let mut value =
-                reqwest::header::HeaderValue::from_str(value.expose()).map_err(|_| {
-                    format!("OTLP header {name}: the value is not a valid header value")
-                })?;
+            let mut value = HeaderValue::from_str(value.expose()).map_err(|_| {
+                format!("OTLP header {name}: the value is not a valid header value")
+            })?;
             // Usually an access token: kept out of any debug output.
             value.set_sensitive(true);
             headers.insert(name, value);
         }
-        // A blocking client owns a runtime, which may not be built (nor dropped) inside
-        // another one: `init` can be called from async code, so build it on a thread of its own.
-        let timeout = settings.export_timeout;
-        let client = std::thread::spawn(move || {
-            reqwest::blocking::Client::builder()
-                .timeout(timeout)
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-        })
-        .join()
-        .map_err(|_| "building the OTLP HTTP client panicked".to_owned())?
-        .map_err(|e| format!("cannot build the OTLP HTTP client: {e}"))?;
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/x-protobuf"),
+        );
+        if settings.export_gzip {
+            headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .thread_name("otlp-export")
+            .build()
+            .map_err(|e| format!("cannot start the OTLP exporter's runtime: {e}"))?;
         Ok(Self {
-            client,
+            client: crate::http_client::client(settings.export_timeout)?,
+            runtime: Some(runtime),
             endpoint,
             headers,
             gzip: settings.export_gzip,
@@ -89,7 +109,7 @@ impl OtlpHttpExporter {
     }
 
     /// The request body for `spans`, gzipped if configured.
-    fn body(&self, spans: &[SpanData]) -> Result<bytes::Bytes, OTelSdkError> {
+    fn body(&self, spans: &[SpanData]) -> Result<Bytes, OTelSdkError> {
         use std::sync::atomic::Ordering::Relaxed;
         let mut buf = Vec::with_capacity(self.size_hint.load(Relaxed));
         encode_request(&mut buf, &self.resource, &self.resource_schema_url, spans);
@@ -103,39 +123,67 @@ impl OtlpHttpExporter {
         );
         gz.write_all(&buf)
             .and_then(|()| gz.finish())
-            .map(bytes::Bytes::from)
+            .map(Bytes::from)
             .map_err(|e| OTelSdkError::InternalFailure(format!("gzip: {e}")))
     }
 
-    /// One POST; `Err((retryable, server's delay, message))`.
-    fn post(&self, body: &bytes::Bytes) -> Result<(), (bool, Option<Duration>, String)> {
-        let mut request = self
-            .client
-            .post(self.endpoint.clone())
-            .headers(self.headers.clone())
-            .header(CONTENT_TYPE, "application/x-protobuf")
-            .body(body.clone());
-        if self.gzip {
-            request = request.header(CONTENT_ENCODING, "gzip");
+    /// One POST, answered within `limit`.
+    fn post(&self, body: &Bytes, limit: Duration) -> Result<(), PostError> {
+        let Some(runtime) = &self.runtime else {
+            return Err((false, None, "the exporter is shut down".into()));
+        };
+        let mut request = Request::new(Full::new(body.clone()));
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = self.endpoint.clone();
+        *request.headers_mut() = self.headers.clone();
+        runtime.block_on(async {
+            let late = || {
+                (
+                    false,
+                    None,
+                    "the collector did not answer in time".to_owned(),
+                )
+            };
+            let response = tokio::time::timeout(limit, self.client.request(request))
+                .await
+                .map_err(|_| late())?
+                .map_err(|e| {
+                    (
+                        true,
+                        None,
+                        format!("cannot reach the collector: {}", describe(&e)),
+                    )
+                })?;
+            let status = response.status();
+            let retry_after = response
+                .headers()
+                .get(RETRY_AFTER)
+                .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
+            // Read the answer to the end so that the connection can be reused.
+            tokio::time::timeout(limit, collect(response.into_body()))
+                .await
+                .map_err(|_| late())?
+                .map_err(|e| (true, None, format!("the collector's answer broke off: {e}")))?;
+            if status.is_success() {
+                return Ok(());
+            }
+            let retryable = matches!(status.as_u16(), 429 | 502 | 503 | 504);
+            Err((
+                retryable,
+                retry_after,
+                format!("the collector answered {status}"),
+            ))
+        })
+    }
+}
+
+impl Drop for OtlpHttpExporter {
+    fn drop(&mut self) {
+        // Dropping a runtime blocks, which panics inside async code (a failed `init`).
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
         }
-        let response = request
-            .send()
-            .map_err(|e| (true, None, format!("cannot reach the collector: {e}")))?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(());
-        }
-        let retry_after = response
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
-        let retryable = matches!(status.as_u16(), 429 | 502 | 503 | 504);
-        Err((
-            retryable,
-            retry_after,
-            format!("the collector answered {status}"),
-        ))
     }
 }
 
@@ -147,7 +195,8 @@ impl SpanExporter for OtlpHttpExporter {
         let mut backoff = FIRST_BACKOFF;
         let mut retries = 0;
         loop {
-            let (retryable, server_delay, message) = match self.post(&body) {
+            let limit = deadline.saturating_duration_since(Instant::now());
+            let (retryable, server_delay, message) = match self.post(&body, limit) {
                 Ok(()) => return Ok(()),
                 Err(failure) => failure,
             };
