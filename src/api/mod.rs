@@ -55,8 +55,9 @@ pub struct ApiDoc;
 ///    connection.
 /// 4. `DefaultBodyLimit`: bodies over `MAX_BODY_BYTES` get 413 from the JSON extractor.
 ///
-/// The LLM routes alone also pass `require_gateway_key` and then `limit_clients` (route layers,
-/// so unknown paths still get 404 and health checks and docs stay open).
+/// The LLM routes alone also pass `require_gateway_key` and then `limit_clients` when those are
+/// configured (route layers, so unknown paths still get 404 and health checks and docs stay
+/// open).
 pub fn router(
     state: AppState,
     metrics: Arc<Metrics>,
@@ -65,7 +66,7 @@ pub fn router(
     client_limit: ClientRateLimit,
     cors_origins: &[String],
 ) -> Router {
-    let llm_routes = Router::new()
+    let mut llm_routes = Router::new()
         .route("/api/chat", post(chat::chat))
         .route("/v1/chat/completions", post(openai::chat_completions))
         .route(
@@ -73,16 +74,22 @@ pub fn router(
             post(openai::chat_completions),
         )
         .route("/v1/models", get(openai::models))
-        .route("/openai/v1/models", get(openai::models))
-        // Route layers run outermost-last: the key is checked before the rate is counted.
-        .route_layer(axum::middleware::from_fn_with_state(
+        .route("/openai/v1/models", get(openai::models));
+    // Installed only when configured: a middleware layer costs every request a boxed service
+    // clone and a future even when it lets everything through. Route layers run
+    // outermost-last: the key is checked before the rate is counted.
+    if client_limit.is_on() {
+        llm_routes = llm_routes.route_layer(axum::middleware::from_fn_with_state(
             client_limit,
             ratelimit::limit_clients,
-        ))
-        .route_layer(axum::middleware::from_fn_with_state(
+        ));
+    }
+    if !gateway_keys.0.is_empty() {
+        llm_routes = llm_routes.route_layer(axum::middleware::from_fn_with_state(
             gateway_keys,
             auth::require_gateway_key,
         ));
+    }
     let router = Router::new()
         .merge(llm_routes)
         .route("/healthz", get(health::healthz))

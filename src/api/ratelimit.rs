@@ -37,6 +37,11 @@ struct Bucket {
 }
 
 impl ClientRateLimit {
+    /// Whether a limit is configured.
+    pub fn is_on(&self) -> bool {
+        self.0.is_some()
+    }
+
     /// `rate` requests per second per client (0: off); `burst` defaults to max(rate, 1).
     pub fn new(rate: f64, burst: f64) -> Self {
         if rate <= 0.0 {
