@@ -11,15 +11,15 @@ use std::time::{Duration, Instant};
 
 use opentelemetry::Context;
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{Span, SpanData, SpanExporter, SpanProcessor};
 use prometheus::{IntCounterVec, Opts};
 
 /// At most one export-failure log line per this interval.
 const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(30);
 
-/// `llm_gateway_spans_total{outcome}`: `exported`, `failed` (the collector refused or was
-/// unreachable) or `dropped` (the queue was full). Process-wide, like the tracer provider.
+/// `llm_gateway_spans_total{outcome}`: `exported`, `failed` (the collector was unreachable or
+/// refused them, wholly or in part) or `dropped` (the queue was full). Process-wide, like the tracer provider.
 pub static SPAN_OUTCOMES: LazyLock<IntCounterVec> = LazyLock::new(|| {
     IntCounterVec::new(
         Opts::new(
@@ -88,12 +88,29 @@ pub enum Exporter {
     Grpc(opentelemetry_otlp::SpanExporter),
 }
 
+/// Spans a collector refused in an otherwise successful export (OTLP partial success).
+#[derive(Debug)]
+pub struct Refused {
+    /// How many.
+    pub spans: u64,
+    /// The collector's reason.
+    pub message: String,
+}
+
+impl Exporter {
+    /// Exports a batch; `Ok(Some(_))` when the collector accepted the request but refused some
+    /// spans. (The gRPC exporter only logs partial success itself.)
+    async fn export_batch(&self, batch: Vec<SpanData>) -> Result<Option<Refused>, OTelSdkError> {
+        match self {
+            Self::Http(e) => e.send(batch).await,
+            Self::Grpc(e) => e.export(batch).await.map(|()| None),
+        }
+    }
+}
+
 impl SpanExporter for Exporter {
     async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        match self {
-            Self::Http(e) => e.export(batch).await,
-            Self::Grpc(e) => e.export(batch).await,
-        }
+        self.export_batch(batch).await.map(|_| ())
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
@@ -120,14 +137,14 @@ impl SpanExporter for Exporter {
 
 /// Counts export outcomes and logs failures at most once per interval, never per span.
 #[derive(Debug)]
-pub struct CountingExporter<E> {
-    inner: E,
+pub struct CountingExporter {
+    inner: Exporter,
     last_logged: Mutex<Option<Instant>>,
 }
 
-impl<E> CountingExporter<E> {
+impl CountingExporter {
     /// Wraps an exporter.
-    pub fn new(inner: E) -> Self {
+    pub fn new(inner: Exporter) -> Self {
         Self {
             inner,
             last_logged: Mutex::new(None),
@@ -135,29 +152,39 @@ impl<E> CountingExporter<E> {
     }
 }
 
-impl<E: SpanExporter> SpanExporter for CountingExporter<E> {
+impl SpanExporter for CountingExporter {
     async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
         let spans = batch.len();
-        let result = self.inner.export(batch).await;
+        let result = self.inner.export_batch(batch).await;
         let _ = PENDING.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
             Some(n.saturating_sub(spans))
         });
-        let outcome = if result.is_ok() { "exported" } else { "failed" };
-        SPAN_OUTCOMES
-            .with_label_values(&[outcome])
-            .inc_by(spans as u64);
-        if let Err(e) = &result
+        let spans = spans as u64;
+        let (failed, error) = match &result {
+            Ok(None) => (0, None),
+            Ok(Some(refused)) => (
+                refused.spans.min(spans),
+                Some(format!("the collector refused spans: {}", refused.message)),
+            ),
+            Err(e) => (spans, Some(e.to_string())),
+        };
+        for (outcome, count) in [("exported", spans - failed), ("failed", failed)] {
+            if count > 0 {
+                SPAN_OUTCOMES.with_label_values(&[outcome]).inc_by(count);
+            }
+        }
+        if let Some(error) = error
             && let Ok(mut last) = self.last_logged.lock()
             && last.is_none_or(|t| t.elapsed() >= ERROR_LOG_INTERVAL)
         {
             *last = Some(Instant::now());
             tracing::warn!(
-                spans,
-                error = %e,
+                spans = failed,
+                error,
                 "exporting spans to the OTLP collector failed; requests are unaffected (logged at most every 30 s, counted in llm_gateway_spans_total)"
             );
         }
-        result
+        result.map(|_| ())
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {

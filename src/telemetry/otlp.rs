@@ -28,6 +28,7 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 
+use super::export::Refused;
 use crate::config::TelemetrySettings;
 use crate::http_client::{HttpClient, collect, describe};
 
@@ -127,8 +128,8 @@ impl OtlpHttpExporter {
             .map_err(|e| OTelSdkError::InternalFailure(format!("gzip: {e}")))
     }
 
-    /// One POST, answered within `limit`.
-    fn post(&self, body: &Bytes, limit: Duration) -> Result<(), PostError> {
+    /// One POST, answered within `limit`: the collector's answer body.
+    fn post(&self, body: &Bytes, limit: Duration) -> Result<Bytes, PostError> {
         let Some(runtime) = &self.runtime else {
             return Err((false, None, "the exporter is shut down".into()));
         };
@@ -160,13 +161,13 @@ impl OtlpHttpExporter {
                 .get(RETRY_AFTER)
                 .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok())
                 .map(Duration::from_secs);
-            // Read the answer to the end so that the connection can be reused.
-            tokio::time::timeout(limit, collect(response.into_body()))
+            // Read to the end: it may report refused spans, and the connection is reused.
+            let answer = tokio::time::timeout(limit, collect(response.into_body()))
                 .await
                 .map_err(|_| late())?
                 .map_err(|e| (true, None, format!("the collector's answer broke off: {e}")))?;
             if status.is_success() {
-                return Ok(());
+                return Ok(answer);
             }
             let retryable = matches!(status.as_u16(), 429 | 502 | 503 | 504);
             Err((
@@ -187,8 +188,10 @@ impl Drop for OtlpHttpExporter {
     }
 }
 
-impl SpanExporter for OtlpHttpExporter {
-    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+impl OtlpHttpExporter {
+    /// Exports a batch, retrying as the OTLP spec says; `Ok(Some(_))` if the collector took the
+    /// request but refused some spans (partial success).
+    pub async fn send(&self, batch: Vec<SpanData>) -> Result<Option<Refused>, OTelSdkError> {
         let body = self.body(&batch)?;
         drop(batch);
         let deadline = Instant::now() + self.timeout;
@@ -197,7 +200,7 @@ impl SpanExporter for OtlpHttpExporter {
         loop {
             let limit = deadline.saturating_duration_since(Instant::now());
             let (retryable, server_delay, message) = match self.post(&body, limit) {
-                Ok(()) => return Ok(()),
+                Ok(answer) => return Ok(partial_success(&answer)),
                 Err(failure) => failure,
             };
             let delay = server_delay
@@ -212,6 +215,12 @@ impl SpanExporter for OtlpHttpExporter {
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }
     }
+}
+
+impl SpanExporter for OtlpHttpExporter {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        self.send(batch).await.map(|_| ())
+    }
 
     fn set_resource(&mut self, resource: &Resource) {
         self.resource.clear();
@@ -222,6 +231,70 @@ impl SpanExporter for OtlpHttpExporter {
         }
         self.resource_schema_url = resource.schema_url().unwrap_or_default().to_owned();
     }
+}
+
+/// Reads `ExportTraceServiceResponse { ExportTracePartialSuccess partial_success = 1 }`, where
+/// `ExportTracePartialSuccess { int64 rejected_spans = 1; string error_message = 2 }`. An empty
+/// or unreadable answer means full success, as the spec says.
+fn partial_success(answer: &[u8]) -> Option<Refused> {
+    let inner = fields(answer).find_map(|(field, value)| match (field, value) {
+        (1, Field::Bytes(inner)) => Some(inner),
+        _ => None,
+    })?;
+    let mut refused = Refused {
+        spans: 0,
+        message: String::new(),
+    };
+    for (field, value) in fields(inner) {
+        match (field, value) {
+            (1, Field::Varint(n)) => refused.spans = n,
+            (2, Field::Bytes(text)) => refused.message = String::from_utf8_lossy(text).into_owned(),
+            _ => {}
+        }
+    }
+    (refused.spans > 0).then_some(refused)
+}
+
+/// A protobuf field's value: what the partial-success reader needs.
+enum Field<'a> {
+    Varint(u64),
+    Bytes(&'a [u8]),
+    Other,
+}
+
+/// The fields of a protobuf message, stopping at the first malformed one.
+fn fields(mut data: &[u8]) -> impl Iterator<Item = (u64, Field<'_>)> {
+    fn read_varint(data: &mut &[u8]) -> Option<u64> {
+        let mut value = 0u64;
+        for shift in (0..64).step_by(7) {
+            let (&byte, rest) = data.split_first()?;
+            *data = rest;
+            value |= u64::from(byte & 0x7f) << shift;
+            if byte < 0x80 {
+                return Some(value);
+            }
+        }
+        None
+    }
+    std::iter::from_fn(move || {
+        let key = read_varint(&mut data)?;
+        let value = match key & 7 {
+            0 => Field::Varint(read_varint(&mut data)?),
+            1 | 5 => {
+                let width = if key & 7 == 1 { 8 } else { 4 };
+                data = data.get(width..)?;
+                Field::Other
+            }
+            2 => {
+                let len = usize::try_from(read_varint(&mut data)?).ok()?;
+                let (bytes, rest) = (data.get(..len)?, data.get(len..)?);
+                data = rest;
+                Field::Bytes(bytes)
+            }
+            _ => return None,
+        };
+        Some((key >> 3, value))
+    })
 }
 
 // --- protobuf writing -------------------------------------------------------------------------
@@ -630,6 +703,31 @@ mod tests {
             .map(|s| s.spans.len())
             .sum();
         assert_eq!(count, 1500);
+    }
+
+    #[test]
+    fn partial_success_is_read_from_the_collectors_answer() {
+        use opentelemetry_proto::tonic::collector::trace::v1::{
+            ExportTracePartialSuccess, ExportTraceServiceResponse,
+        };
+        let answer = |rejected_spans, error_message: &str| {
+            ExportTraceServiceResponse {
+                partial_success: Some(ExportTracePartialSuccess {
+                    rejected_spans,
+                    error_message: error_message.into(),
+                }),
+            }
+            .encode_to_vec()
+        };
+        let refused = partial_success(&answer(7, "span name too long")).unwrap();
+        assert_eq!(refused.spans, 7);
+        assert_eq!(refused.message, "span name too long");
+        // Full success: no partial_success, an empty one, or an empty body.
+        assert!(partial_success(&answer(0, "")).is_none());
+        assert!(partial_success(&ExportTraceServiceResponse::default().encode_to_vec()).is_none());
+        assert!(partial_success(b"").is_none());
+        // Garbage is not an error: the request itself succeeded.
+        assert!(partial_success(b"\xff\xff\xff").is_none());
     }
 
     #[test]

@@ -423,6 +423,56 @@ async fn a_throttling_collector_gets_the_batch_again_gzipped_with_the_configured
     assert!(!logs.contains("collector-token-123"), "{logs}");
 }
 
+#[tokio::test]
+async fn spans_a_collector_refuses_in_a_partial_success_are_counted_as_failed_and_logged() {
+    use opentelemetry_proto::tonic::collector::trace::v1::{
+        ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+    };
+    use prost::Message;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}/v1/traces", listener.local_addr().unwrap());
+    // Accepts every request (200) but refuses every span in it, as OTLP partial success.
+    let app = axum::Router::new().route(
+        "/v1/traces",
+        axum::routing::post(|body: axum::body::Bytes| async move {
+            let request = ExportTraceServiceRequest::decode(body).unwrap();
+            let spans: usize = request
+                .resource_spans
+                .iter()
+                .flat_map(|r| &r.scope_spans)
+                .map(|s| s.spans.len())
+                .sum();
+            ExportTraceServiceResponse {
+                partial_success: Some(ExportTracePartialSuccess {
+                    rejected_spans: spans as i64,
+                    error_message: "quota exceeded for tenant".into(),
+                }),
+            }
+            .encode_to_vec()
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let service = start_binary(&[
+        ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", &endpoint),
+        ("OTEL_BSP_SCHEDULE_DELAY", "50"),
+    ]);
+
+    chat_ok(&service).await;
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while span_outcomes(&service).await.1 < 2.0 {
+        assert!(std::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(span_outcomes(&service).await, (0.0, 2.0, 0.0));
+    let log = service.log();
+    assert!(
+        log.contains("the collector refused spans: quota exceeded for tenant"),
+        "{log}"
+    );
+}
+
 /// The process's peak resident memory (VmHWM), in KiB.
 fn peak_rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
