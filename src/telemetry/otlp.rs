@@ -12,7 +12,8 @@
 //!
 //! Delivery follows the OTLP/HTTP spec: 429, 502, 503 and 504 and connection failures are
 //! retried with exponential back-off (100 ms doubling to 1.6 s, jittered; a `Retry-After` in
-//! seconds is honoured), at most 3 times and never past the export timeout. This runs on the
+//! seconds is honoured), at most 3 times and never past the export timeout. Spans the collector
+//! refuses in an OTLP partial success are reported, not counted as exported. This runs on the
 //! batch processor's own thread: a request never waits for it.
 
 use std::io::Write as _;
