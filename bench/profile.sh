@@ -9,6 +9,8 @@
 #   --callgrind  valgrind's callgrind instead (instruction counts; deterministic, ~50x slower):
 #                --requests (default 3000) at concurrency 4 after 300 warm-up requests
 #   --no-otel    OTEL_SDK_DISABLED=true (to see what telemetry costs, by difference)
+#   --log FILTER[,FORMAT]  RUST_LOG (default warn) and LOG_FORMAT, e.g. --log info,json: what
+#                the request log lines cost (they go to the gateway's log file)
 #
 # Builds a separate profiling binary (release + line tables + frame pointers) in
 # target/profiling (or $PROFILE_TARGET_DIR) so the normal release build is untouched. Output: bench/results/profile-<stamp>/.
@@ -16,7 +18,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
-MODE=perf LOAD=(--concurrency 32) SECS=8 REQUESTS=3000 OTEL=1
+MODE=perf LOAD=(--concurrency 32) SECS=8 REQUESTS=3000 OTEL=1 LOG=warn,pretty
 while [ $# -gt 0 ]; do
     case "$1" in
         --callgrind) MODE=callgrind ;;
@@ -25,7 +27,8 @@ while [ $# -gt 0 ]; do
         --seconds) SECS=${2:?}; shift ;;
         --requests) REQUESTS=${2:?}; shift ;;
         --no-otel) OTEL=0 ;;
-        -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --log) LOG=${2:?}; [[ $LOG == *,* ]] || LOG="$LOG,pretty"; shift ;;
+        -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown option: $1" >&2; exit 2 ;;
     esac
     shift
@@ -91,7 +94,7 @@ GW_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0
 M_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 GW_ENV=(APP_HOST=127.0.0.1 APP_PORT="$GW_PORT" METRICS_HOST=127.0.0.1 METRICS_PORT="$M_PORT"
     GROQ_API_KEY=gsk_bench GROQ_BASE_URL="http://127.0.0.1:$UP_PORT/openai/v1" LLM_MAX_RETRIES=0
-    RUST_LOG=warn)
+    RUST_LOG="${LOG%%,*}" LOG_FORMAT="${LOG#*,}")
 if [ "$OTEL" = 1 ]; then
     GW_ENV+=(OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$OTLP_PORT" OTEL_TRACES_SAMPLER=always_on)
 else

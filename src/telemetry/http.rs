@@ -22,6 +22,11 @@ use crate::llm::CallRecord;
 
 /// Response header carrying the trace id.
 pub const TRACE_ID_HEADER: &str = "x-trace-id";
+/// The server span's `tracing` name (its exported name is `{METHOD} {route}`).
+const SERVER_SPAN: &str = "http_server";
+/// The span that log lines of a request carry: only the trace and span ids, set once. Log
+/// lines see no other span of ours (see `telemetry::init`), and it is never exported.
+pub const LOG_SPAN: &str = "request";
 
 /// Middleware: server span, `http_server_request_duration_seconds`, gateway overhead and one
 /// log line per request.
@@ -47,7 +52,7 @@ pub async fn trace_requests(
         .unwrap_or_default()
         .to_owned();
     let span = tracing::info_span!(
-        "request",
+        SERVER_SPAN,
         otel.name = span_name,
         otel.kind = "server",
         otel.status_code = Empty,
@@ -58,8 +63,6 @@ pub async fn trace_requests(
         user_agent.original = user_agent,
         http.response.status_code = Empty,
         error.type = Empty,
-        trace_id = Empty,
-        span_id = Empty,
     );
     let parent = global::get_text_map_propagator(|propagator| {
         propagator.extract(&HeaderExtractor(request.headers()))
@@ -72,19 +75,29 @@ pub async fn trace_requests(
     let trace_id = span_context
         .is_valid()
         .then(|| span_context.trace_id().to_string());
-    // The ids are span fields so that every log line of the request carries them. (Do not
-    // guard this with `tracing::enabled!`: with per-layer filters that call leaves a filter
-    // state behind that disabled the next span, the GenAI span, in the OpenTelemetry layer.)
-    if let Some(trace_id) = &trace_id {
-        tracing::record_all!(
-            span,
+    // Every log line of the request carries the ids. A span of their own, created with its
+    // fields (no `record` afterwards, which the JSON log formatter pays for by re-parsing), and
+    // entered outside the server span so that the spans below keep the server span as parent.
+    // (Do not guard this with `tracing::enabled!`: with per-layer filters that call leaves a
+    // filter state behind that disabled the next span, the GenAI span, in the OpenTelemetry
+    // layer.)
+    let log_span = match &trace_id {
+        Some(trace_id) => tracing::info_span!(
+            parent: None,
+            LOG_SPAN,
             trace_id = trace_id.as_str(),
             span_id = %span_context.span_id()
-        );
-    }
+        ),
+        None => tracing::Span::none(),
+    };
 
     let mut response = super::REQUEST_TRACE_ID
-        .scope(trace_id.clone(), next.run(request).instrument(span.clone()))
+        .scope(
+            trace_id.clone(),
+            next.run(request)
+                .instrument(span.clone())
+                .instrument(log_span.clone()),
+        )
         .await;
 
     let status = response.status();
@@ -118,7 +131,7 @@ pub async fn trace_requests(
             .with_label_values(&[call.provider])
             .observe(overhead.as_secs_f64());
     }
-    let _entered = span.enter();
+    let _entered = log_span.enter();
     let (input_tokens, output_tokens) = call.and_then(|c| c.tokens).unzip();
     tracing::info!(
         method,

@@ -20,7 +20,7 @@ use opentelemetry_sdk::trace::{
 use opentelemetry_sdk::{Resource, propagation::TraceContextPropagator};
 use tracing::subscriber::Interest;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
-use tracing_subscriber::filter::EnvFilter;
+use tracing_subscriber::filter::{EnvFilter, FilterExt, filter_fn};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::layer::{Context, Filter};
 use tracing_subscriber::util::SubscriberInitExt;
@@ -91,7 +91,15 @@ pub fn init(settings: &TelemetrySettings) -> Result<TelemetryGuard, TelemetryErr
         .with_filter(OurSpans);
 
     let filter = EnvFilter::try_new(format!("{},{SILENCED}", settings.log_filter))
-        .map_err(|_| TelemetryError::Filter(settings.log_filter.clone()))?;
+        .map_err(|_| TelemetryError::Filter(settings.log_filter.clone()))?
+        .and(filter_fn(|meta| {
+            !meta.is_span() || meta.name() == http::LOG_SPAN
+        }));
+    // Log lines see one span of ours, `http::LOG_SPAN`: the trace and span ids, on every line of
+    // a request. The exported spans' attributes are in the trace; the JSON formatter re-parses
+    // and re-writes a span's fields on every `record`, which for the GenAI span's thirty
+    // attributes more than doubled a request's cost (BENCHMARKS.md). For the same reason JSON
+    // lines carry the current span, not the list of all spans.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
     // Log lines are written by a dedicated thread: a request never waits on stdout. The buffer
     // is bounded; under a log storm lines are dropped rather than requests slowed.
@@ -106,7 +114,7 @@ pub fn init(settings: &TelemetrySettings) -> Result<TelemetryGuard, TelemetryErr
             .with_writer(writer)
             .json()
             .with_current_span(true)
-            .with_span_list(true)
+            .with_span_list(false)
             .boxed(),
     }
     .with_filter(filter);
@@ -171,6 +179,7 @@ impl OurSpans {
         meta.is_span()
             && meta.target().starts_with(CRATE_TARGET)
             && *meta.level() <= tracing::Level::INFO
+            && meta.name() != http::LOG_SPAN
     }
 }
 

@@ -94,10 +94,14 @@ async fn logs_are_json_with_trace_ids_and_never_contain_the_key() {
     assert_eq!(ok_line["fields"]["output_tokens"], 34);
     assert_eq!(ok_line["span"]["trace_id"], trace_id.as_str());
     assert_eq!(ok_line["span"]["span_id"].as_str().unwrap().len(), 16);
-    // Every line logged inside a request carries the request's trace and span ids.
-    for line in lines.iter().filter(|l| l["spans"].is_array()) {
+    // Every line logged inside a request (the failed call's warning and the retry debug lines
+    // included) carries the request span with the trace and span ids.
+    let in_request: Vec<&Value> = lines.iter().filter(|l| l["span"].is_object()).collect();
+    assert!(in_request.len() > 2, "{log}");
+    for line in in_request {
+        assert_eq!(line["span"]["name"], "request", "{line}");
         assert!(
-            line["spans"][0]["trace_id"].is_string() && line["spans"][0]["span_id"].is_string(),
+            line["span"]["trace_id"].is_string() && line["span"]["span_id"].is_string(),
             "{line}"
         );
     }
@@ -144,11 +148,23 @@ async fn sigterm_lets_an_in_flight_request_finish_and_flushes_its_spans() {
         .to_owned();
     assert_eq!(service.wait_exit(Duration::from_secs(10)), 0);
     let spans = otlp().wait_for_trace(&trace_id, 3).await;
-    assert!(
+    // server -> chat -> HTTP client, with the binary's own log set-up (RUST_LOG=info, JSON),
+    // whose log-only span must neither be exported nor break the parent chain.
+    let named = |name: &str| {
         spans
             .iter()
-            .any(|s| s.span.name == "chat llama-3.1-8b-instant")
+            .find(|s| s.span.name == name)
+            .unwrap_or_else(|| panic!("no {name} span"))
+    };
+    let (server, chat, http) = (
+        named("POST /api/chat"),
+        named("chat llama-3.1-8b-instant"),
+        named("POST"),
     );
+    assert_eq!(spans.len(), 3);
+    assert!(server.span.parent_span_id.is_empty());
+    assert_eq!(chat.span.parent_span_id, server.span.span_id);
+    assert_eq!(http.span.parent_span_id, chat.span.span_id);
     assert!(
         spans
             .iter()
