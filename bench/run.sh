@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Benchmark: the gateway's overhead against direct calls and against LiteLLM (issue 7).
 #
-#   bench/run.sh [--quick] [--no-litellm] [--no-nginx] [--soak N] [--duration S] [--write]
+#   bench/run.sh [--quick] [--no-litellm] [--no-nginx] [--soak N] [--duration S] [--log F[,FMT]] [--write]
 #
 #   --quick       ~1 minute: 2 s runs, no LiteLLM, no nginx, no soak (CI runs this; no timing asserted)
 #   --no-litellm  skip the LiteLLM proxy comparison (d)
 #   --no-nginx    skip the reference row: nginx-light as a plain reverse proxy (no telemetry)
 #   --soak N      requests in the memory soak (default 1000000; 0 skips it; --quick implies 0)
 #   --duration S  seconds per measured run (default 10; --quick: 2)
+#   --log F[,FMT] the gateway's RUST_LOG and LOG_FORMAT (default warn,pretty: no per-request
+#                 line); e.g. --log info,json to include the request log lines (to a file)
 #   --write       replace the results section of BENCHMARKS.md with this run's tables
 #
 # Everything runs on 127.0.0.1: a release build of the gateway, a fake Groq upstream and an
@@ -21,7 +23,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 ARGS=("$@")
 
-QUICK=0 LITELLM=1 NGINX=1 WRITE=0 SOAK=1000000 DURATION=""
+QUICK=0 LITELLM=1 NGINX=1 WRITE=0 SOAK=1000000 DURATION="" GW_LOG=warn,pretty
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) QUICK=1 ;;
@@ -30,7 +32,8 @@ while [ $# -gt 0 ]; do
         --write) WRITE=1 ;;
         --soak) SOAK=${2:?--soak needs a number}; shift ;;
         --duration) DURATION=${2:?--duration needs seconds}; shift ;;
-        -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --log) GW_LOG=${2:?--log needs a filter}; [[ $GW_LOG == *,* ]] || GW_LOG="$GW_LOG,pretty"; shift ;;
+        -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -222,7 +225,7 @@ start_gateway() { # name, extra env...: sets GW_PID, GW_PORT and GW_METRICS_PORT
     (cd "$RAW" && exec env -i PATH="$PATH" HOME="${HOME:-/tmp}" \
         APP_HOST=127.0.0.1 APP_PORT="$GW_PORT" METRICS_HOST=127.0.0.1 METRICS_PORT="$metrics_port" \
         GROQ_API_KEY=gsk_bench GROQ_BASE_URL="$UP/openai/v1" LLM_MAX_RETRIES=0 \
-        RUST_LOG=warn SHUTDOWN_GRACE_SECS=2 "$@" "$GATEWAY") >"$RAW/$name.log" 2>&1 &
+        RUST_LOG="${GW_LOG%%,*}" LOG_FORMAT="${GW_LOG#*,}" SHUTDOWN_GRACE_SECS=2 "$@" "$GATEWAY") >"$RAW/$name.log" 2>&1 &
     GW_PID=$!
     PIDS+=("$GW_PID")
     wait_http "http://127.0.0.1:$GW_PORT/healthz" 20 "$GW_PID" ||
