@@ -259,28 +259,24 @@ impl Settings {
             }
             (None, None) => "http://localhost:4317".to_owned(),
         };
-        let export_headers = match env
-            .text("OTEL_EXPORTER_OTLP_TRACES_HEADERS")
-            .map(|v| ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", v))
-            .or_else(|| {
-                env.text("OTEL_EXPORTER_OTLP_HEADERS")
-                    .map(|v| ("OTEL_EXPORTER_OTLP_HEADERS", v))
-            }) {
+        // Each OTLP exporter setting: the traces-specific variable wins over the general one.
+        let headers_var = env.first_set([
+            "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+            "OTEL_EXPORTER_OTLP_HEADERS",
+        ]);
+        let export_headers = match env.text(headers_var) {
             None => Vec::new(),
-            Some((var, list)) => parse_headers(&list).ok_or(ConfigError {
-                var,
+            Some(list) => parse_headers(&list).ok_or(ConfigError {
+                var: headers_var,
                 // Header values are usually credentials: never echoed.
                 shown: "*****".into(),
                 expected: "comma-separated name=value pairs (values percent-encoded)",
             })?,
         };
-        let export_timeout_var = [
+        let export_timeout_var = env.first_set([
             "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
             "OTEL_EXPORTER_OTLP_TIMEOUT",
-        ]
-        .into_iter()
-        .find(|var| env.text(var).is_some())
-        .unwrap_or("OTEL_EXPORTER_OTLP_TIMEOUT");
+        ]);
         let export_timeout_ms: u64 = env.parse(
             export_timeout_var,
             10_000,
@@ -289,13 +285,10 @@ impl Settings {
         if export_timeout_ms == 0 {
             return Err(env.bad(export_timeout_var, "0", "a positive number of milliseconds"));
         }
-        let compression_var = [
+        let compression_var = env.first_set([
             "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
             "OTEL_EXPORTER_OTLP_COMPRESSION",
-        ]
-        .into_iter()
-        .find(|var| env.text(var).is_some())
-        .unwrap_or("OTEL_EXPORTER_OTLP_COMPRESSION");
+        ]);
         let export_gzip = match env.text(compression_var).as_deref() {
             None | Some("none") => false,
             Some("gzip") if protocol == OtlpProtocol::HttpProtobuf => true,
@@ -460,6 +453,13 @@ impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
             }
             _ => Err(self.bad(file_var, &path, "a readable file holding the key")),
         }
+    }
+
+    /// The first of `vars` that is set, else the last (the general one, for messages).
+    fn first_set(&self, vars: [&'static str; 2]) -> &'static str {
+        vars.into_iter()
+            .find(|var| self.text(var).is_some())
+            .unwrap_or(vars[1])
     }
 
     fn bad(&self, var: &'static str, value: &str, expected: &'static str) -> ConfigError {
