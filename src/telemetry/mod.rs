@@ -10,6 +10,7 @@ mod export;
 pub mod http;
 mod metrics;
 mod otlp;
+mod otlp_wire;
 
 use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
 use opentelemetry::{KeyValue, global};
