@@ -520,7 +520,7 @@ impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
 
     fn url(&self, var: &'static str, default: &str) -> Result<String, ConfigError> {
         let url = self.text(var).unwrap_or_else(|| default.to_owned());
-        if crate::http_client::is_http_url(&url) {
+        if crate::http_client::http_uri(&url).is_some() {
             Ok(url.trim_end_matches('/').to_owned())
         } else {
             Err(self.bad(var, &url, "an http(s) URL"))

@@ -10,6 +10,7 @@
 
 use std::time::Duration;
 
+use axum::http::{HeaderMap, Method, Request, Uri};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -39,6 +40,35 @@ pub fn client(connect_timeout: Duration) -> Result<HttpClient, String> {
         .build(https))
 }
 
+/// A request with a whole body.
+pub fn request(method: Method, uri: &Uri, headers: HeaderMap, body: Bytes) -> Request<Full<Bytes>> {
+    let mut request = Request::new(Full::new(body));
+    *request.method_mut() = method;
+    *request.uri_mut() = uri.clone();
+    *request.headers_mut() = headers;
+    request
+}
+
+/// How a transport step failed.
+pub enum Transport {
+    /// The deadline passed.
+    Timeout,
+    /// Anything else, with its cause chain.
+    Broken(String),
+}
+
+/// Runs a client future (a request, reading a body) under a deadline, classifying its failure.
+pub async fn within<T, E: std::error::Error>(
+    limit: Duration,
+    future: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, Transport> {
+    match tokio::time::timeout(limit, future).await {
+        Err(_) => Err(Transport::Timeout),
+        Ok(Err(e)) => Err(Transport::Broken(describe(&e))),
+        Ok(Ok(value)) => Ok(value),
+    }
+}
+
 /// A whole response body.
 pub async fn collect(body: Incoming) -> Result<Bytes, hyper::Error> {
     Ok(body.collect().await?.to_bytes())
@@ -56,9 +86,9 @@ pub fn describe(e: &dyn std::error::Error) -> String {
     text
 }
 
-/// `true` for an absolute `http://` or `https://` URL with a host.
-pub fn is_http_url(url: &str) -> bool {
-    url.parse::<axum::http::Uri>().is_ok_and(|uri| {
+/// `url` parsed, if it is an absolute `http://` or `https://` URL with a host.
+pub fn http_uri(url: &str) -> Option<Uri> {
+    url.parse::<Uri>().ok().filter(|uri| {
         matches!(uri.scheme_str(), Some("http" | "https"))
             && uri.host().is_some_and(|h| !h.is_empty())
     })

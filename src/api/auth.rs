@@ -15,15 +15,13 @@ use crate::error::ApiError;
 #[derive(Debug, Clone, Default)]
 pub struct GatewayKeys(pub Arc<[Secret]>);
 
-/// Middleware: 401 in OpenAI's shape unless the bearer token is an accepted key.
+/// Middleware: 401 in OpenAI's shape unless the bearer token is an accepted key. Installed
+/// only when keys are configured (`api::router`); with none it would refuse everything.
 pub async fn require_gateway_key(
     State(keys): State<GatewayKeys>,
     request: Request,
     next: Next,
 ) -> Response {
-    if keys.0.is_empty() {
-        return next.run(request).await;
-    }
     let presented = request
         .headers()
         .get(header::AUTHORIZATION)

@@ -7,10 +7,10 @@
 use std::time::{Duration, Instant};
 
 use axum::http::header::{self, HeaderMap, HeaderValue};
-use axum::http::{Method, Request, Uri};
+use axum::http::{Method, Uri};
 use bytes::Bytes;
 use futures_util::StreamExt;
-use http_body_util::{BodyDataStream, Full};
+use http_body_util::BodyDataStream;
 use hyper::body::Incoming;
 use opentelemetry::trace::TraceContextExt;
 use serde::Deserialize;
@@ -20,7 +20,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use super::wire::parse_completion;
 use super::{ByteStream, Completion, LlmError, UpstreamReport, UpstreamRequest, scrub_secrets};
 use crate::config::{ProviderKind, Settings, UpstreamSettings};
-use crate::http_client::{HttpClient, collect, describe};
+use crate::http_client::{HttpClient, Transport, collect, describe, request, within};
 
 /// Longest `Retry-After` we wait out ourselves; beyond it the 429 goes to the client.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(5);
@@ -161,7 +161,7 @@ impl OpenAiCompatible {
     pub async fn list_models(&self) -> Result<Bytes, LlmError> {
         let mut headers = HeaderMap::with_capacity(1);
         headers.insert(header::AUTHORIZATION, self.auth.clone());
-        let request = self.request(Method::GET, &self.models_url, headers, Bytes::new());
+        let request = request(Method::GET, &self.models_url, headers, Bytes::new());
         let failed = |failure| match failure {
             Transport::Timeout => LlmError::Timeout(self.timeout),
             Transport::Broken(detail) => LlmError::Connection(detail),
@@ -177,20 +177,6 @@ impl OpenAiCompatible {
             return Ok(bytes);
         }
         Err(error_for_status(status.as_u16(), &bytes, None).0)
-    }
-
-    fn request(
-        &self,
-        method: Method,
-        uri: &Uri,
-        headers: HeaderMap,
-        body: Bytes,
-    ) -> Request<Full<Bytes>> {
-        let mut request = Request::new(Full::new(body));
-        *request.method_mut() = method;
-        *request.uri_mut() = uri.clone();
-        *request.headers_mut() = headers;
-        request
     }
 
     /// Sends the chat request, retrying what is worth retrying within the deadline.
@@ -286,7 +272,7 @@ impl OpenAiCompatible {
             }
         };
 
-        let request = self.request(Method::POST, &self.chat_url, headers, body);
+        let request = request(Method::POST, &self.chat_url, headers, body);
         // Only the wait for a stream's headers is bounded here; its chunks have an idle timeout.
         let response = within(remaining, self.client.request(request))
             .await
@@ -329,24 +315,6 @@ impl OpenAiCompatible {
             retryable,
             retry_after: retry_after.map(Duration::from_secs),
         })
-    }
-}
-
-/// How a transport step failed.
-enum Transport {
-    Timeout,
-    Broken(String),
-}
-
-/// Runs a client future under a deadline, classifying its failure.
-async fn within<T, E: std::error::Error>(
-    limit: Duration,
-    future: impl std::future::Future<Output = Result<T, E>>,
-) -> Result<T, Transport> {
-    match tokio::time::timeout(limit, future).await {
-        Err(_) => Err(Transport::Timeout),
-        Ok(Err(e)) => Err(Transport::Broken(describe(&e))),
-        Ok(Ok(value)) => Ok(value),
     }
 }
 

@@ -15,9 +15,8 @@ use std::io::Write as _;
 use std::time::{Duration, Instant};
 
 use axum::http::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
-use axum::http::{Method, Request, Uri, header::RETRY_AFTER};
+use axum::http::{Method, Uri, header::RETRY_AFTER};
 use bytes::Bytes;
-use http_body_util::Full;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
@@ -25,7 +24,7 @@ use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use super::export::Refused;
 use super::otlp_wire::{encode_request, encode_resource, partial_success};
 use crate::config::TelemetrySettings;
-use crate::http_client::{HttpClient, collect, describe};
+use crate::http_client::{HttpClient, Transport, collect, http_uri, request, within};
 
 /// Retries after the first attempt, as opentelemetry-otlp's recommended policy.
 const MAX_RETRIES: u32 = 3;
@@ -57,17 +56,12 @@ type PostError = (bool, Option<Duration>, String);
 impl OtlpHttpExporter {
     /// An exporter for `settings`; fails on a malformed endpoint or header.
     pub fn new(settings: &TelemetrySettings) -> Result<Self, String> {
-        let endpoint = settings
-            .traces_endpoint
-            .parse::<Uri>()
-            .ok()
-            .filter(|_| crate::http_client::is_http_url(&settings.traces_endpoint))
-            .ok_or_else(|| {
-                format!(
-                    "OTLP endpoint {:?} is not an http(s) URL",
-                    settings.traces_endpoint
-                )
-            })?;
+        let endpoint = http_uri(&settings.traces_endpoint).ok_or_else(|| {
+            format!(
+                "OTLP endpoint {:?} is not an http(s) URL",
+                settings.traces_endpoint
+            )
+        })?;
         let mut headers = HeaderMap::new();
         for (name, value) in &settings.export_headers {
             let name = HeaderName::from_bytes(name.as_bytes())
@@ -104,86 +98,6 @@ impl OtlpHttpExporter {
         })
     }
 
-    /// The request body for `spans`, gzipped if configured.
-    fn body(&self, spans: &[SpanData]) -> Result<Bytes, OTelSdkError> {
-        use std::sync::atomic::Ordering::Relaxed;
-        let mut buf = Vec::with_capacity(self.size_hint.load(Relaxed));
-        encode_request(&mut buf, &self.resource, &self.resource_schema_url, spans);
-        self.size_hint.store(buf.len(), Relaxed);
-        if !self.gzip {
-            return Ok(buf.into());
-        }
-        let mut gz = flate2::write::GzEncoder::new(
-            Vec::with_capacity(buf.len() / 4),
-            flate2::Compression::fast(),
-        );
-        gz.write_all(&buf)
-            .and_then(|()| gz.finish())
-            .map(Bytes::from)
-            .map_err(|e| OTelSdkError::InternalFailure(format!("gzip: {e}")))
-    }
-
-    /// One POST, answered within `limit`: the collector's answer body.
-    fn post(&self, body: &Bytes, limit: Duration) -> Result<Bytes, PostError> {
-        let Some(runtime) = &self.runtime else {
-            return Err((false, None, "the exporter is shut down".into()));
-        };
-        let mut request = Request::new(Full::new(body.clone()));
-        *request.method_mut() = Method::POST;
-        *request.uri_mut() = self.endpoint.clone();
-        *request.headers_mut() = self.headers.clone();
-        runtime.block_on(async {
-            let late = || {
-                (
-                    false,
-                    None,
-                    "the collector did not answer in time".to_owned(),
-                )
-            };
-            let response = tokio::time::timeout(limit, self.client.request(request))
-                .await
-                .map_err(|_| late())?
-                .map_err(|e| {
-                    (
-                        true,
-                        None,
-                        format!("cannot reach the collector: {}", describe(&e)),
-                    )
-                })?;
-            let status = response.status();
-            let retry_after = response
-                .headers()
-                .get(RETRY_AFTER)
-                .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok())
-                .map(Duration::from_secs);
-            // Read to the end: it may report refused spans, and the connection is reused.
-            let answer = tokio::time::timeout(limit, collect(response.into_body()))
-                .await
-                .map_err(|_| late())?
-                .map_err(|e| (true, None, format!("the collector's answer broke off: {e}")))?;
-            if status.is_success() {
-                return Ok(answer);
-            }
-            let retryable = matches!(status.as_u16(), 429 | 502 | 503 | 504);
-            Err((
-                retryable,
-                retry_after,
-                format!("the collector answered {status}"),
-            ))
-        })
-    }
-}
-
-impl Drop for OtlpHttpExporter {
-    fn drop(&mut self) {
-        // Dropping a runtime blocks, which panics inside async code (a failed `init`).
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
-    }
-}
-
-impl OtlpHttpExporter {
     /// Exports a batch, retrying as the OTLP spec says; `Ok(Some(_))` if the collector took the
     /// request but refused some spans (partial success).
     pub async fn send(&self, batch: Vec<SpanData>) -> Result<Option<Refused>, OTelSdkError> {
@@ -208,6 +122,78 @@ impl OtlpHttpExporter {
             std::thread::sleep(delay);
             retries += 1;
             backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    /// The request body for `spans`, gzipped if configured.
+    fn body(&self, spans: &[SpanData]) -> Result<Bytes, OTelSdkError> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let mut buf = Vec::with_capacity(self.size_hint.load(Relaxed));
+        encode_request(&mut buf, &self.resource, &self.resource_schema_url, spans);
+        self.size_hint.store(buf.len(), Relaxed);
+        if !self.gzip {
+            return Ok(buf.into());
+        }
+        let mut gz = flate2::write::GzEncoder::new(
+            Vec::with_capacity(buf.len() / 4),
+            flate2::Compression::fast(),
+        );
+        gz.write_all(&buf)
+            .and_then(|()| gz.finish())
+            .map(Bytes::from)
+            .map_err(|e| OTelSdkError::InternalFailure(format!("gzip: {e}")))
+    }
+
+    /// One POST, answered within `limit`: the collector's answer body.
+    fn post(&self, body: &Bytes, limit: Duration) -> Result<Bytes, PostError> {
+        let Some(runtime) = &self.runtime else {
+            return Err((false, None, "the exporter is shut down".into()));
+        };
+        let request = request(
+            Method::POST,
+            &self.endpoint,
+            self.headers.clone(),
+            body.clone(),
+        );
+        // A timeout used up the deadline; anything else is worth another attempt.
+        let failed = |step: &'static str| {
+            move |failure| match failure {
+                Transport::Timeout => (false, None, "the collector did not answer in time".into()),
+                Transport::Broken(detail) => (true, None, format!("{step}: {detail}")),
+            }
+        };
+        runtime.block_on(async {
+            let response = within(limit, self.client.request(request))
+                .await
+                .map_err(failed("cannot reach the collector"))?;
+            let status = response.status();
+            let retry_after = response
+                .headers()
+                .get(RETRY_AFTER)
+                .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
+            // Read to the end: it may report refused spans, and the connection is reused.
+            let answer = within(limit, collect(response.into_body()))
+                .await
+                .map_err(failed("the collector's answer broke off"))?;
+            if status.is_success() {
+                return Ok(answer);
+            }
+            let retryable = matches!(status.as_u16(), 429 | 502 | 503 | 504);
+            Err((
+                retryable,
+                retry_after,
+                format!("the collector answered {status}"),
+            ))
+        })
+    }
+}
+
+impl Drop for OtlpHttpExporter {
+    fn drop(&mut self) {
+        // Dropping a runtime blocks, which panics inside async code (a failed `init`).
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
         }
     }
 }
