@@ -29,6 +29,9 @@ if ! ls .venv-rotel/lib/*/site-packages/rotel/rotel-agent >/dev/null 2>&1; then
   .venv-rotel/bin/pip install -q 'rotel==0.0.1a15'
 fi
 
+step "module graph: no import cycles, dependencies point down the layers (docs/ARCHITECTURE.md)"
+python3 scripts/module-graph.py >/dev/null || python3 scripts/module-graph.py
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 

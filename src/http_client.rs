@@ -1,12 +1,19 @@
-//! The process's one outgoing-HTTP set-up: hyper-util's pooled HTTP/1.1 client over
-//! hyper-rustls (aws-lc-rs, the platform's certificate verifier), for the LLM upstream and for
-//! OTLP export alike.
+//! Outgoing HTTP, in one place: the client that calls LLM providers and the lean client that
+//! exports spans.
 //!
-//! Why not reqwest: it turns each request's `Uri` back into a `Url` twice (redirect policy,
-//! response URL) and wraps every call in redirect and retry layers the gateway does not use,
-//! about 25,000 instructions per request (BENCHMARKS.md); its blocking client, used for OTLP,
-//! hands each export to a runtime thread of its own and back. hyper-util and hyper-rustls are
-//! the pieces reqwest itself is built on.
+//! - **Providers: reqwest** (rustls with aws-lc-rs and the platform's verifier, no OpenSSL),
+//!   because it is what Rust users expect and it brings what an egress path needs: an HTTP
+//!   proxy for `http://` upstreams and a CONNECT tunnel for `https://` ones, proxy
+//!   credentials, `NO_PROXY`, extra root certificates (`LLM_CA_CERT_FILE`). Proxies come from
+//!   the settings (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY`), never from reqwest's
+//!   own reading of the environment, so the settings stay the one reader of the environment.
+//!   Redirects are not followed: a provider that redirects is misconfigured, and the caller
+//!   turns a 3xx into a clear error.
+//! - **OTLP export: hyper-util's pooled client** over hyper-rustls, driven by the export
+//!   thread's own single-threaded runtime. A collector is reached directly (no proxy), and this
+//!   client costs about 25,000 fewer instructions per call than reqwest's layers
+//!   (BENCHMARKS.md), which matters at a few batches per second less than per request, but the
+//!   export thread shares the cores with requests.
 
 use std::time::Duration;
 
@@ -18,11 +25,68 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::{Client, connect::HttpConnector};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
-/// A pooled client sending whole bodies.
+use crate::config::ProxySettings;
+
+/// How long an idle pooled connection is kept.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// The client for calls to LLM providers: pooled HTTP/1.1, no redirects, the configured
+/// proxies and extra root certificates. Errors name the setting at fault.
+pub fn provider_client(
+    connect_timeout: Duration,
+    proxy: &ProxySettings,
+    extra_ca_file: Option<&std::path::Path>,
+) -> Result<reqwest::Client, String> {
+    let mut builder = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .http1_only()
+        .tcp_nodelay(true)
+        .connect_timeout(connect_timeout)
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT);
+    let no_proxy = proxy
+        .no_proxy
+        .as_deref()
+        .and_then(reqwest::NoProxy::from_string);
+    for (var, url) in [
+        ("HTTPS_PROXY", &proxy.https),
+        ("HTTP_PROXY", &proxy.http),
+        ("ALL_PROXY", &proxy.all),
+    ] {
+        let Some(url) = url else { continue };
+        let configured = match var {
+            "HTTPS_PROXY" => reqwest::Proxy::https(url.expose()),
+            "HTTP_PROXY" => reqwest::Proxy::http(url.expose()),
+            _ => reqwest::Proxy::all(url.expose()),
+        }
+        // reqwest's message would quote the URL, credentials included: ours does not.
+        .map_err(|_| format!("invalid configuration: {var}: not a usable proxy URL"))?;
+        builder = builder.proxy(configured.no_proxy(no_proxy.clone()));
+    }
+    if let Some(path) = extra_ca_file {
+        let pem = std::fs::read(path).map_err(|e| {
+            format!("invalid configuration: LLM_CA_CERT_FILE={path:?}: cannot read it: {e}")
+        })?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .ok()
+            .filter(|certs| !certs.is_empty())
+            .ok_or_else(|| {
+                format!(
+                    "invalid configuration: LLM_CA_CERT_FILE={path:?}: expected PEM certificates"
+                )
+            })?;
+        builder = builder.tls_certs_merge(certs);
+    }
+    builder
+        .build()
+        .map_err(|e| format!("cannot set up the provider HTTP client: {}", describe(&e)))
+}
+
+/// A pooled client sending whole bodies (OTLP export).
 pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
-/// A client for `http` and `https` URLs. No proxy and no redirects: an LLM API and a collector
-/// answer directly, and callers do their own retries.
+/// A client for `http` and `https` URLs. No proxy and no redirects: a collector answers
+/// directly, and the exporter does its own retries.
 pub fn client(connect_timeout: Duration) -> Result<HttpClient, String> {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
@@ -35,7 +99,7 @@ pub fn client(connect_timeout: Duration) -> Result<HttpClient, String> {
         .enable_http1()
         .wrap_connector(http);
     Ok(Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
         .pool_timer(TokioTimer::new())
         .build(https))
 }
@@ -47,6 +111,11 @@ pub fn request(method: Method, uri: &Uri, headers: HeaderMap, body: Bytes) -> Re
     *request.uri_mut() = uri.clone();
     *request.headers_mut() = headers;
     request
+}
+
+/// A whole response body.
+pub async fn collect(body: Incoming) -> Result<Bytes, hyper::Error> {
+    Ok(body.collect().await?.to_bytes())
 }
 
 /// How a transport step failed.
@@ -69,11 +138,6 @@ pub async fn within<T, E: std::error::Error>(
     }
 }
 
-/// A whole response body.
-pub async fn collect(body: Incoming) -> Result<Bytes, hyper::Error> {
-    Ok(body.collect().await?.to_bytes())
-}
-
 /// An error with its cause chain (the top-level message alone says little).
 pub fn describe(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
@@ -84,12 +148,4 @@ pub fn describe(e: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
-}
-
-/// `url` parsed, if it is an absolute `http://` or `https://` URL with a host.
-pub fn http_uri(url: &str) -> Option<Uri> {
-    url.parse::<Uri>().ok().filter(|uri| {
-        matches!(uri.scheme_str(), Some("http" | "https"))
-            && uri.host().is_some_and(|h| !h.is_empty())
-    })
 }

@@ -3,10 +3,13 @@
 //! The binary and the tests share this library: [`Application::build`] binds the API and
 //! metrics listeners (port 0 picks free ports), [`Application::run_until_stopped`] serves until
 //! the shutdown future completes, then drains within the grace period.
+//!
+//! Layers, each depending only on those before it (docs/ARCHITECTURE.md):
+//! `config` ← `http_client` ← `telemetry` ← `llm` ← `api` ← this crate root (`server`,
+//! [`Application`]) ← `main`.
 
 pub mod api;
 pub mod config;
-pub mod error;
 mod http_client;
 pub mod llm;
 mod server;
@@ -20,20 +23,10 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use api::AppState;
 use config::Settings;
-use llm::{ChatService, ConcurrencyLimit, PriceTable, Provider};
+use llm::{ChatService, ConcurrencyLimit, PriceTable, Provider, RequestLimits};
 use telemetry::Metrics;
-
-/// Shared state of the API handlers.
-#[derive(Clone)]
-pub struct AppState {
-    /// The traced, counted LLM calls.
-    pub chat: Arc<ChatService>,
-    /// Model used when a request names none.
-    pub default_model: Arc<str>,
-    /// Longest accepted `/api/chat` prompt, in characters.
-    pub max_prompt_chars: usize,
-}
 
 /// Why the application could not start.
 #[derive(Debug, thiserror::Error)]
@@ -67,49 +60,52 @@ pub struct Application {
 impl Application {
     /// Builds the provider and the routers and binds both listeners.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let Settings {
+            server,
+            llm,
+            limits,
+            auth,
+            telemetry,
+        } = settings;
         let metrics = Arc::new(Metrics::new());
-        let pricing = match &settings.pricing_file {
+        let pricing = match &llm.pricing_file {
             Some(path) => PriceTable::from_file(path).map_err(StartupError::Pricing)?,
             None => PriceTable::builtin(),
         };
-        let provider = Provider::from_settings(&settings).map_err(StartupError::Provider)?;
+        let provider = Provider::from_settings(&llm).map_err(StartupError::Provider)?;
         let chat = ChatService::new(
             provider,
             pricing,
             metrics.clone(),
-            settings.telemetry.capture_message_content,
+            telemetry.capture_message_content,
             ConcurrencyLimit::new(
-                settings.max_concurrency,
-                settings.max_queue,
-                settings.queue_timeout,
+                limits.max_concurrency,
+                limits.max_queue,
+                limits.queue_timeout,
             ),
         );
         let state = AppState {
             chat: Arc::new(chat),
-            default_model: settings.default_model.as_str().into(),
-            max_prompt_chars: settings.max_prompt_chars,
+            limits: Arc::new(RequestLimits {
+                default_model: llm.default_model.as_str().into(),
+                max_prompt_chars: limits.max_prompt_chars,
+            }),
+            metrics: metrics.clone(),
         };
         let bind = |addr: SocketAddr| async move {
             TcpListener::bind(addr)
                 .await
                 .map_err(|source| StartupError::Bind { addr, source })
         };
-        let listener = bind((settings.app_host, settings.app_port).into()).await?;
-        let metrics_listener = bind((settings.metrics_host, settings.metrics_port).into()).await?;
+        let listener = bind((server.app_host, server.app_port).into()).await?;
+        let metrics_listener = bind((server.metrics_host, server.metrics_port).into()).await?;
         Ok(Self {
             listener,
             metrics_listener,
-            router: api::router(
-                state,
-                metrics.clone(),
-                settings.max_body_bytes,
-                api::GatewayKeys(settings.gateway_api_keys.clone().into()),
-                api::ClientRateLimit::new(settings.client_rate_limit, settings.client_rate_burst),
-                &settings.cors_allowed_origins,
-            ),
-            metrics_router: telemetry::metrics_router(metrics.clone()),
-            shutdown_grace: settings.shutdown_grace,
-            header_read_timeout: settings.header_read_timeout,
+            router: api::router(state, &server, &limits, &auth),
+            metrics_router: telemetry::metrics_router(metrics),
+            shutdown_grace: server.shutdown_grace,
+            header_read_timeout: server.header_read_timeout,
         })
     }
 

@@ -39,13 +39,19 @@ async fn main() -> ExitCode {
 }
 
 async fn serve(settings: Settings) -> ExitCode {
-    if settings.provider == ProviderKind::Simulated {
+    if settings.llm.provider == ProviderKind::Simulated {
         tracing::warn!(
             "SIMULATED PROVIDER: no GROQ_API_KEY (or LLM_PROVIDER=simulated): answers are generated locally, labelled \"provider\": \"simulated\", and no LLM is called"
         );
     }
-    let provider = settings.provider.as_str();
-    let model = settings.default_model.clone();
+    let provider = settings.llm.provider.as_str();
+    let model = settings.llm.default_model.clone();
+    // Where provider calls go out, without the proxy's credentials.
+    let proxy = settings
+        .llm
+        .proxy
+        .is_set()
+        .then(|| settings.llm.proxy.describe());
     let app = match Application::build(settings).await {
         Ok(app) => app,
         Err(e) => {
@@ -59,6 +65,7 @@ async fn serve(settings: Settings) -> ExitCode {
         metrics_port = app.metrics_port(),
         provider,
         default_model = %model,
+        egress_proxy = proxy.as_deref(),
         "listening: POST /api/chat, docs at /docs, metrics at /metrics on the metrics port"
     );
     match app.run_until_stopped(shutdown_signal()).await {

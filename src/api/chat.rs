@@ -10,17 +10,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
-use super::{ServerSentEvent, sse_response};
-use crate::AppState;
-use crate::error::{ApiError, ErrorBody};
-use crate::llm::{ChatParams, StreamEvent, UpstreamRequest, Usage};
+use super::error::{ApiError, ErrorBody, SseDialect};
+use super::sse::{ServerSentEvent, sse_response};
+use super::state::{AppState, with_call_record};
+use crate::llm::{ChatInput, MAX_TOKENS_LIMIT, StreamEvent, UpstreamRequest, Usage};
 use crate::telemetry;
-
-const DEFAULT_MAX_TOKENS: u32 = 256;
-const DEFAULT_TEMPERATURE: f64 = 0.7;
-const MAX_TOKENS_LIMIT: u32 = 32_768;
-/// Model names are short; anything longer is a mistake, not a model.
-const MAX_MODEL_LEN: usize = 256;
 
 /// A chat request.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -123,41 +117,41 @@ impl From<Usage> for UsageBody {
 pub async fn chat(
     State(state): State<AppState>,
     body: Result<Json<ChatRequest>, JsonRejection>,
-) -> Response {
-    let (params, stream) = match body.map_err(rejection_to_error).and_then(|Json(req)| {
-        let stream = req.stream.unwrap_or(false);
-        validate(req, &state.default_model, state.max_prompt_chars).map(|params| (params, stream))
-    }) {
-        Ok(valid) => valid,
-        Err(error) => return error.into_response(),
-    };
+) -> Result<Response, ApiError> {
+    let Json(request) = body?;
+    let stream = request.stream.unwrap_or(false);
+    let params = ChatInput {
+        prompt: request.prompt,
+        system: request.system,
+        model: request.model,
+        max_tokens: request.max_tokens,
+        temperature: request.temperature,
+    }
+    .validate(&state.limits)
+    .map_err(ApiError::validation)?;
     let request = UpstreamRequest::from_params(&params, stream);
     let provider = state.chat.provider().kind().as_str();
     if stream {
-        return stream_chat(state, request, provider).await;
+        return Ok(stream_chat(state, request, provider).await);
     }
     let (result, record) = state.chat.complete(request).await;
-    let mut response = match result {
-        Ok(outcome) => {
-            let completion = outcome.completion;
-            let (content, finish_reason) = completion.first();
-            Json(ChatResponse {
-                id: completion.id.clone(),
-                model: completion.model.clone(),
-                provider,
-                content: content.to_owned(),
-                finish_reason: finish_reason.to_owned(),
-                usage: completion.usage.map(UsageBody::from),
-                cost_usd: outcome.cost_usd,
-                latency_ms: millis(outcome.latency),
-                trace_id: telemetry::current_trace_id(),
-            })
-            .into_response()
-        }
-        Err(error) => ApiError::from(error).into_response(),
-    };
-    response.extensions_mut().insert(record);
-    response
+    let outcome = result.map(|outcome| {
+        let completion = outcome.completion;
+        let (content, finish_reason) = completion.first();
+        Json(ChatResponse {
+            id: completion.id.clone(),
+            model: completion.model.clone(),
+            provider,
+            content: content.to_owned(),
+            finish_reason: finish_reason.to_owned(),
+            usage: completion.usage.map(UsageBody::from),
+            cost_usd: outcome.cost_usd,
+            latency_ms: millis(outcome.latency),
+            trace_id: telemetry::current_trace_id(),
+        })
+        .into_response()
+    });
+    Ok(with_call_record(record, outcome))
 }
 
 /// `/api/chat` with `stream: true`: our own small SSE dialect over the shared stream core.
@@ -166,45 +160,40 @@ async fn stream_chat(
     request: UpstreamRequest,
     provider: &'static str,
 ) -> Response {
+    // Read now: the stream is polled outside the request's task-local scope.
     let trace_id = telemetry::current_trace_id();
     let (opened, record) = state.chat.stream(request).await;
-    let mut response = match opened {
-        Ok(events) => {
-            let frames = events.filter_map(move |event| {
-                let frame = match event {
-                    StreamEvent::Event { delta: None, .. } => None,
-                    StreamEvent::Event {
-                        delta: Some(text), ..
-                    } => Some(format!("data: {}\n\n", json!({"delta": text}))),
-                    StreamEvent::End(summary) => Some(format!(
-                        "event: done\ndata: {}\n\n",
-                        json!({
-                            "id": summary.id,
-                            "model": summary.model,
-                            "provider": provider,
-                            "finish_reason": summary.finish_reason,
-                            "usage": summary.usage.map(UsageBody::from),
-                            "cost_usd": summary.cost_usd,
-                            "latency_ms": millis(summary.latency),
-                            "trace_id": trace_id,
-                        })
-                    )),
-                    StreamEvent::Failed { error, .. } => Some(format!(
-                        "event: error\ndata: {}\n\n",
-                        json!({
-                            "error": {"message": error.client_message(), "type": error.error_type().as_str(), "code": null},
-                            "trace_id": trace_id,
-                        })
-                    )),
-                };
-                std::future::ready(frame.map(Bytes::from))
-            });
-            sse_response(frames)
-        }
-        Err(error) => ApiError::from(error).into_response(),
-    };
-    response.extensions_mut().insert(record);
-    response
+    let outcome = opened.map(|events| {
+        let frames = events.filter_map(move |event| {
+            let frame = match event {
+                StreamEvent::Event { delta: None, .. } => None,
+                StreamEvent::Event {
+                    delta: Some(text), ..
+                } => Some(Bytes::from(format!("data: {}\n\n", json!({"delta": text})))),
+                StreamEvent::End(summary) => Some(Bytes::from(format!(
+                    "event: done\ndata: {}\n\n",
+                    json!({
+                        "id": summary.id,
+                        "model": summary.model,
+                        "provider": provider,
+                        "finish_reason": summary.finish_reason,
+                        "usage": summary.usage.map(UsageBody::from),
+                        "cost_usd": summary.cost_usd,
+                        "latency_ms": millis(summary.latency),
+                        "trace_id": trace_id,
+                    })
+                ))),
+                StreamEvent::Failed { error, .. } => {
+                    Some(ApiError::from(error).sse_event(SseDialect::Chat {
+                        trace_id: trace_id.as_deref(),
+                    }))
+                }
+            };
+            std::future::ready(frame)
+        });
+        sse_response(frames)
+    });
+    with_call_record(record, outcome)
 }
 
 /// JSON Schema counts `100.0` as an integer; accept it as 100, and reject fractions.
@@ -228,64 +217,4 @@ fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D
 
 fn millis(d: std::time::Duration) -> f64 {
     (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
-}
-
-/// Maps axum's JSON rejections onto our statuses: 400 syntax, 413 size, 415 content type,
-/// 422 shape (serde's message names the field).
-pub(crate) fn rejection_to_error(rejection: JsonRejection) -> ApiError {
-    let status = rejection.status();
-    let message = match &rejection {
-        JsonRejection::MissingJsonContentType(_) => {
-            "Content-Type must be application/json".to_owned()
-        }
-        JsonRejection::JsonDataError(e) => e.body_text().replace(
-            "Failed to deserialize the JSON body into the target type: ",
-            "",
-        ),
-        _ => rejection.body_text(),
-    };
-    ApiError::InvalidRequest { status, message }
-}
-
-fn validate(
-    req: ChatRequest,
-    default_model: &str,
-    max_prompt_chars: usize,
-) -> Result<ChatParams, ApiError> {
-    if req.prompt.trim().is_empty() {
-        return Err(ApiError::validation("prompt: must not be empty"));
-    }
-    if req.prompt.chars().count() > max_prompt_chars {
-        return Err(ApiError::validation(format!(
-            "prompt: longer than MAX_PROMPT_CHARS ({max_prompt_chars} characters)"
-        )));
-    }
-    let max_tokens = req.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS);
-    if !(1..=MAX_TOKENS_LIMIT).contains(&max_tokens) {
-        return Err(ApiError::validation(format!(
-            "max_tokens: must be between 1 and {MAX_TOKENS_LIMIT}, got {max_tokens}"
-        )));
-    }
-    let temperature = req.temperature.unwrap_or(DEFAULT_TEMPERATURE);
-    if !(0.0..=2.0).contains(&temperature) {
-        return Err(ApiError::validation(format!(
-            "temperature: must be between 0.0 and 2.0, got {temperature}"
-        )));
-    }
-    let model = match req.model {
-        None => default_model.to_owned(),
-        Some(m) if m.is_empty() || m.len() > MAX_MODEL_LEN => {
-            return Err(ApiError::validation(format!(
-                "model: must be 1 to {MAX_MODEL_LEN} characters"
-            )));
-        }
-        Some(m) => m,
-    };
-    Ok(ChatParams {
-        model,
-        system: req.system.filter(|s| !s.trim().is_empty()),
-        prompt: req.prompt,
-        max_tokens,
-        temperature,
-    })
 }

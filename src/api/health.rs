@@ -5,7 +5,7 @@ use axum::extract::State;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::AppState;
+use super::state::AppState;
 
 /// Health status.
 #[derive(Debug, Serialize, ToSchema)]

@@ -1,31 +1,31 @@
-//! The HTTP surface: routes, the service stack and the OpenAPI document.
+//! The HTTP layer: routes, handlers, middleware, the HTTP error type and the OpenAPI document.
+//!
+//! Handlers parse and validate, call the LLM layer's `ChatService`, and shape its answer; they
+//! return `Result<Response, ApiError>`. Middleware (`middleware/`) holds what wraps every
+//! request: the server span and request metrics, gateway keys, per-client rate limits.
 
-pub mod auth;
 pub mod chat;
+mod error;
 pub mod health;
+pub mod middleware;
 pub mod openai;
-pub mod ratelimit;
-
-use std::convert::Infallible;
-use std::sync::Arc;
+mod sse;
+mod state;
 
 use axum::Router;
-use axum::body::Body;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
-pub use auth::GatewayKeys;
-pub use ratelimit::ClientRateLimit;
+pub use error::{ApiError, ErrorBody, ErrorDetail, Rejection, SseDialect};
+pub use middleware::{ClientRateLimit, GatewayKeys};
+pub use sse::{ServerSentEvent, sse_response};
+pub use state::AppState;
 
-use crate::AppState;
-use crate::error::{ApiError, ErrorBody, ErrorDetail};
-use crate::telemetry::{self, Metrics};
+use crate::config::{AuthSettings, LimitSettings, ServerSettings};
 
 /// The OpenAPI document of every endpoint.
 #[derive(OpenApi)]
@@ -60,12 +60,13 @@ pub struct ApiDoc;
 /// open).
 pub fn router(
     state: AppState,
-    metrics: Arc<Metrics>,
-    max_body_bytes: usize,
-    gateway_keys: GatewayKeys,
-    client_limit: ClientRateLimit,
-    cors_origins: &[String],
+    server: &ServerSettings,
+    limits: &LimitSettings,
+    auth: &AuthSettings,
 ) -> Router {
+    let metrics = state.metrics.clone();
+    let client_limit = ClientRateLimit::new(limits.client_rate_limit, limits.client_rate_burst);
+    let gateway_keys = GatewayKeys(auth.gateway_api_keys.clone().into());
     let mut llm_routes = Router::new()
         .route("/api/chat", post(chat::chat))
         .route("/v1/chat/completions", post(openai::chat_completions))
@@ -81,13 +82,13 @@ pub fn router(
     if client_limit.is_on() {
         llm_routes = llm_routes.route_layer(axum::middleware::from_fn_with_state(
             client_limit,
-            ratelimit::limit_clients,
+            middleware::limit_clients,
         ));
     }
     if !gateway_keys.0.is_empty() {
         llm_routes = llm_routes.route_layer(axum::middleware::from_fn_with_state(
             gateway_keys,
-            auth::require_gateway_key,
+            middleware::require_gateway_key,
         ));
     }
     let router = Router::new()
@@ -97,14 +98,14 @@ pub fn router(
         .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
         .fallback(not_found)
         .with_state(state)
-        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             panic_response,
         ))
-        .layer(cors(cors_origins));
+        .layer(cors(&server.cors_allowed_origins));
     router.layer(axum::middleware::from_fn_with_state(
         metrics,
-        telemetry::http::trace_requests,
+        middleware::trace_requests,
     ))
 }
 
@@ -133,47 +134,6 @@ fn cors(
     )
 }
 
-/// How an SSE stream is documented: one event, as SSE parsers hand them over.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)] // a schema only
-pub struct ServerSentEvent {
-    /// `message` unless the event names itself (`done`, `error`).
-    event: Option<String>,
-    /// The event's data: a JSON document, or `[DONE]`.
-    data: String,
-}
-
-/// A `text/event-stream` response relaying `frames` as they come, never buffering.
-///
-/// The stream holds the current (server) span, so that span ends when the last frame is sent
-/// and the trace shows the request's real duration, with its chat span inside it.
-pub fn sse_response(frames: impl Stream<Item = Bytes> + Send + 'static) -> Response {
-    let span = EndSpanOnDrop(tracing::Span::current());
-    let body = Body::from_stream(frames.map(move |frame| {
-        let _request_span = &span;
-        Ok::<_, Infallible>(frame)
-    }));
-    (
-        [
-            (header::CONTENT_TYPE, "text/event-stream"),
-            (header::CACHE_CONTROL, "no-cache"),
-            (header::HeaderName::from_static("x-accel-buffering"), "no"),
-        ],
-        body,
-    )
-        .into_response()
-}
-
-/// tracing-opentelemetry ends a span at its last exit; entering once more when the stream is
-/// dropped (finished or abandoned) makes the server span end with the stream.
-struct EndSpanOnDrop(tracing::Span);
-
-impl Drop for EndSpanOnDrop {
-    fn drop(&mut self) {
-        let _end = self.0.enter();
-    }
-}
-
 async fn not_found() -> Response {
     ApiError::InvalidRequest {
         status: StatusCode::NOT_FOUND,
@@ -191,6 +151,7 @@ fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::body::Body;
     use tower::ServiceExt;
 
     #[tokio::test]

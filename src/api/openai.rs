@@ -12,13 +12,12 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::StreamExt;
-use serde_json::{Value, json};
+use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::chat::rejection_to_error;
-use super::{ServerSentEvent, sse_response};
-use crate::AppState;
-use crate::error::{ApiError, ErrorBody};
+use super::error::{ApiError, ErrorBody, SseDialect};
+use super::sse::{ServerSentEvent, sse_response};
+use super::state::{AppState, with_call_record};
 use crate::llm::{StreamEvent, UpstreamRequest};
 
 /// An OpenAI chat completion request, as documented here: the fields the gateway reads. Every
@@ -75,39 +74,31 @@ pub struct ChatMessage {
 pub async fn chat_completions(
     State(state): State<AppState>,
     body: Result<Json<Value>, JsonRejection>,
-) -> Response {
-    let request = match body.map_err(rejection_to_error).and_then(|Json(body)| {
-        UpstreamRequest::from_openai(body, &state.default_model).map_err(ApiError::validation)
-    }) {
-        Ok(request) => request,
-        Err(error) => return error.into_response(),
-    };
+) -> Result<Response, ApiError> {
+    let Json(body) = body?;
+    let request =
+        UpstreamRequest::from_openai(body, &state.limits).map_err(ApiError::validation)?;
     if request.summary.stream {
         let (opened, record) = state.chat.stream(request).await;
-        let mut response = match opened {
-            Ok(events) => sse_response(events.filter_map(|event| {
+        let outcome = opened.map(|events| {
+            sse_response(events.filter_map(|event| {
                 std::future::ready(match event {
                     StreamEvent::Event { raw, .. } => Some(raw),
                     StreamEvent::End(_) | StreamEvent::Failed { relayed: true, .. } => None,
                     // OpenAI's SDKs raise an APIError for an `error` object in a stream.
-                    StreamEvent::Failed { error, .. } => Some(Bytes::from(format!(
-                        "data: {}\n\n",
-                        json!({"error": {"message": error.client_message(), "type": error.error_type().as_str(), "code": null}})
-                    ))),
+                    StreamEvent::Failed { error, .. } => {
+                        Some(ApiError::from(error).sse_event(SseDialect::OpenAi))
+                    }
                 })
-            })),
-            Err(error) => ApiError::from(error).into_response(),
-        };
-        response.extensions_mut().insert(record);
-        return response;
+            }))
+        });
+        return Ok(with_call_record(record, outcome));
     }
     let (result, record) = state.chat.complete(request).await;
-    let mut response = match result {
-        Ok(outcome) => json_bytes(outcome.raw),
-        Err(error) => ApiError::from(error).into_response(),
-    };
-    response.extensions_mut().insert(record);
-    response
+    Ok(with_call_record(
+        record,
+        result.map(|outcome| json_bytes(outcome.raw)),
+    ))
 }
 
 /// List the provider's models (OpenAI's API).
@@ -122,11 +113,8 @@ pub async fn chat_completions(
         (status = 502, description = "Provider failure", body = ErrorBody),
     )
 )]
-pub async fn models(State(state): State<AppState>) -> Response {
-    match state.chat.list_models().await {
-        Ok(raw) => json_bytes(raw),
-        Err(error) => ApiError::from(error).into_response(),
-    }
+pub async fn models(State(state): State<AppState>) -> Result<Response, ApiError> {
+    Ok(json_bytes(state.chat.list_models().await?))
 }
 
 fn json_bytes(raw: Bytes) -> Response {

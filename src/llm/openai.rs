@@ -1,26 +1,22 @@
 //! Client for Groq and any other OpenAI-compatible chat API.
 //!
-//! One pooled client for the process (`crate::http_client`). Each attempt is its own HTTP
-//! client span carrying `traceparent` upstream; retries (connection errors, 429, 5xx) back off
-//! exponentially with jitter and all fit inside one overall deadline.
+//! One pooled reqwest client per provider (`crate::http_client::provider_client`, with the
+//! configured egress proxy). Each attempt is its own HTTP client span carrying `traceparent`
+//! upstream; retries (connection errors, 429, 5xx) back off exponentially with jitter and all
+//! fit inside one overall deadline. Redirects are not followed and not retried.
 
 use std::time::{Duration, Instant};
 
+use axum::http::Method;
 use axum::http::header::{self, HeaderMap, HeaderValue};
-use axum::http::{Method, Uri};
 use bytes::Bytes;
-use futures_util::StreamExt;
-use http_body_util::BodyDataStream;
-use hyper::body::Incoming;
-use opentelemetry::trace::TraceContextExt;
 use serde::Deserialize;
 use tracing::{Span, field::Empty};
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::wire::parse_completion;
 use super::{ByteStream, Completion, LlmError, UpstreamReport, UpstreamRequest, scrub_secrets};
-use crate::config::{ProviderKind, Settings, UpstreamSettings};
-use crate::http_client::{HttpClient, Transport, collect, describe, request, within};
+use crate::config::{LlmSettings, ProviderKind, UpstreamSettings};
+use crate::http_client::{Transport, within};
 
 /// Longest `Retry-After` we wait out ourselves; beyond it the 429 goes to the client.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(5);
@@ -31,10 +27,10 @@ const BASE_BACKOFF: Duration = Duration::from_millis(100);
 #[derive(Debug)]
 pub struct OpenAiCompatible {
     kind: ProviderKind,
-    client: HttpClient,
+    client: reqwest::Client,
     /// Parsed once: parsing a URL string on every request showed in profiles.
-    chat_url: Uri,
-    models_url: Uri,
+    chat_url: reqwest::Url,
+    models_url: reqwest::Url,
     auth: HeaderValue,
     host: String,
     port: u16,
@@ -43,13 +39,9 @@ pub struct OpenAiCompatible {
 }
 
 /// A successful attempt: a whole answer, or an open stream.
-#[expect(
-    clippy::large_enum_variant,
-    reason = "one per attempt, moved once; boxing would only add an allocation"
-)]
 enum Answer {
     Complete(Bytes, Completion),
-    Stream(Incoming),
+    Stream(reqwest::Response),
 }
 
 /// One failed attempt, and whether another may follow.
@@ -59,47 +51,52 @@ struct AttemptError {
     retry_after: Option<Duration>,
 }
 
+/// A reqwest future under a deadline; its errors without the URL (the span has it).
+async fn bounded<T>(
+    limit: Duration,
+    future: impl std::future::Future<Output = reqwest::Result<T>>,
+) -> Result<T, Transport> {
+    within(limit, async {
+        future.await.map_err(reqwest::Error::without_url)
+    })
+    .await
+}
+
 impl OpenAiCompatible {
     /// Builds the client; the key goes into a sensitive header value once.
     pub fn new(
         kind: ProviderKind,
         upstream: &UpstreamSettings,
-        settings: &Settings,
+        settings: &LlmSettings,
     ) -> Result<Self, String> {
-        let timeout = settings.llm_timeout;
+        let timeout = settings.timeout;
         let endpoint = |path: &str| {
-            format!("{}/{path}", upstream.base_url)
-                .parse::<Uri>()
+            reqwest::Url::parse(&format!("{}/{path}", upstream.base_url))
                 .map_err(|e| format!("invalid upstream URL {}: {e}", upstream.base_url))
         };
-        let url = upstream.base_url.parse::<Uri>().ok();
-        let host = url
-            .as_ref()
-            .and_then(|u| u.host().map(str::to_owned))
-            .unwrap_or_default();
-        let port = url.as_ref().map_or(443, |u| {
-            u.port_u16().unwrap_or(if u.scheme_str() == Some("http") {
-                80
-            } else {
-                443
-            })
-        });
+        let chat_url = endpoint("chat/completions")?;
+        let host = chat_url.host_str().unwrap_or_default().to_owned();
+        let port = chat_url.port_or_known_default().unwrap_or(443);
         // A key with characters no header can carry can never authenticate; sending it
         // without Authorization makes the upstream answer 401, which maps to `authentication`.
         let mut auth = HeaderValue::from_str(&format!("Bearer {}", upstream.api_key.expose()))
             .unwrap_or_else(|_| HeaderValue::from_static(""));
         auth.set_sensitive(true);
-        let client = crate::http_client::client(settings.llm_connect_timeout.min(timeout))?;
+        let client = crate::http_client::provider_client(
+            settings.connect_timeout.min(timeout),
+            &settings.proxy,
+            settings.extra_ca_file.as_deref(),
+        )?;
         Ok(Self {
             kind,
             client,
-            chat_url: endpoint("chat/completions")?,
             models_url: endpoint("models")?,
+            chat_url,
             auth,
             host,
             port,
             timeout,
-            max_retries: settings.llm_max_retries,
+            max_retries: settings.max_retries,
         })
     }
 
@@ -139,44 +136,45 @@ impl OpenAiCompatible {
             Answer::Complete(..) => return Err(LlmError::BadResponse("expected a stream".into())),
         };
         let idle = self.timeout;
-        let body = BodyDataStream::new(response);
         Ok(Box::pin(futures_util::stream::unfold(
-            body,
-            move |mut body| async move {
-                let next = match tokio::time::timeout(idle, body.next()).await {
+            response,
+            move |mut response| async move {
+                let next = match tokio::time::timeout(idle, response.chunk()).await {
                     Err(_) => Some(Err(LlmError::Timeout(idle))),
-                    Ok(None) => None,
-                    Ok(Some(Ok(bytes))) => Some(Ok(bytes)),
-                    Ok(Some(Err(e))) => Some(Err(LlmError::Connection(format!(
+                    Ok(Ok(None)) => None,
+                    Ok(Ok(Some(bytes))) => Some(Ok(bytes)),
+                    Ok(Err(e)) => Some(Err(LlmError::Connection(format!(
                         "the stream broke: {}",
-                        describe(&e)
+                        crate::http_client::describe(&e.without_url())
                     )))),
                 };
-                next.map(|item| (item, body))
+                next.map(|item| (item, response))
             },
         )))
     }
 
     /// `GET {base}/models`, relayed as is.
     pub async fn list_models(&self) -> Result<Bytes, LlmError> {
-        let mut headers = HeaderMap::with_capacity(1);
-        headers.insert(header::AUTHORIZATION, self.auth.clone());
-        let request = request(Method::GET, &self.models_url, headers, Bytes::new());
+        let mut request = reqwest::Request::new(Method::GET, self.models_url.clone());
+        request
+            .headers_mut()
+            .insert(header::AUTHORIZATION, self.auth.clone());
         let failed = |failure| match failure {
             Transport::Timeout => LlmError::Timeout(self.timeout),
             Transport::Broken(detail) => LlmError::Connection(detail),
         };
-        let response = within(self.timeout, self.client.request(request))
+        let response = bounded(self.timeout, self.client.execute(request))
             .await
             .map_err(failed)?;
         let status = response.status();
-        let bytes = within(self.timeout, collect(response.into_body()))
+        let headers = response.headers().clone();
+        let bytes = bounded(self.timeout, response.bytes())
             .await
             .map_err(failed)?;
         if status.is_success() {
             return Ok(bytes);
         }
-        Err(error_for_status(status.as_u16(), &bytes, None).0)
+        Err(error_for_status(status.as_u16(), &headers, &bytes, None).0)
     }
 
     /// Sends the chat request, retrying what is worth retrying within the deadline.
@@ -249,13 +247,15 @@ impl OpenAiCompatible {
         report: &mut UpstreamReport,
     ) -> Result<Answer, AttemptError> {
         let remaining = deadline.saturating_duration_since(Instant::now());
-        let mut headers = HeaderMap::with_capacity(4);
+        let mut request = reqwest::Request::new(Method::POST, self.chat_url.clone());
+        let headers = request.headers_mut();
         headers.insert(header::AUTHORIZATION, self.auth.clone());
         headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
-        inject_trace_context(span, &mut headers);
+        crate::telemetry::write_traceparent(span, headers);
+        *request.body_mut() = Some(body.into());
         let transport_failure = |failure: Transport| {
             let (kind, error, retryable) = match failure {
                 // A timeout used up the deadline: nothing is left for a retry.
@@ -272,17 +272,22 @@ impl OpenAiCompatible {
             }
         };
 
-        let request = request(Method::POST, &self.chat_url, headers, body);
         // Only the wait for a stream's headers is bounded here; its chunks have an idle timeout.
-        let response = within(remaining, self.client.request(request))
+        let response = bounded(remaining, self.client.execute(request))
             .await
             .map_err(transport_failure)?;
         let status = response.status();
-        let failed = status.is_client_error() || status.is_server_error();
+        let failed = !status.is_success();
         tracing::record_all!(
             span,
             http.response.status_code = i64::from(status.as_u16()),
-            error.type = failed.then(|| status.as_str()),
+            error.type = failed.then(|| {
+                if status.is_client_error() || status.is_server_error() {
+                    status.as_str()
+                } else {
+                    "bad_response"
+                }
+            }),
         );
         record_rate_limits(response.headers(), report);
         let retry_after = response
@@ -291,9 +296,14 @@ impl OpenAiCompatible {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok());
         if stream && status.is_success() {
-            return Ok(Answer::Stream(response.into_body()));
+            return Ok(Answer::Stream(response));
         }
-        let bytes = within(remaining, collect(response.into_body()))
+        let headers = if failed {
+            response.headers().clone()
+        } else {
+            HeaderMap::new()
+        };
+        let bytes = bounded(remaining, response.bytes())
             .await
             .map_err(transport_failure)?;
 
@@ -309,7 +319,7 @@ impl OpenAiCompatible {
                     }
                 });
         }
-        let (error, retryable) = error_for_status(status.as_u16(), &bytes, retry_after);
+        let (error, retryable) = error_for_status(status.as_u16(), &headers, &bytes, retry_after);
         Err(AttemptError {
             error,
             retryable,
@@ -318,41 +328,22 @@ impl OpenAiCompatible {
     }
 }
 
-/// W3C `traceparent` (and `tracestate`, if any) naming `span` as the parent: what the
-/// TraceContext propagator writes, without the `format!` machinery it runs per call (a profile
-/// showed 4,600 instructions per request there).
-fn inject_trace_context(span: &Span, headers: &mut HeaderMap) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let context = span.context();
-    let span_ref = context.span();
-    let span_context = span_ref.span_context();
-    if !span_context.is_valid() {
-        return;
+/// Maps an upstream status other than 2xx to our error and whether it is worth retrying. A
+/// redirect (or any other 1xx/3xx) is a misconfigured base URL: one attempt, a clear error.
+fn error_for_status(
+    status: u16,
+    headers: &HeaderMap,
+    body: &[u8],
+    retry_after: Option<u64>,
+) -> (LlmError, bool) {
+    if !(400..=599).contains(&status) {
+        let location = headers
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            // The query string may carry a signature or key: never relayed.
+            .map(|l| scrub_secrets(l.split(['?', '#']).next().unwrap_or_default()));
+        return (LlmError::Redirected { status, location }, false);
     }
-    // 00-{32 hex trace id}-{16 hex span id}-{2 hex flags}
-    let mut value = *b"00-00000000000000000000000000000000-0000000000000000-00";
-    let trace_id = span_context.trace_id().to_bytes();
-    let span_id = span_context.span_id().to_bytes();
-    let flags = [span_context.trace_flags().to_u8()];
-    for (bytes, start) in [(&trace_id[..], 3), (&span_id[..], 36), (&flags[..], 53)] {
-        for (i, byte) in bytes.iter().enumerate() {
-            value[start + 2 * i] = HEX[usize::from(byte >> 4)];
-            value[start + 2 * i + 1] = HEX[usize::from(byte & 0xf)];
-        }
-    }
-    if let Ok(value) = HeaderValue::from_bytes(&value) {
-        headers.insert("traceparent", value);
-    }
-    let state = span_context.trace_state().header();
-    if !state.is_empty()
-        && let Ok(value) = HeaderValue::from_str(&state)
-    {
-        headers.insert("tracestate", value);
-    }
-}
-
-/// Maps an upstream error status to our error and whether it is worth retrying.
-fn error_for_status(status: u16, body: &[u8], retry_after: Option<u64>) -> (LlmError, bool) {
     let (message, code) = parse_error_body(body, status);
     match status {
         429 => (
@@ -422,46 +413,6 @@ fn parse_error_body(bytes: &[u8], status: u16) -> (String, Option<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn traceparent_is_what_the_w3c_propagator_writes() {
-        use opentelemetry::propagation::TextMapPropagator;
-        use opentelemetry::trace::{SpanContext, TraceFlags, TraceState};
-        use opentelemetry::{Context, trace::SpanId, trace::TraceId};
-        use tracing_subscriber::layer::SubscriberExt;
-
-        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
-        let tracer = opentelemetry::trace::TracerProvider::tracer(&provider, "test");
-        let subscriber =
-            tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(tracer));
-        tracing::subscriber::with_default(subscriber, || {
-            let remote = SpanContext::new(
-                TraceId::from(0x0af7_6519_16cd_43dd_8448_eb21_1c80_319c),
-                SpanId::from(0xb7ad_6b71_6920_3331),
-                TraceFlags::SAMPLED,
-                true,
-                TraceState::from_key_value([("vendor", "x")]).unwrap(),
-            );
-            let span = tracing::info_span!("attempt");
-            span.set_parent(Context::new().with_remote_span_context(remote))
-                .unwrap();
-            let mut ours = HeaderMap::new();
-            inject_trace_context(&span, &mut ours);
-            let mut reference = HeaderMap::new();
-            opentelemetry_sdk::propagation::TraceContextPropagator::new().inject_context(
-                &span.context(),
-                &mut opentelemetry_http::HeaderInjector(&mut reference),
-            );
-            assert_eq!(ours, reference);
-            let traceparent = ours["traceparent"].to_str().unwrap();
-            assert!(
-                traceparent.starts_with("00-0af7651916cd43dd8448eb211c80319c-"),
-                "{traceparent}"
-            );
-            assert!(traceparent.ends_with("-01"), "{traceparent}");
-            assert_eq!(ours["tracestate"], "vendor=x");
-        });
-    }
 
     #[test]
     fn error_body_message_and_code_are_read_and_scrubbed() {

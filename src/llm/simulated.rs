@@ -9,12 +9,10 @@ use serde_json::{Value, json};
 
 use super::wire::{DONE_EVENT, render_chunk, render_completion};
 use super::{
-    ByteStream, Choice, Completion, GroqExtras, LlmError, PriceTable, UpstreamReport,
-    UpstreamRequest, Usage,
+    ByteStream, Choice, Completion, DEFAULT_MAX_TOKENS, GroqExtras, LlmError, PriceTable,
+    UpstreamReport, UpstreamRequest, Usage,
 };
 
-/// Default answer length cap when the request sets none.
-const DEFAULT_MAX_TOKENS: u32 = 256;
 /// Words per streamed chunk.
 const WORDS_PER_CHUNK: usize = 4;
 

@@ -1,15 +1,11 @@
-//! OpenAI's (and Groq's) chat wire format: reading answers and stream chunks, splitting SSE
-//! streams into events, and rendering the simulated provider's answers in the same shape.
+//! OpenAI's (and Groq's) chat wire format: reading answers and stream chunks, and rendering the
+//! simulated provider's answers in the same shape. Splitting a stream into events is `sse`.
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{Choice, Completion, GroqExtras, LlmError, ToolCall, Usage};
-
-/// Largest single SSE event accepted; a stream is relayed event by event, so memory stays
-/// bounded by this however long the answer.
-pub const MAX_EVENT_BYTES: usize = 4 << 20;
 
 #[derive(Deserialize)]
 struct WireResponse {
@@ -237,48 +233,6 @@ fn event_data(event: &[u8]) -> Option<String> {
     data
 }
 
-/// Splits a byte stream into complete SSE events (each returned with its blank-line ending).
-#[derive(Debug, Default)]
-pub struct SseSplitter {
-    buffer: BytesMut,
-}
-
-impl SseSplitter {
-    /// Adds bytes; returns the events they complete.
-    pub fn push(&mut self, bytes: &[u8]) -> Result<Vec<Bytes>, LlmError> {
-        self.buffer.extend_from_slice(bytes);
-        let mut events = Vec::new();
-        while let Some(end) = find_event_end(&self.buffer) {
-            events.push(self.buffer.split_to(end).freeze());
-        }
-        if self.buffer.len() > MAX_EVENT_BYTES {
-            return Err(LlmError::BadResponse(format!(
-                "a stream event exceeded {MAX_EVENT_BYTES} bytes"
-            )));
-        }
-        Ok(events)
-    }
-
-    /// Whatever is left when the stream ends (an event without its blank line).
-    pub fn finish(&mut self) -> Option<Bytes> {
-        let rest = self.buffer.split().freeze();
-        (!rest.iter().all(u8::is_ascii_whitespace)).then_some(rest)
-    }
-}
-
-/// The end (exclusive) of the first complete event: after `\n\n` or `\r\n\r\n`.
-fn find_event_end(buffer: &[u8]) -> Option<usize> {
-    let lf = buffer.windows(2).position(|w| w == b"\n\n").map(|i| i + 2);
-    let crlf = buffer
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|i| i + 4);
-    match (lf, crlf) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
-}
-
 /// An OpenAI-shaped, Groq-flavoured completion body for the simulated provider.
 pub fn render_completion(c: &Completion, created: u64) -> Bytes {
     let choices: Vec<Value> = c
@@ -375,19 +329,6 @@ mod tests {
         assert_eq!(c.choices[0].finish_reason, "tool_calls");
         assert_eq!(c.choices[0].tool_calls[0].name, "get_weather");
         assert_eq!(c.usage, None);
-    }
-
-    #[test]
-    fn splits_events_across_arbitrary_byte_boundaries() {
-        let stream = b"data: {\"a\":1}\n\ndata: {\"b\":2}\r\n\r\ndata: [DONE]\n\n";
-        for cut in 1..stream.len() {
-            let mut splitter = SseSplitter::default();
-            let mut events = splitter.push(&stream[..cut]).unwrap();
-            events.extend(splitter.push(&stream[cut..]).unwrap());
-            assert_eq!(events.len(), 3, "cut at {cut}");
-            assert_eq!(&events[2][..], b"data: [DONE]\n\n");
-            assert!(splitter.finish().is_none());
-        }
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! Every Prometheus metric the service exports, in one struct, and the `/metrics` listener.
 //!
 //! Each app owns its registry (no process-global state), so tests can assert exact counts.
-//! Names, labels and buckets are DESIGN's contract; bucket boundaries follow the OpenTelemetry
-//! GenAI and HTTP semantic conventions.
+//! Callers record through typed methods (`record_call_success`, `record_http_request`, …), never
+//! through label arrays, so a label cannot be put in the wrong position. Names, labels and
+//! buckets are a contract with dashboards and alerts (README, "Metrics"); bucket boundaries
+//! follow the OpenTelemetry GenAI and HTTP semantic conventions.
 
 use axum::Router;
 use axum::extract::State;
@@ -10,10 +12,11 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use prometheus::{
-    CounterVec, Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    CounterVec, Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use std::sync::Arc;
+use std::time::Duration;
 
 /// gen_ai.client.operation.duration and time_to_first_chunk, from the GenAI conventions.
 const GENAI_DURATION_BUCKETS: &[f64] = &[
@@ -42,38 +45,67 @@ const GENAI_LABELS: &[&str] = &[
     "error_type",
 ];
 
+/// The labels of one GenAI operation's histograms: `gen_ai_operation_name`,
+/// `gen_ai_provider_name`, `gen_ai_request_model`, `gen_ai_response_model`, `error_type`.
+/// Every value must be bounded: a configured or priced name, never a client's free text.
+#[derive(Debug, Clone, Copy)]
+pub struct CallLabels<'a> {
+    /// `chat`.
+    pub operation: &'a str,
+    /// The provider's name.
+    pub provider: &'a str,
+    /// The requested model (for failures: the bounded model label).
+    pub request_model: &'a str,
+    /// The model that answered; empty for failures.
+    pub response_model: &'a str,
+    /// The error class; empty for successes.
+    pub error_type: &'a str,
+}
+
+impl CallLabels<'_> {
+    fn values(&self) -> [&str; 5] {
+        [
+            self.operation,
+            self.provider,
+            self.request_model,
+            self.response_model,
+            self.error_type,
+        ]
+    }
+}
+
 /// Every metric handle; handlers never look metrics up by name.
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
     /// `llm_requests_total{provider, model, status}`.
-    pub requests: IntCounterVec,
+    requests: IntCounterVec,
     /// `llm_tokens_total{provider, model, type}`.
-    pub tokens: IntCounterVec,
+    tokens: IntCounterVec,
     /// `llm_cost_usd_total{provider, model}`.
-    pub cost_usd: CounterVec,
+    cost_usd: CounterVec,
     /// `llm_errors_total{provider, model, error_type}`.
-    pub errors: IntCounterVec,
+    errors: IntCounterVec,
     /// `llm_requests_in_flight{provider}`.
-    pub in_flight: IntGaugeVec,
+    in_flight: IntGaugeVec,
     /// `gen_ai_client_operation_duration_seconds`.
-    pub operation_duration: HistogramVec,
+    operation_duration: HistogramVec,
     /// `gen_ai_client_token_usage`.
-    pub token_usage: HistogramVec,
+    token_usage: HistogramVec,
     /// `gen_ai_client_operation_time_to_first_chunk_seconds` (streaming only).
-    pub time_to_first_chunk: HistogramVec,
+    time_to_first_chunk: HistogramVec,
     /// `gen_ai_client_operation_time_per_output_chunk_seconds` (streaming only).
-    pub time_per_output_chunk: HistogramVec,
+    time_per_output_chunk: HistogramVec,
     /// `http_server_request_duration_seconds`.
-    pub http_server_duration: HistogramVec,
+    http_server_duration: HistogramVec,
     /// `llm_gateway_overhead_seconds{provider}`.
-    pub gateway_overhead: HistogramVec,
+    gateway_overhead: HistogramVec,
     /// `llm_provider_ratelimit_remaining{provider, kind}`.
-    pub ratelimit_remaining: GaugeVec,
+    ratelimit_remaining: GaugeVec,
     /// `llm_upstream_retries_total{provider, reason}`: retried attempts (`429`, `5xx`, `connection`).
-    pub retries: IntCounterVec,
+    retries: IntCounterVec,
     /// `llm_gateway_rejections_total{reason}`: requests the gateway refused itself.
-    pub rejections: IntCounterVec,
+    rejections: IntCounterVec,
 }
 
 fn histogram(name: &str, help: &str, buckets: &[f64], labels: &[&str]) -> HistogramVec {
@@ -212,13 +244,113 @@ impl Metrics {
             Box::new(self.retries.clone()),
             Box::new(self.rejections.clone()),
             Box::new(prometheus::process_collector::ProcessCollector::for_self()),
-            Box::new(super::SPAN_OUTCOMES.clone()),
+            Box::new(super::otlp::SPAN_OUTCOMES.clone()),
         ];
         for collector in collectors {
             self.registry
                 .register(collector)
                 .unwrap_or_else(|e| panic!("metric registered twice: {e}"));
         }
+    }
+
+    /// An LLM call began: `llm_requests_in_flight{provider}` up.
+    pub fn record_call_start(&self, provider: &str) {
+        self.in_flight.with_label_values(&[provider]).inc();
+    }
+
+    /// A successful call ended: in-flight down, `llm_requests_total{status="ok"}`, the duration
+    /// histogram, and (when the provider reported them) tokens and cost, labelled with the model
+    /// that answered.
+    pub fn record_call_success(
+        &self,
+        labels: &CallLabels<'_>,
+        duration: Duration,
+        tokens: Option<(u64, u64)>,
+        cost_usd: Option<f64>,
+    ) {
+        let (provider, model) = (labels.provider, labels.response_model);
+        self.in_flight.with_label_values(&[provider]).dec();
+        self.requests
+            .with_label_values(&[provider, model, "ok"])
+            .inc();
+        let values = labels.values();
+        self.operation_duration
+            .with_label_values(&values)
+            .observe(duration.as_secs_f64());
+        let Some((input, output)) = tokens else {
+            return;
+        };
+        for (kind, count) in [("input", input), ("output", output)] {
+            self.tokens
+                .with_label_values(&[provider, model, kind])
+                .inc_by(count);
+            let [op, prov, req, resp, err] = values;
+            self.token_usage
+                .with_label_values(&[op, prov, req, resp, err, kind])
+                .observe(count as f64);
+        }
+        if let Some(cost) = cost_usd {
+            self.cost_usd
+                .with_label_values(&[provider, model])
+                .inc_by(cost);
+        }
+    }
+
+    /// A failed call ended: in-flight down, `llm_requests_total{status="error"}`,
+    /// `llm_errors_total` and the duration histogram with its `error_type`.
+    pub fn record_call_failure(&self, labels: &CallLabels<'_>, duration: Duration) {
+        let (provider, model) = (labels.provider, labels.request_model);
+        self.in_flight.with_label_values(&[provider]).dec();
+        self.requests
+            .with_label_values(&[provider, model, "error"])
+            .inc();
+        self.errors
+            .with_label_values(&[provider, model, labels.error_type])
+            .inc();
+        self.operation_duration
+            .with_label_values(&labels.values())
+            .observe(duration.as_secs_f64());
+    }
+
+    /// A stream's first chunk: observes the time to it and returns the time-per-chunk
+    /// histogram with the same labels, to observe each later chunk without a label lookup.
+    pub fn record_first_chunk(&self, labels: &CallLabels<'_>, elapsed: Duration) -> Histogram {
+        let values = labels.values();
+        self.time_to_first_chunk
+            .with_label_values(&values)
+            .observe(elapsed.as_secs_f64());
+        self.time_per_output_chunk.with_label_values(&values)
+    }
+
+    /// `llm_upstream_retries_total{provider, reason}`.
+    pub fn record_upstream_retry(&self, provider: &str, reason: &str) {
+        self.retries.with_label_values(&[provider, reason]).inc();
+    }
+
+    /// `llm_provider_ratelimit_remaining{provider, kind}` (`requests` or `tokens`).
+    pub fn record_provider_ratelimit(&self, provider: &str, kind: &str, remaining: f64) {
+        self.ratelimit_remaining
+            .with_label_values(&[provider, kind])
+            .set(remaining);
+    }
+
+    /// `llm_gateway_rejections_total{reason}`: a request the gateway refused itself.
+    pub fn record_rejection(&self, reason: &str) {
+        self.rejections.with_label_values(&[reason]).inc();
+    }
+
+    /// `http_server_request_duration_seconds`; `route` is the matched template or empty.
+    pub fn record_http_request(&self, method: &str, route: &str, status: &str, duration: Duration) {
+        self.http_server_duration
+            .with_label_values(&[method, route, status])
+            .observe(duration.as_secs_f64());
+    }
+
+    /// `llm_gateway_overhead_seconds{provider}`: the request's time minus the provider's.
+    pub fn record_gateway_overhead(&self, provider: &str, overhead: Duration) {
+        self.gateway_overhead
+            .with_label_values(&[provider])
+            .observe(overhead.as_secs_f64());
     }
 
     /// The registry in the Prometheus text exposition format.

@@ -1,4 +1,6 @@
-//! Tracing, export and metrics set-up.
+//! Telemetry infrastructure: the tracer and its OTLP export (`otlp`), the metric registry
+//! (`metrics`) and the trace-id helpers (`trace_context`). It knows nothing of LLM calls or of
+//! HTTP routes: those layers record through it.
 //!
 //! `init` installs the global `tracing` subscriber: a log layer (pretty or JSON, filtered by
 //! `RUST_LOG`) and an OpenTelemetry layer (our crate's spans only, whatever `RUST_LOG` says)
@@ -6,33 +8,29 @@
 //! export never blocks a request. The returned [`TelemetryGuard`] must be shut down explicitly
 //! after the HTTP server has drained: the SDK exports nothing still queued otherwise.
 
-mod export;
-pub mod http;
 mod metrics;
 mod otlp;
-mod otlp_wire;
+mod trace_context;
 
-use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
+use opentelemetry::trace::TracerProvider as _;
 use opentelemetry::{KeyValue, global};
-use opentelemetry_otlp::WithExportConfig;
-use opentelemetry_sdk::trace::{
-    BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracerProvider,
-};
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use opentelemetry_sdk::{Resource, propagation::TraceContextPropagator};
 use tracing::subscriber::Interest;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::filter::{EnvFilter, FilterExt, filter_fn};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::layer::{Context, Filter};
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{Layer, fmt};
 
-use crate::config::{LogFormat, OtlpProtocol, TelemetrySettings};
+use crate::config::{LogFormat, TelemetrySettings};
 
-pub use export::SPAN_OUTCOMES;
-pub use metrics::{Metrics, router as metrics_router};
+pub use metrics::{CallLabels, Metrics, router as metrics_router};
+pub use trace_context::{REQUEST_TRACE_ID, current_trace_id, write_traceparent};
 
-use export::{BoundedProcessor, CountingExporter, Exporter};
+/// The span that log lines of a request carry: only the trace and span ids, set once by the
+/// server-span middleware. Log lines see no other span of ours, and it is never exported.
+pub const LOG_SPAN: &str = "request";
 
 /// The `tracing` target of this crate: only its spans are exported.
 const CRATE_TARGET: &str = "llm_observability";
@@ -93,10 +91,8 @@ pub fn init(settings: &TelemetrySettings) -> Result<TelemetryGuard, TelemetryErr
 
     let filter = EnvFilter::try_new(format!("{},{SILENCED}", settings.log_filter))
         .map_err(|_| TelemetryError::Filter(settings.log_filter.clone()))?
-        .and(filter_fn(|meta| {
-            !meta.is_span() || meta.name() == http::LOG_SPAN
-        }));
-    // Log lines see one span of ours, `http::LOG_SPAN`: the trace and span ids, on every line of
+        .and(filter_fn(|meta| !meta.is_span() || meta.name() == LOG_SPAN));
+    // Log lines see one span of ours, `LOG_SPAN`: the trace and span ids, on every line of
     // a request. The exported spans' attributes are in the trace; the JSON formatter re-parses
     // and re-writes a span's fields on every `record`, which for the GenAI span's thirty
     // attributes more than doubled a request's cost (BENCHMARKS.md). For the same reason JSON
@@ -141,33 +137,8 @@ fn tracer_provider(settings: &TelemetrySettings) -> Result<SdkTracerProvider, Te
         // No export at all, but spans still get ids so responses keep their trace_id.
         return Ok(builder.with_sampler(Sampler::AlwaysOff).build());
     }
-    let exporter = match settings.protocol {
-        OtlpProtocol::HttpProtobuf => {
-            Exporter::Http(otlp::OtlpHttpExporter::new(settings).map_err(TelemetryError::Exporter)?)
-        }
-        OtlpProtocol::Grpc => Exporter::Grpc(
-            opentelemetry_otlp::SpanExporter::builder()
-                .with_tonic()
-                .with_endpoint(settings.traces_endpoint.clone())
-                .build()
-                .map_err(|e| TelemetryError::Exporter(e.to_string()))?,
-        ),
-    };
-    // The other OTEL_BSP_* variables are read by the SDK itself.
-    let mut batch = BatchConfigBuilder::default()
-        .with_max_queue_size(settings.max_queue_size)
-        .with_max_export_batch_size(settings.max_export_batch_size);
-    if let Some(delay) = settings.batch_schedule_delay {
-        batch = batch.with_scheduled_delay(delay);
-    }
-    let batch = batch.build();
-    let capacity = settings.max_queue_size;
-    let processor = BatchSpanProcessor::builder(CountingExporter::new(exporter))
-        .with_batch_config(batch)
-        .build();
-    Ok(builder
-        .with_span_processor(BoundedProcessor::new(processor, capacity))
-        .build())
+    let processor = otlp::span_processor(settings).map_err(TelemetryError::Exporter)?;
+    Ok(builder.with_span_processor(processor).build())
 }
 
 /// What the OpenTelemetry layer sees: this crate's spans at INFO and above. Log events are for
@@ -180,7 +151,7 @@ impl OurSpans {
         meta.is_span()
             && meta.target().starts_with(CRATE_TARGET)
             && *meta.level() <= tracing::Level::INFO
-            && meta.name() != http::LOG_SPAN
+            && meta.name() != LOG_SPAN
     }
 }
 
@@ -196,25 +167,4 @@ impl<S> Filter<S> for OurSpans {
             Interest::never()
         }
     }
-}
-
-tokio::task_local! {
-    /// The trace id of the request this task is serving, set by the server span middleware
-    /// (`http::trace_requests`) for response bodies to quote.
-    pub(crate) static REQUEST_TRACE_ID: Option<String>;
-}
-
-/// The trace id of the request being served (or else of the current span) as 32 hex
-/// characters, if there is a valid one. Inside a request this is a copy of what the middleware
-/// formatted once, not a second span lookup and hex formatting.
-pub fn current_trace_id() -> Option<String> {
-    if let Ok(id) = REQUEST_TRACE_ID.try_with(Clone::clone) {
-        return id;
-    }
-    let context = tracing::Span::current().context();
-    let span = context.span();
-    let span_context = span.span_context();
-    span_context
-        .is_valid()
-        .then(|| span_context.trace_id().to_string())
 }

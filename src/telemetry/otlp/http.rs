@@ -1,4 +1,4 @@
-//! OTLP/HTTP protobuf span export, encoded straight from the SDK's `SpanData` (`otlp_wire`).
+//! OTLP/HTTP protobuf span export, encoded straight from the SDK's `SpanData` (`wire`).
 //!
 //! Why not opentelemetry-otlp's HTTP exporter: it converts each span into opentelemetry-proto's
 //! structs (every attribute cloned), encodes those with prost and drops them, about 25,000
@@ -21,10 +21,9 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 
-use super::export::Refused;
-use super::otlp_wire::{encode_request, encode_resource, partial_success};
-use crate::config::TelemetrySettings;
-use crate::http_client::{HttpClient, Transport, collect, http_uri, request, within};
+use super::wire::{Refused, encode_request, encode_resource, partial_success};
+use crate::config::{TelemetrySettings, http_uri};
+use crate::http_client::{HttpClient, Transport, collect, request, within};
 
 /// Retries after the first attempt, as opentelemetry-otlp's recommended policy.
 const MAX_RETRIES: u32 = 3;

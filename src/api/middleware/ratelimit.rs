@@ -13,7 +13,7 @@ use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::error::ApiError;
+use crate::api::ApiError;
 
 /// Buckets kept before idle ones are swept, so a flood of distinct clients cannot grow memory.
 const MAX_CLIENTS: usize = 100_000;

@@ -1,62 +1,20 @@
-//! The HTTP boundary's one error type and the low-cardinality error classes.
+//! The HTTP boundary's one error type, and the one place any error body is built: the JSON
+//! body of an error response, and the error event of a stream that has already begun.
 //!
-//! [`ErrorType`] is the single source of the `error.type` span attribute, the `error_type`
-//! metric label and the JSON error `type`, so the three always agree.
+//! The body is OpenAI's error shape (so the SDKs raise their usual exceptions) plus the trace
+//! id; its `type` is the call's [`ErrorType`], the same value as the `error.type` span
+//! attribute and the `error_type` metric label.
 
 use axum::Json;
+use axum::extract::rejection::JsonRejection;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::llm::LlmError;
+use crate::llm::{ErrorType, LlmError};
 use crate::telemetry;
-
-/// Every class of failure, as documented in README's error table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ErrorType {
-    /// The client's request is malformed or fails validation.
-    InvalidRequest,
-    /// The upstream did not answer within the deadline.
-    Timeout,
-    /// The upstream rate-limited us (429).
-    RateLimited,
-    /// The upstream refused the operator's key (401/403).
-    Authentication,
-    /// The upstream rejected the request (other 4xx).
-    UpstreamClientError,
-    /// The upstream failed (5xx) on every attempt.
-    UpstreamServerError,
-    /// The upstream could not be reached, or the connection broke.
-    ConnectionError,
-    /// The upstream answered with a body we cannot understand.
-    BadResponse,
-    /// The client went away before the answer was complete.
-    Cancelled,
-    /// Our own concurrency limit is reached.
-    Overloaded,
-    /// A bug: never expected.
-    Internal,
-}
-
-impl ErrorType {
-    /// The label value; stable, documented, low cardinality.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            ErrorType::InvalidRequest => "invalid_request",
-            ErrorType::Timeout => "timeout",
-            ErrorType::RateLimited => "rate_limited",
-            ErrorType::Authentication => "authentication",
-            ErrorType::UpstreamClientError => "upstream_client_error",
-            ErrorType::UpstreamServerError => "upstream_server_error",
-            ErrorType::ConnectionError => "connection_error",
-            ErrorType::BadResponse => "bad_response",
-            ErrorType::Cancelled => "cancelled",
-            ErrorType::Overloaded => "overloaded",
-            ErrorType::Internal => "internal",
-        }
-    }
-}
 
 /// An error returned to an HTTP client.
 #[derive(Debug, thiserror::Error)]
@@ -139,10 +97,28 @@ pub struct ErrorDetail {
     pub code: Option<String>,
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let status = self.status_code();
-        let (message, code, retry_after) = match &self {
+/// How an error is written into a stream whose `200` has already gone out.
+#[derive(Debug, Clone, Copy)]
+pub enum SseDialect<'a> {
+    /// `/api/chat`: `event: error` with the error body, trace id included.
+    Chat {
+        /// The request's trace id, read before the stream began.
+        trace_id: Option<&'a str>,
+    },
+    /// OpenAI's: a `data:` event with an `error` object, which OpenAI's SDKs raise as an error.
+    OpenAi,
+}
+
+/// The body of an OpenAI-shaped stream error event.
+#[derive(Serialize)]
+struct StreamError {
+    error: ErrorDetail,
+}
+
+impl ApiError {
+    /// The error object and the `Retry-After` seconds, if any.
+    fn detail(&self) -> (ErrorDetail, Option<u64>) {
+        let (message, code, retry_after) = match self {
             ApiError::InvalidRequest { message, .. } => (message.clone(), None, None),
             ApiError::ClientRateLimited { retry_after } => (
                 format!("too many requests from this client; retry in {retry_after} s"),
@@ -152,6 +128,59 @@ impl IntoResponse for ApiError {
             ApiError::Llm(e) => (e.client_message(), e.upstream_code(), e.retry_after()),
             ApiError::Internal => ("internal error".to_owned(), None, None),
         };
+        let detail = ErrorDetail {
+            message,
+            kind: self.error_type().as_str(),
+            code,
+        };
+        (detail, retry_after)
+    }
+
+    /// The error as one server-sent event, for a stream that has already begun.
+    pub fn sse_event(&self, dialect: SseDialect<'_>) -> Bytes {
+        let (error, _) = self.detail();
+        let text = match dialect {
+            SseDialect::Chat { trace_id } => {
+                let body = ErrorBody {
+                    error,
+                    trace_id: trace_id.map(str::to_owned),
+                };
+                format!("event: error\ndata: {}\n\n", json_text(&body))
+            }
+            SseDialect::OpenAi => format!("data: {}\n\n", json_text(&StreamError { error })),
+        };
+        Bytes::from(text)
+    }
+}
+
+/// Serialising these plain structs cannot fail; an empty object is the fallback all the same.
+fn json_text(value: &impl Serialize) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "{}".to_owned())
+}
+
+/// Axum's JSON rejections onto our statuses: 400 syntax, 413 size, 415 content type, 422 shape
+/// (serde's message names the field).
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        let status = rejection.status();
+        let message = match &rejection {
+            JsonRejection::MissingJsonContentType(_) => {
+                "Content-Type must be application/json".to_owned()
+            }
+            JsonRejection::JsonDataError(e) => e.body_text().replace(
+                "Failed to deserialize the JSON body into the target type: ",
+                "",
+            ),
+            _ => rejection.body_text(),
+        };
+        ApiError::InvalidRequest { status, message }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status_code();
+        let (error, retry_after) = self.detail();
         let rejection = match &self {
             ApiError::InvalidRequest { status, .. } => Some(match status.as_u16() {
                 400 => "malformed_json",
@@ -167,11 +196,7 @@ impl IntoResponse for ApiError {
             ApiError::Llm(_) => None,
         };
         let body = ErrorBody {
-            error: ErrorDetail {
-                message,
-                kind: self.error_type().as_str(),
-                code,
-            },
+            error,
             trace_id: telemetry::current_trace_id(),
         };
         let mut response = (status, Json(body)).into_response();

@@ -1,4 +1,4 @@
-//! The HTTP server span, request metric and request log line, for every route.
+//! The HTTP server span, request metrics and request log line, for every route.
 //!
 //! Spans and labels use the matched route template (`MatchedPath`), never the raw URI, so
 //! names and label values stay bounded. The parent comes from an incoming W3C `traceparent`.
@@ -16,17 +16,14 @@ use opentelemetry_http::HeaderExtractor;
 use tracing::{Instrument, field::Empty};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use super::Metrics;
-use crate::error::Rejection;
+use crate::api::Rejection;
 use crate::llm::CallRecord;
+use crate::telemetry::{LOG_SPAN, Metrics, REQUEST_TRACE_ID};
 
 /// Response header carrying the trace id.
 pub const TRACE_ID_HEADER: &str = "x-trace-id";
 /// The server span's `tracing` name (its exported name is `{METHOD} {route}`).
 const SERVER_SPAN: &str = "http_server";
-/// The span that log lines of a request carry: only the trace and span ids, set once. Log
-/// lines see no other span of ours (see `telemetry::init`), and it is never exported.
-pub const LOG_SPAN: &str = "request";
 
 /// Middleware: server span, `http_server_request_duration_seconds`, gateway overhead and one
 /// log line per request.
@@ -91,7 +88,7 @@ pub async fn trace_requests(
         None => tracing::Span::none(),
     };
 
-    let mut response = super::REQUEST_TRACE_ID
+    let mut response = REQUEST_TRACE_ID
         .scope(
             trace_id.clone(),
             next.run(request)
@@ -115,21 +112,18 @@ pub async fn trace_requests(
     {
         response.headers_mut().insert(TRACE_ID_HEADER, value);
     }
-    metrics
-        .http_server_duration
-        .with_label_values(&[method, route.as_deref().unwrap_or(""), status.as_str()])
-        .observe(elapsed.as_secs_f64());
-
+    metrics.record_http_request(
+        method,
+        route.as_deref().unwrap_or(""),
+        status.as_str(),
+        elapsed,
+    );
     if let Some(Rejection(reason)) = response.extensions().get::<Rejection>() {
-        metrics.rejections.with_label_values(&[reason]).inc();
+        metrics.record_rejection(reason);
     }
     let call = response.extensions().get::<CallRecord>();
     if let Some(call) = call {
-        let overhead = elapsed.saturating_sub(call.upstream_wait);
-        metrics
-            .gateway_overhead
-            .with_label_values(&[call.provider])
-            .observe(overhead.as_secs_f64());
+        metrics.record_gateway_overhead(call.provider, elapsed.saturating_sub(call.upstream_wait));
     }
     let _entered = log_span.enter();
     let (input_tokens, output_tokens) = call.and_then(|c| c.tokens).unzip();

@@ -1,19 +1,32 @@
-//! What stands between finished spans and the OTLP exporter: a bounded queue whose drops are
-//! counted, and an exporter wrapper that counts outcomes and logs failures rate-limited.
+//! Span export over OTLP, one way down: [`span_processor`] builds the pipeline
+//! (`BoundedProcessor` → the SDK's batch processor → `CountingExporter` → [`Exporter`]), whose
+//! HTTP transport is `http` and whose protobuf encoding is `wire`.
 //!
+//! What stands between finished spans and the transport: a bounded queue whose drops are
+//! counted, and an exporter wrapper that counts outcomes and logs failures rate-limited.
 //! The SDK's batch processor already bounds its queue, but drops silently. We keep our own
 //! count of spans handed to it and not yet exported, with the same cap: a span that would not
 //! fit is dropped here, counted, and never blocks the request that ended it.
+
+mod http;
+mod wire;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use opentelemetry::Context;
+use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
-use opentelemetry_sdk::trace::{Span, SpanData, SpanExporter, SpanProcessor};
+use opentelemetry_sdk::trace::{
+    BatchConfigBuilder, BatchSpanProcessor, Span, SpanData, SpanExporter, SpanProcessor,
+};
 use prometheus::{IntCounterVec, Opts};
+
+use crate::config::{OtlpProtocol, TelemetrySettings};
+use http::OtlpHttpExporter;
+use wire::Refused;
 
 /// At most one export-failure log line per this interval.
 const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(30);
@@ -34,16 +47,42 @@ pub static SPAN_OUTCOMES: LazyLock<IntCounterVec> = LazyLock::new(|| {
 /// Spans handed to the batch processor and not yet through the exporter.
 static PENDING: AtomicUsize = AtomicUsize::new(0);
 
+/// The export pipeline for `settings` (not used when the SDK is disabled): our bounded queue in
+/// front of the SDK's batch processor, which exports on its own thread.
+pub fn span_processor(settings: &TelemetrySettings) -> Result<impl SpanProcessor + use<>, String> {
+    let exporter = match settings.protocol {
+        OtlpProtocol::HttpProtobuf => Exporter::Http(OtlpHttpExporter::new(settings)?),
+        OtlpProtocol::Grpc => Exporter::Grpc(
+            opentelemetry_otlp::SpanExporter::builder()
+                .with_tonic()
+                .with_endpoint(settings.traces_endpoint.clone())
+                .build()
+                .map_err(|e| e.to_string())?,
+        ),
+    };
+    // The other OTEL_BSP_* variables are read by the SDK itself.
+    let mut batch = BatchConfigBuilder::default()
+        .with_max_queue_size(settings.max_queue_size)
+        .with_max_export_batch_size(settings.max_export_batch_size);
+    if let Some(delay) = settings.batch_schedule_delay {
+        batch = batch.with_scheduled_delay(delay);
+    }
+    let processor = BatchSpanProcessor::builder(CountingExporter::new(exporter))
+        .with_batch_config(batch.build())
+        .build();
+    Ok(BoundedProcessor::new(processor, settings.max_queue_size))
+}
+
 /// Drops (and counts) spans beyond `capacity` instead of queueing them.
 #[derive(Debug)]
-pub struct BoundedProcessor<P> {
+struct BoundedProcessor<P> {
     inner: P,
     capacity: usize,
 }
 
 impl<P> BoundedProcessor<P> {
     /// Wraps a processor; `capacity` should equal its own queue size.
-    pub fn new(inner: P, capacity: usize) -> Self {
+    fn new(inner: P, capacity: usize) -> Self {
         Self { inner, capacity }
     }
 }
@@ -81,20 +120,11 @@ impl<P: SpanProcessor> SpanProcessor for BoundedProcessor<P> {
 
 /// The configured transport: our own OTLP/HTTP protobuf encoder, or opentelemetry-otlp's gRPC.
 #[derive(Debug)]
-pub enum Exporter {
+enum Exporter {
     /// `http/protobuf` (the default).
-    Http(super::otlp::OtlpHttpExporter),
+    Http(OtlpHttpExporter),
     /// `grpc`.
     Grpc(opentelemetry_otlp::SpanExporter),
-}
-
-/// Spans a collector refused in an otherwise successful export (OTLP partial success).
-#[derive(Debug)]
-pub struct Refused {
-    /// How many.
-    pub spans: u64,
-    /// The collector's reason.
-    pub message: String,
 }
 
 impl Exporter {
@@ -137,14 +167,14 @@ impl SpanExporter for Exporter {
 
 /// Counts export outcomes and logs failures at most once per interval, never per span.
 #[derive(Debug)]
-pub struct CountingExporter {
+struct CountingExporter {
     inner: Exporter,
     last_logged: Mutex<Option<Instant>>,
 }
 
 impl CountingExporter {
     /// Wraps an exporter.
-    pub fn new(inner: Exporter) -> Self {
+    fn new(inner: Exporter) -> Self {
         Self {
             inner,
             last_logged: Mutex::new(None),

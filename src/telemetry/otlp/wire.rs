@@ -14,7 +14,14 @@ use opentelemetry::{Array, InstrumentationScope, KeyValue, Value};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::SpanData;
 
-use super::export::Refused;
+/// Spans a collector refused in an otherwise successful export (OTLP partial success).
+#[derive(Debug)]
+pub struct Refused {
+    /// How many.
+    pub spans: u64,
+    /// The collector's reason.
+    pub message: String,
+}
 
 /// The body of a `Resource { repeated KeyValue attributes = 1 }` message.
 pub fn encode_resource(resource: &Resource) -> Vec<u8> {

@@ -8,8 +8,8 @@ use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use crate::api::ApiError;
 use crate::config::Secret;
-use crate::error::ApiError;
 
 /// The accepted client keys; empty means authentication is off.
 #[derive(Debug, Clone, Default)]

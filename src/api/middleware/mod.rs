@@ -1,0 +1,10 @@
+//! What wraps requests: the server span and request metrics (`trace`, every route), gateway
+//! keys (`auth`) and per-client rate limits (`ratelimit`) on the LLM routes.
+
+mod auth;
+mod ratelimit;
+mod trace;
+
+pub use auth::{GatewayKeys, require_gateway_key};
+pub use ratelimit::{ClientRateLimit, limit_clients};
+pub use trace::{TRACE_ID_HEADER, trace_requests};

@@ -1,0 +1,28 @@
+//! What every handler shares, and how an LLM call's outcome becomes a response.
+
+use std::sync::Arc;
+
+use axum::response::{IntoResponse, Response};
+
+use super::ApiError;
+use crate::llm::{CallRecord, ChatService, LlmError, RequestLimits};
+use crate::telemetry::Metrics;
+
+/// Shared state of the API handlers.
+#[derive(Clone)]
+pub struct AppState {
+    /// The traced, counted LLM calls.
+    pub chat: Arc<ChatService>,
+    /// The default model and the prompt limit.
+    pub limits: Arc<RequestLimits>,
+    /// The registry the middleware records into.
+    pub metrics: Arc<Metrics>,
+}
+
+/// A response for an LLM call's outcome, carrying the call's record for the request log line
+/// and the overhead metric (`middleware::trace`), whether the call succeeded or not.
+pub fn with_call_record(record: CallRecord, outcome: Result<Response, LlmError>) -> Response {
+    let mut response = outcome.unwrap_or_else(|error| ApiError::from(error).into_response());
+    response.extensions_mut().insert(record);
+    response
+}

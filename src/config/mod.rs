@@ -1,0 +1,695 @@
+//! Every setting the service reads, from the environment (and `.env`), validated once at start
+//! and grouped by concern: each part of the service is handed only its own section.
+//!
+//! Invariant: after [`Settings::from_env`] succeeds nothing else reads the environment for our
+//! own settings; a bad value stops start-up with one line naming the variable and what it accepts
+//! (exit code 2). The OpenTelemetry SDK still reads the standard `OTEL_BSP_SCHEDULE_DELAY`,
+//! `OTEL_TRACES_SAMPLER*` and `OTEL_RESOURCE_ATTRIBUTES` variables itself, as the specification
+//! asks. Every variable is documented in README ("Configuration") and `.env.example`.
+//!
+//! Providers and routes from a configuration file (`GATEWAY_CONFIG`) will extend
+//! [`LlmSettings`]: today it describes the one provider the environment names.
+
+mod env;
+mod secret;
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use env::{ConfigError, http_uri, without_credentials};
+use env::{Env, parse_headers};
+pub use secret::Secret;
+
+/// Groq's OpenAI-compatible API root.
+pub const GROQ_BASE_URL: &str = "https://api.groq.com/openai/v1";
+/// OpenAI's API root, for `LLM_PROVIDER=openai`.
+pub const OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
+/// The model used when a request names none.
+pub const DEFAULT_MODEL: &str = "llama-3.1-8b-instant";
+/// `service.name` when `OTEL_SERVICE_NAME` is not set.
+pub const DEFAULT_SERVICE_NAME: &str = "llm-observability-api";
+/// Most retries `LLM_MAX_RETRIES` accepts.
+pub const MAX_LLM_RETRIES: u32 = 10;
+
+/// Which provider answers LLM calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderKind {
+    /// Groq's OpenAI-compatible API.
+    Groq,
+    /// Any OpenAI-compatible API (OpenAI itself by default).
+    OpenAi,
+    /// The built-in simulated provider: no network, deterministic answers.
+    Simulated,
+}
+
+impl ProviderKind {
+    /// The `gen_ai.provider.name` value and the `provider` metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::Groq => "groq",
+            ProviderKind::OpenAi => "openai",
+            ProviderKind::Simulated => "simulated",
+        }
+    }
+}
+
+/// How the upstream is reached, for the two HTTP providers.
+#[derive(Debug, Clone)]
+pub struct UpstreamSettings {
+    /// API root, e.g. `https://api.groq.com/openai/v1`; `/chat/completions` is appended.
+    pub base_url: String,
+    /// Bearer key sent upstream.
+    pub api_key: Secret,
+}
+
+/// The egress proxy for calls to LLM providers (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`,
+/// `NO_PROXY`, upper or lower case, upper case first). URLs may carry credentials, so they are
+/// kept as secrets; [`ProxySettings::describe`] is the loggable form.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProxySettings {
+    /// Proxy for `https://` upstreams (a CONNECT tunnel).
+    pub https: Option<Secret>,
+    /// Proxy for `http://` upstreams (absolute-form requests).
+    pub http: Option<Secret>,
+    /// Proxy for both, when the scheme-specific one is unset.
+    pub all: Option<Secret>,
+    /// Hosts, domains (`.example.com`), IPs and CIDRs reached directly, comma-separated; `*`
+    /// disables the proxy.
+    pub no_proxy: Option<String>,
+}
+
+impl ProxySettings {
+    /// Whether any proxy is configured.
+    pub fn is_set(&self) -> bool {
+        self.https.is_some() || self.http.is_some() || self.all.is_some()
+    }
+
+    /// The proxies without their credentials, for the start-up log line.
+    pub fn describe(&self) -> String {
+        let shown = |url: &Option<Secret>| {
+            url.as_ref()
+                .map_or_else(|| "-".to_owned(), |u| without_credentials(u.expose()))
+        };
+        format!(
+            "https={} http={} all={} no_proxy={}",
+            shown(&self.https),
+            shown(&self.http),
+            shown(&self.all),
+            self.no_proxy.as_deref().unwrap_or("-")
+        )
+    }
+}
+
+/// OTLP transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OtlpProtocol {
+    /// HTTP with protobuf bodies (the default).
+    HttpProtobuf,
+    /// gRPC.
+    Grpc,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable, the default.
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Every setting of the service, by concern.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Listeners and the HTTP server.
+    pub server: ServerSettings,
+    /// The LLM provider and how it is called.
+    pub llm: LlmSettings,
+    /// What a request, a client and the process may use.
+    pub limits: LimitSettings,
+    /// Who may call the LLM endpoints.
+    pub auth: AuthSettings,
+    /// Traces, metrics and logs.
+    pub telemetry: TelemetrySettings,
+}
+
+/// Listeners and the HTTP server.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    /// Address the API listens on.
+    pub app_host: IpAddr,
+    /// Port of the API (0 picks a free one).
+    pub app_port: u16,
+    /// Address the metrics listener binds (bind it to 127.0.0.1 to keep metrics private).
+    pub metrics_host: IpAddr,
+    /// Port of `/metrics` (0 picks a free one).
+    pub metrics_port: u16,
+    /// How long in-flight requests may take to finish after SIGTERM.
+    pub shutdown_grace: Duration,
+    /// Longest a client may take to send its request headers.
+    pub header_read_timeout: Duration,
+    /// Origins allowed by CORS (`*` for any); empty: no CORS headers at all.
+    pub cors_allowed_origins: Vec<String>,
+}
+
+/// The LLM provider and how it is called.
+#[derive(Debug, Clone)]
+pub struct LlmSettings {
+    /// Which provider answers.
+    pub provider: ProviderKind,
+    /// Upstream address and key; `None` for the simulated provider.
+    pub upstream: Option<UpstreamSettings>,
+    /// Model used when a request names none.
+    pub default_model: String,
+    /// Overall deadline of one LLM call, retries included.
+    pub timeout: Duration,
+    /// Deadline for opening a connection to the upstream.
+    pub connect_timeout: Duration,
+    /// Retries after the first attempt, on connection errors, 429 and 5xx.
+    pub max_retries: u32,
+    /// The egress proxy for provider calls.
+    pub proxy: ProxySettings,
+    /// `LLM_CA_CERT_FILE`: PEM root certificates trusted for provider calls besides the
+    /// system's (a TLS-inspecting egress proxy, a private model server).
+    pub extra_ca_file: Option<PathBuf>,
+    /// Latency the simulated provider adds to each answer.
+    pub simulated_latency: Duration,
+    /// A JSON pricing table replacing the built-in one.
+    pub pricing_file: Option<PathBuf>,
+}
+
+/// What a request, a client and the process may use.
+#[derive(Debug, Clone)]
+pub struct LimitSettings {
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// Longest accepted `/api/chat` prompt, in characters.
+    pub max_prompt_chars: usize,
+    /// Most concurrent upstream calls (0: unlimited).
+    pub max_concurrency: usize,
+    /// Most calls waiting for a slot; beyond it calls are refused as overloaded.
+    pub max_queue: usize,
+    /// Longest wait for a slot.
+    pub queue_timeout: Duration,
+    /// Requests per second per client (gateway key, else IP); 0: no limit.
+    pub client_rate_limit: f64,
+    /// Burst allowance of the per-client limit.
+    pub client_rate_burst: f64,
+}
+
+/// Who may call the LLM endpoints.
+#[derive(Debug, Clone, Default)]
+pub struct AuthSettings {
+    /// Keys clients must present as Bearer tokens; empty: no gateway authentication.
+    pub gateway_api_keys: Vec<Secret>,
+}
+
+/// Traces, metrics and logs.
+#[derive(Debug, Clone)]
+pub struct TelemetrySettings {
+    /// `service.name` resource attribute.
+    pub service_name: String,
+    /// `OTEL_SDK_DISABLED=true`: no spans are exported (trace ids are still made for responses).
+    pub sdk_disabled: bool,
+    /// OTLP transport.
+    pub protocol: OtlpProtocol,
+    /// The full traces endpoint, resolved as the OTLP spec says (`/v1/traces` appended to a base).
+    pub traces_endpoint: String,
+    /// `OTEL_EXPORTER_OTLP_TRACES_HEADERS` or `OTEL_EXPORTER_OTLP_HEADERS` (`k=v,k2=v2`,
+    /// values percent-decoded), sent with every HTTP export; values are often tokens.
+    pub export_headers: Vec<(String, Secret)>,
+    /// `OTEL_EXPORTER_OTLP_TRACES_TIMEOUT` or `OTEL_EXPORTER_OTLP_TIMEOUT` (ms, default 10 s):
+    /// one export, retries included.
+    pub export_timeout: Duration,
+    /// `OTEL_EXPORTER_OTLP_TRACES_COMPRESSION` or `OTEL_EXPORTER_OTLP_COMPRESSION` = `gzip`.
+    pub export_gzip: bool,
+    /// `OTEL_BSP_MAX_QUEUE_SIZE`: spans waiting for export beyond it are dropped and counted.
+    pub max_queue_size: usize,
+    /// `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`; default 64, not the SDK's 512: encoding 512 spans is
+    /// a multi-millisecond burst on one core that showed as request p99 (see BENCHMARKS.md).
+    pub max_export_batch_size: usize,
+    /// Overrides `OTEL_BSP_SCHEDULE_DELAY` (tests use a short delay).
+    pub batch_schedule_delay: Option<Duration>,
+    /// `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`: record prompts and completions.
+    pub capture_message_content: bool,
+    /// Log line format.
+    pub log_format: LogFormat,
+    /// `RUST_LOG` filter for log lines (spans are exported whatever it says).
+    pub log_filter: String,
+}
+
+impl Settings {
+    /// Reads `.env` (if present) and the environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        // A missing .env is normal; a malformed one is not worth refusing to start over.
+        let _ = dotenvy::dotenv();
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Builds settings from any variable lookup (the environment, or a map in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env(&lookup);
+        Ok(Settings {
+            server: ServerSettings::read(&env)?,
+            llm: LlmSettings::read(&env)?,
+            limits: LimitSettings::read(&env)?,
+            auth: AuthSettings::read(&env),
+            telemetry: TelemetrySettings::read(&env)?,
+        })
+    }
+}
+
+/// A comma-separated list, items trimmed, empty items dropped.
+fn list(text: Option<String>) -> Vec<String> {
+    text.map(|items| {
+        items
+            .split(',')
+            .map(|item| item.trim().to_owned())
+            .filter(|item| !item.is_empty())
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+impl ServerSettings {
+    fn read<F: Fn(&str) -> Option<String>>(env: &Env<'_, F>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            app_host: env.parse("APP_HOST", [0, 0, 0, 0].into(), "an IP address")?,
+            app_port: env.parse("APP_PORT", 8000, "a port number 0-65535")?,
+            metrics_host: env.parse("METRICS_HOST", [0, 0, 0, 0].into(), "an IP address")?,
+            metrics_port: env.parse("METRICS_PORT", 8001, "a port number 0-65535")?,
+            shutdown_grace: env.seconds("SHUTDOWN_GRACE_SECS", 10.0, true)?,
+            header_read_timeout: env.seconds("HEADER_READ_TIMEOUT_SECS", 30.0, false)?,
+            cors_allowed_origins: list(env.text("CORS_ALLOWED_ORIGINS")),
+        })
+    }
+}
+
+impl LlmSettings {
+    fn read<F: Fn(&str) -> Option<String>>(env: &Env<'_, F>) -> Result<Self, ConfigError> {
+        let groq_key = env.secret_or_file("GROQ_API_KEY", "GROQ_API_KEY_FILE")?;
+        let provider = match env.text("LLM_PROVIDER").as_deref() {
+            None if groq_key.is_some() => ProviderKind::Groq,
+            None => ProviderKind::Simulated,
+            Some("groq") => ProviderKind::Groq,
+            Some("openai") => ProviderKind::OpenAi,
+            Some("simulated") => ProviderKind::Simulated,
+            Some(other) => return Err(env.bad("LLM_PROVIDER", other, "groq, openai or simulated")),
+        };
+        let upstream = match provider {
+            ProviderKind::Simulated => None,
+            ProviderKind::Groq => Some(UpstreamSettings {
+                base_url: env.url("GROQ_BASE_URL", GROQ_BASE_URL)?,
+                api_key: groq_key.ok_or(ConfigError {
+                    var: "GROQ_API_KEY",
+                    shown: String::new(),
+                    expected: "a key when LLM_PROVIDER=groq (unset LLM_PROVIDER to use the simulated provider)",
+                })?,
+            }),
+            ProviderKind::OpenAi => Some(UpstreamSettings {
+                base_url: env.url("OPENAI_BASE_URL", OPENAI_BASE_URL)?,
+                api_key: env
+                    .secret_or_file("OPENAI_API_KEY", "OPENAI_API_KEY_FILE")?
+                    .ok_or(ConfigError {
+                        var: "OPENAI_API_KEY",
+                        shown: String::new(),
+                        expected: "a key when LLM_PROVIDER=openai",
+                    })?,
+            }),
+        };
+        Ok(Self {
+            provider,
+            upstream,
+            default_model: env
+                .text("LLM_DEFAULT_MODEL")
+                .unwrap_or_else(|| DEFAULT_MODEL.into()),
+            timeout: env.seconds("LLM_TIMEOUT_SECS", 30.0, false)?,
+            connect_timeout: env.seconds("LLM_CONNECT_TIMEOUT_SECS", 10.0, false)?,
+            max_retries: env.bounded(
+                "LLM_MAX_RETRIES",
+                2,
+                0..=MAX_LLM_RETRIES,
+                "a whole number 0-10",
+            )?,
+            proxy: ProxySettings {
+                https: env.proxy(["HTTPS_PROXY", "https_proxy"])?,
+                http: env.proxy(["HTTP_PROXY", "http_proxy"])?,
+                all: env.proxy(["ALL_PROXY", "all_proxy"])?,
+                no_proxy: env.text(env.first_set(["NO_PROXY", "no_proxy"])),
+            },
+            extra_ca_file: match env.text("LLM_CA_CERT_FILE") {
+                Some(path) if std::fs::metadata(&path).is_ok_and(|m| m.is_file()) => {
+                    Some(PathBuf::from(path))
+                }
+                Some(path) => {
+                    return Err(env.bad(
+                        "LLM_CA_CERT_FILE",
+                        &path,
+                        "a readable file of PEM certificates",
+                    ));
+                }
+                None => None,
+            },
+            simulated_latency: Duration::from_millis(env.parse(
+                "SIMULATED_LATENCY_MS",
+                40,
+                "a whole number of milliseconds (0 allowed)",
+            )?),
+            pricing_file: env.text("PRICING_FILE").map(PathBuf::from),
+        })
+    }
+}
+
+impl LimitSettings {
+    fn read<F: Fn(&str) -> Option<String>>(env: &Env<'_, F>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            max_body_bytes: env.parse("MAX_BODY_BYTES", 1 << 20, "a positive number of bytes")?,
+            max_prompt_chars: env.parse(
+                "MAX_PROMPT_CHARS",
+                1 << 20,
+                "a positive number of characters",
+            )?,
+            max_concurrency: env.parse(
+                "LLM_MAX_CONCURRENCY",
+                256,
+                "a whole number (0: unlimited)",
+            )?,
+            max_queue: env.parse("LLM_MAX_QUEUE", 1024, "a whole number of waiting calls")?,
+            queue_timeout: env.seconds("LLM_QUEUE_TIMEOUT_SECS", 10.0, true)?,
+            client_rate_limit: env.rate("RATE_LIMIT_PER_CLIENT")?,
+            client_rate_burst: env.rate("RATE_LIMIT_BURST")?,
+        })
+    }
+}
+
+impl AuthSettings {
+    fn read<F: Fn(&str) -> Option<String>>(env: &Env<'_, F>) -> Self {
+        Self {
+            gateway_api_keys: list(env.text("GATEWAY_API_KEYS"))
+                .into_iter()
+                .map(Secret::new)
+                .collect(),
+        }
+    }
+}
+
+impl TelemetrySettings {
+    fn read<F: Fn(&str) -> Option<String>>(env: &Env<'_, F>) -> Result<Self, ConfigError> {
+        let protocol = match env.text("OTEL_EXPORTER_OTLP_PROTOCOL").as_deref() {
+            None | Some("http/protobuf") => OtlpProtocol::HttpProtobuf,
+            Some("grpc") => OtlpProtocol::Grpc,
+            Some(other) => {
+                return Err(env.bad(
+                    "OTEL_EXPORTER_OTLP_PROTOCOL",
+                    other,
+                    "http/protobuf or grpc",
+                ));
+            }
+        };
+        let traces_endpoint = match (
+            env.text("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
+            env.text("OTEL_EXPORTER_OTLP_ENDPOINT"),
+        ) {
+            (Some(signal), _) => signal,
+            (None, Some(base)) if protocol == OtlpProtocol::HttpProtobuf => {
+                format!("{}/v1/traces", base.trim_end_matches('/'))
+            }
+            (None, Some(base)) => base,
+            (None, None) if protocol == OtlpProtocol::HttpProtobuf => {
+                "http://localhost:4318/v1/traces".to_owned()
+            }
+            (None, None) => "http://localhost:4317".to_owned(),
+        };
+        // Each OTLP exporter setting: the traces-specific variable wins over the general one.
+        let headers_var = env.first_set([
+            "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+            "OTEL_EXPORTER_OTLP_HEADERS",
+        ]);
+        let export_headers = match env.text(headers_var) {
+            None => Vec::new(),
+            Some(list) => parse_headers(&list).ok_or(ConfigError {
+                var: headers_var,
+                // Header values are usually credentials: never echoed.
+                shown: "*****".into(),
+                expected: "comma-separated name=value pairs (values percent-encoded)",
+            })?,
+        };
+        let export_timeout_var = env.first_set([
+            "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+            "OTEL_EXPORTER_OTLP_TIMEOUT",
+        ]);
+        let export_timeout_ms: u64 = env.bounded(
+            export_timeout_var,
+            10_000,
+            1..=u64::MAX,
+            "a positive number of milliseconds",
+        )?;
+        let compression_var = env.first_set([
+            "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
+            "OTEL_EXPORTER_OTLP_COMPRESSION",
+        ]);
+        let export_gzip = match env.text(compression_var).as_deref() {
+            None | Some("none") => false,
+            Some("gzip") if protocol == OtlpProtocol::HttpProtobuf => true,
+            Some(other) => {
+                return Err(env.bad(
+                    compression_var,
+                    other,
+                    "none, or gzip with OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf",
+                ));
+            }
+        };
+        let log_format = match env.text("LOG_FORMAT").as_deref() {
+            None | Some("pretty") => LogFormat::Pretty,
+            Some("json") => LogFormat::Json,
+            Some(other) => return Err(env.bad("LOG_FORMAT", other, "pretty or json")),
+        };
+        Ok(Self {
+            service_name: env
+                .text("OTEL_SERVICE_NAME")
+                .unwrap_or_else(|| DEFAULT_SERVICE_NAME.into()),
+            sdk_disabled: env.boolean("OTEL_SDK_DISABLED")?,
+            protocol,
+            traces_endpoint,
+            export_headers,
+            export_timeout: Duration::from_millis(export_timeout_ms),
+            export_gzip,
+            // A queue of 0 would drop every span: refused, not accepted and silently useless.
+            max_queue_size: env.bounded(
+                "OTEL_BSP_MAX_QUEUE_SIZE",
+                2048,
+                1..=usize::MAX,
+                "a positive number of spans",
+            )?,
+            max_export_batch_size: env.bounded(
+                "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+                64,
+                1..=usize::MAX,
+                "a positive number of spans",
+            )?,
+            batch_schedule_delay: None,
+            capture_message_content: env
+                .boolean("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT")?,
+            log_format,
+            log_filter: env.text("RUST_LOG").unwrap_or_else(|| "info".into()),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_pick_the_simulated_provider_without_a_key() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.llm.provider, ProviderKind::Simulated);
+        assert_eq!(s.server.app_port, 8000);
+        assert_eq!(s.server.metrics_port, 8001);
+        assert_eq!(s.llm.default_model, "llama-3.1-8b-instant");
+        assert_eq!(
+            s.telemetry.traces_endpoint,
+            "http://localhost:4318/v1/traces"
+        );
+        assert_eq!(s.telemetry.service_name, "llm-observability-api");
+    }
+
+    #[test]
+    fn a_groq_key_selects_groq_and_never_prints() {
+        let s = settings(&[("GROQ_API_KEY", "gsk_secret123")]).unwrap();
+        assert_eq!(s.llm.provider, ProviderKind::Groq);
+        let upstream = s.llm.upstream.as_ref().unwrap();
+        assert_eq!(upstream.base_url, GROQ_BASE_URL);
+        assert_eq!(upstream.api_key.expose(), "gsk_secret123");
+        assert!(!format!("{s:?}").contains("gsk_secret123"));
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        for (var, value) in [
+            ("APP_PORT", "abc"),
+            ("LLM_TIMEOUT_SECS", "-1"),
+            ("LLM_PROVIDER", "foo"),
+            ("LOG_FORMAT", "xml"),
+            ("OTEL_SDK_DISABLED", "maybe"),
+        ] {
+            let err = settings(&[(var, value)]).unwrap_err();
+            assert_eq!(err.var, var);
+            assert!(err.to_string().contains(var), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_key_can_come_from_a_file() {
+        let path = std::env::temp_dir().join(format!("groq-key-{}", std::process::id()));
+        std::fs::write(&path, "gsk_from_file\n").unwrap();
+        let s = settings(&[("GROQ_API_KEY_FILE", path.to_str().unwrap())]).unwrap();
+        assert_eq!(s.llm.upstream.unwrap().api_key.expose(), "gsk_from_file");
+        let err = settings(&[("GROQ_API_KEY_FILE", "/no/such/file")]).unwrap_err();
+        assert_eq!(err.var, "GROQ_API_KEY_FILE");
+        std::fs::remove_file(path).unwrap();
+    }
+
+    #[test]
+    fn otlp_base_endpoint_gets_the_signal_path_and_the_signal_endpoint_does_not() {
+        let s = settings(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/")]).unwrap();
+        assert_eq!(
+            s.telemetry.traces_endpoint,
+            "http://collector:4318/v1/traces"
+        );
+        let s = settings(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"),
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://other:9999/x"),
+        ])
+        .unwrap();
+        assert_eq!(s.telemetry.traces_endpoint, "http://other:9999/x");
+        let s = settings(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")]).unwrap();
+        assert_eq!(s.telemetry.traces_endpoint, "http://localhost:4317");
+    }
+
+    #[test]
+    fn otlp_headers_timeout_and_compression_signal_variables_win() {
+        let t = settings(&[]).unwrap().telemetry;
+        assert!(t.export_headers.is_empty());
+        assert_eq!(t.export_timeout, Duration::from_secs(10));
+        assert!(!t.export_gzip);
+
+        let t = settings(&[
+            ("OTEL_EXPORTER_OTLP_HEADERS", "x-general=1"),
+            (
+                "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+                " api-key = s%3Dcr%2Ct ,x-tenant=a b",
+            ),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "1000"),
+            ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "2500"),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "none"),
+            ("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "gzip"),
+        ])
+        .unwrap()
+        .telemetry;
+        let headers: Vec<(&str, &str)> = t
+            .export_headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.expose()))
+            .collect();
+        assert_eq!(headers, [("api-key", "s=cr,t"), ("x-tenant", "a b")]);
+        assert_eq!(t.export_timeout, Duration::from_millis(2500));
+        assert!(t.export_gzip);
+    }
+
+    #[test]
+    fn bad_otlp_headers_are_refused_without_echoing_them() {
+        for bad in ["novalue", "=v", "k=%zz", "bad name=v"] {
+            let e = settings(&[("OTEL_EXPORTER_OTLP_HEADERS", bad)]).unwrap_err();
+            assert_eq!(e.var, "OTEL_EXPORTER_OTLP_HEADERS");
+            assert_eq!(e.shown, "*****", "{bad}");
+        }
+        let e = settings(&[("OTEL_EXPORTER_OTLP_TIMEOUT", "0")]).unwrap_err();
+        assert_eq!(e.var, "OTEL_EXPORTER_OTLP_TIMEOUT");
+        let e = settings(&[
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
+        ])
+        .unwrap_err();
+        assert_eq!(e.var, "OTEL_EXPORTER_OTLP_COMPRESSION");
+    }
+
+    #[test]
+    fn each_key_file_variable_belongs_to_its_own_key() {
+        let path = std::env::temp_dir().join(format!("openai-key-{}", std::process::id()));
+        std::fs::write(&path, "sk-from-file\n").unwrap();
+        let file = path.to_str().unwrap();
+        let s = settings(&[("LLM_PROVIDER", "openai"), ("OPENAI_API_KEY_FILE", file)]).unwrap();
+        assert_eq!(s.llm.upstream.unwrap().api_key.expose(), "sk-from-file");
+        // GROQ_API_KEY_FILE is not a fallback for the OpenAI key, nor the other way round.
+        let err = settings(&[("LLM_PROVIDER", "openai"), ("GROQ_API_KEY_FILE", file)]).unwrap_err();
+        assert_eq!(err.var, "OPENAI_API_KEY");
+        let err = settings(&[("LLM_PROVIDER", "groq"), ("OPENAI_API_KEY_FILE", file)]).unwrap_err();
+        assert_eq!(err.var, "GROQ_API_KEY");
+        std::fs::remove_file(path).unwrap();
+    }
+
+    #[test]
+    fn out_of_range_values_are_refused_not_capped() {
+        assert_eq!(
+            settings(&[("LLM_MAX_RETRIES", "10")])
+                .unwrap()
+                .llm
+                .max_retries,
+            10
+        );
+        for (var, value) in [
+            ("LLM_MAX_RETRIES", "11"),
+            ("LLM_MAX_RETRIES", "-1"),
+            ("OTEL_BSP_MAX_QUEUE_SIZE", "0"),
+            ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "0"),
+        ] {
+            let err = settings(&[(var, value)]).unwrap_err();
+            assert_eq!(err.var, var, "{var}={value}");
+            assert_eq!(err.shown, value, "{var}={value}");
+        }
+    }
+
+    #[test]
+    fn proxies_are_read_upper_case_first_and_never_echo_credentials() {
+        let s = settings(&[
+            ("HTTPS_PROXY", "http://user:pa55@proxy:3128"),
+            ("https_proxy", "http://other:1"),
+            ("http_proxy", "http://plain:8080"),
+            ("no_proxy", "localhost,.internal"),
+        ])
+        .unwrap();
+        let proxy = &s.llm.proxy;
+        assert_eq!(
+            proxy.https.as_ref().unwrap().expose(),
+            "http://user:pa55@proxy:3128"
+        );
+        assert_eq!(proxy.http.as_ref().unwrap().expose(), "http://plain:8080");
+        assert_eq!(proxy.no_proxy.as_deref(), Some("localhost,.internal"));
+        let described = proxy.describe();
+        assert!(
+            !described.contains("pa55") && !described.contains("user"),
+            "{described}"
+        );
+        assert!(
+            described.contains("https=http://*****@proxy:3128"),
+            "{described}"
+        );
+        assert!(!format!("{s:?}").contains("pa55"));
+
+        let err = settings(&[("HTTPS_PROXY", "socks5://user:pa55@proxy:1080")]).unwrap_err();
+        assert_eq!(err.var, "HTTPS_PROXY");
+        assert!(!err.to_string().contains("pa55"), "{err}");
+        assert!(settings(&[]).unwrap().llm.proxy == ProxySettings::default());
+    }
+}

@@ -1,0 +1,217 @@
+//! Why an LLM call failed: [`LlmError`], and its low-cardinality class [`ErrorType`].
+//!
+//! [`ErrorType`] is the single source of the `error.type` span attribute, the `error_type`
+//! metric label and the JSON error `type`, so the three always agree (README, "Errors").
+
+use std::time::Duration;
+
+use axum::http::StatusCode;
+
+/// Every class of failure, as documented in README's error table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorType {
+    /// The client's request is malformed or fails validation.
+    InvalidRequest,
+    /// The upstream did not answer within the deadline.
+    Timeout,
+    /// The upstream rate-limited us (429).
+    RateLimited,
+    /// The upstream refused the operator's key (401/403).
+    Authentication,
+    /// The upstream rejected the request (other 4xx).
+    UpstreamClientError,
+    /// The upstream failed (5xx) on every attempt.
+    UpstreamServerError,
+    /// The upstream could not be reached, or the connection broke.
+    ConnectionError,
+    /// The upstream answered with a body we cannot understand.
+    BadResponse,
+    /// The client went away before the answer was complete.
+    Cancelled,
+    /// Our own concurrency limit is reached.
+    Overloaded,
+    /// A bug: never expected.
+    Internal,
+}
+
+impl ErrorType {
+    /// The label value; stable, documented, low cardinality.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ErrorType::InvalidRequest => "invalid_request",
+            ErrorType::Timeout => "timeout",
+            ErrorType::RateLimited => "rate_limited",
+            ErrorType::Authentication => "authentication",
+            ErrorType::UpstreamClientError => "upstream_client_error",
+            ErrorType::UpstreamServerError => "upstream_server_error",
+            ErrorType::ConnectionError => "connection_error",
+            ErrorType::BadResponse => "bad_response",
+            ErrorType::Cancelled => "cancelled",
+            ErrorType::Overloaded => "overloaded",
+            ErrorType::Internal => "internal",
+        }
+    }
+}
+
+/// A failed LLM call. `Display` is the detailed (logged) form; clients get
+/// [`LlmError::client_message`].
+#[derive(Debug, thiserror::Error)]
+pub enum LlmError {
+    /// No answer within the deadline.
+    #[error("the upstream did not answer within {0:?}")]
+    Timeout(Duration),
+    /// 429 from the upstream, after any retries.
+    #[error("the upstream rate-limited the request: {message}")]
+    RateLimited {
+        /// The upstream's message (scrubbed).
+        message: String,
+        /// Seconds to wait, from the upstream's `Retry-After`.
+        retry_after: Option<u64>,
+    },
+    /// 401/403: the operator's key is wrong.
+    #[error("the upstream refused the API key (HTTP {status})")]
+    Authentication {
+        /// 401 or 403.
+        status: u16,
+    },
+    /// Another 4xx.
+    #[error("the upstream rejected the request (HTTP {status}): {message}")]
+    UpstreamClient {
+        /// The upstream's status.
+        status: u16,
+        /// The upstream's message (scrubbed).
+        message: String,
+        /// The upstream's error code.
+        code: Option<String>,
+    },
+    /// 5xx on every attempt.
+    #[error("the upstream failed (HTTP {status})")]
+    UpstreamServer {
+        /// The last status seen.
+        status: u16,
+    },
+    /// Could not connect, or the connection broke.
+    #[error("could not reach the upstream: {0}")]
+    Connection(String),
+    /// An answer we cannot parse.
+    #[error("the upstream's answer could not be parsed: {0}")]
+    BadResponse(String),
+    /// A redirect (or another 1xx/3xx final answer): the base URL is wrong; not followed.
+    #[error(
+        "the upstream answered HTTP {status} (location: {location:?}); redirects are not followed"
+    )]
+    Redirected {
+        /// The upstream's status.
+        status: u16,
+        /// Where it pointed, without query string (scrubbed).
+        location: Option<String>,
+    },
+    /// An error the upstream reported inside a stream, after its 200 (message scrubbed).
+    #[error("the upstream failed mid-stream: {0}")]
+    InStream(String),
+    /// Our own concurrency limit and its wait queue are full.
+    #[error("the gateway is at LLM_MAX_CONCURRENCY and its wait queue is full")]
+    Overloaded,
+}
+
+impl LlmError {
+    /// The error class.
+    pub fn error_type(&self) -> ErrorType {
+        match self {
+            LlmError::Timeout(_) => ErrorType::Timeout,
+            LlmError::RateLimited { .. } => ErrorType::RateLimited,
+            LlmError::Authentication { .. } => ErrorType::Authentication,
+            LlmError::UpstreamClient { .. } => ErrorType::UpstreamClientError,
+            LlmError::UpstreamServer { .. } => ErrorType::UpstreamServerError,
+            LlmError::Connection(_) => ErrorType::ConnectionError,
+            LlmError::BadResponse(_) => ErrorType::BadResponse,
+            LlmError::Redirected { .. } => ErrorType::BadResponse,
+            LlmError::InStream(_) => ErrorType::UpstreamServerError,
+            LlmError::Overloaded => ErrorType::Overloaded,
+        }
+    }
+
+    /// The status the gateway answers with (README's error table).
+    pub fn status_code(&self) -> StatusCode {
+        match self {
+            LlmError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            LlmError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            LlmError::Authentication { .. } => StatusCode::BAD_GATEWAY,
+            LlmError::UpstreamClient { status, .. } => StatusCode::from_u16(*status)
+                .ok()
+                .filter(|s| s.is_client_error())
+                .unwrap_or(StatusCode::BAD_REQUEST),
+            LlmError::UpstreamServer { .. } => StatusCode::BAD_GATEWAY,
+            LlmError::Connection(_) => StatusCode::BAD_GATEWAY,
+            LlmError::BadResponse(_) => StatusCode::BAD_GATEWAY,
+            LlmError::Redirected { .. } => StatusCode::BAD_GATEWAY,
+            LlmError::InStream(_) => StatusCode::BAD_GATEWAY,
+            LlmError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// What the client is told: the upstream's own words for its 4xx, and for our side's
+    /// failures what failed without internal detail.
+    pub fn client_message(&self) -> String {
+        match self {
+            LlmError::Timeout(d) => format!(
+                "the LLM provider did not answer within {:.1} s",
+                d.as_secs_f64()
+            ),
+            LlmError::RateLimited { message, .. } => message.clone(),
+            LlmError::Authentication { .. } => {
+                "the LLM provider refused the gateway's API key; the operator must fix it".into()
+            }
+            LlmError::UpstreamClient { message, .. } => message.clone(),
+            LlmError::UpstreamServer { status } => {
+                format!("the LLM provider failed (HTTP {status})")
+            }
+            LlmError::Connection(_) => "could not reach the LLM provider".into(),
+            LlmError::BadResponse(_) => {
+                "the LLM provider sent an answer that could not be parsed".into()
+            }
+            LlmError::Redirected { status, location } => format!(
+                "the LLM provider answered HTTP {status} with a redirect{}; the gateway does not follow redirects: check the provider's base URL",
+                location
+                    .as_deref()
+                    .map(|l| format!(" to {l}"))
+                    .unwrap_or_default()
+            ),
+            LlmError::InStream(message) => format!("the LLM provider failed mid-stream: {message}"),
+            LlmError::Overloaded => "the gateway is at capacity; retry shortly".into(),
+        }
+    }
+
+    /// The upstream's error code, passed through to the client.
+    pub fn upstream_code(&self) -> Option<String> {
+        match self {
+            LlmError::UpstreamClient { code, .. } => code.clone(),
+            _ => None,
+        }
+    }
+
+    /// Seconds the client should wait before retrying.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            LlmError::RateLimited { retry_after, .. } => *retry_after,
+            LlmError::Overloaded => Some(1),
+            _ => None,
+        }
+    }
+
+    /// The variant's name, for the `exception.type` span attribute.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            LlmError::Timeout(_) => "LlmError::Timeout",
+            LlmError::RateLimited { .. } => "LlmError::RateLimited",
+            LlmError::Authentication { .. } => "LlmError::Authentication",
+            LlmError::UpstreamClient { .. } => "LlmError::UpstreamClient",
+            LlmError::UpstreamServer { .. } => "LlmError::UpstreamServer",
+            LlmError::Connection(_) => "LlmError::Connection",
+            LlmError::BadResponse(_) => "LlmError::BadResponse",
+            LlmError::Redirected { .. } => "LlmError::Redirected",
+            LlmError::InStream(_) => "LlmError::InStream",
+            LlmError::Overloaded => "LlmError::Overloaded",
+        }
+    }
+}

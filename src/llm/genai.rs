@@ -1,0 +1,366 @@
+//! The telemetry of one LLM call, in one place: the GenAI span (`chat {model}`, kind CLIENT,
+//! OpenTelemetry GenAI conventions), its metrics, and the conventions' message JSON for
+//! captured prompts and completions.
+//!
+//! Label policy: the `model` label is the model the upstream answered with on success; on
+//! failure it is the requested model only if it is a known (priced) model, else `unknown`, so a
+//! client cannot grow label cardinality with made-up names.
+//!
+//! Integers go to spans as i64: `tracing-opentelemetry` exports u64 fields as strings.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use opentelemetry::trace::Status;
+use opentelemetry::{Array, KeyValue, StringValue, Value};
+use prometheus::Histogram;
+use serde_json::json;
+use tracing::{Span, field::Empty};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use super::{
+    Completion, ErrorType, LlmError, PriceTable, Provider, UpstreamReport, UpstreamRequest,
+};
+use crate::telemetry::{CallLabels, Metrics};
+
+/// What every call's telemetry shares: the metrics, the prices, the content opt-in.
+#[derive(Debug, Clone)]
+pub(super) struct Observer {
+    pub(super) metrics: Arc<Metrics>,
+    pub(super) pricing: Arc<PriceTable>,
+    pub(super) capture_content: bool,
+}
+
+/// What the request log line and the overhead metric need from a call, success or not.
+#[derive(Debug, Clone)]
+pub struct CallRecord {
+    /// `provider` label.
+    pub provider: &'static str,
+    /// The bounded `model` label value.
+    pub model: String,
+    /// Input and output tokens, when known.
+    pub tokens: Option<(u64, u64)>,
+    /// Time spent waiting on the provider (for streams: until the stream opened).
+    pub upstream_wait: Duration,
+}
+
+/// One LLM call's span and metrics. Dropped before `succeed` or `fail` (the client went away
+/// and the handler or stream was dropped), it records the call as `cancelled`.
+pub(super) struct Call {
+    metrics: Arc<Metrics>,
+    pricing: Arc<PriceTable>,
+    /// The GenAI span: the parent of the attempts' HTTP client spans.
+    pub(super) span: Span,
+    provider: &'static str,
+    request_model: String,
+    /// The bounded `model` label value for failures.
+    model_label: String,
+    /// Prompts and completions are recorded (opted in).
+    pub(super) capture: bool,
+    /// When the call started.
+    pub(super) started: Instant,
+    done: bool,
+}
+
+impl Call {
+    /// Opens the GenAI span and counts the call as in flight.
+    pub(super) fn start(
+        observer: &Observer,
+        provider: &Provider,
+        request: &UpstreamRequest,
+    ) -> Self {
+        let summary = &request.summary;
+        let (address, port) = provider.server().unzip();
+        let provider = provider.kind().as_str();
+        let span = tracing::info_span!(
+            "chat",
+            otel.name = format!("chat {}", summary.model),
+            otel.kind = "client",
+            gen_ai.operation.name = "chat",
+            gen_ai.provider.name = provider,
+            gen_ai.request.model = %summary.model,
+            gen_ai.request.max_tokens = summary.max_tokens,
+            gen_ai.request.temperature = summary.temperature,
+            gen_ai.request.top_p = summary.top_p,
+            gen_ai.request.frequency_penalty = summary.frequency_penalty,
+            gen_ai.request.presence_penalty = summary.presence_penalty,
+            gen_ai.request.seed = summary.seed,
+            gen_ai.request.choice.count = summary.choice_count,
+            gen_ai.request.stream = summary.stream.then_some(true),
+            gen_ai.output.type = summary.output_type,
+            server.address = address,
+            server.port = port.map(i64::from),
+            gen_ai.response.id = Empty,
+            gen_ai.response.model = Empty,
+            gen_ai.response.time_to_first_chunk = Empty,
+            gen_ai.usage.input_tokens = Empty,
+            gen_ai.usage.output_tokens = Empty,
+            llmobs.cost.usd = Empty,
+            openai.response.system_fingerprint = Empty,
+            openai.response.service_tier = Empty,
+            groq.request.id = Empty,
+            groq.usage.queue_time = Empty,
+            groq.usage.prompt_time = Empty,
+            groq.usage.completion_time = Empty,
+            groq.usage.total_time = Empty,
+            error.type = Empty,
+        );
+        if !summary.stop_sequences.is_empty() {
+            span.set_attribute(
+                "gen_ai.request.stop_sequences",
+                string_array(summary.stop_sequences.iter().cloned()),
+            );
+        }
+        if observer.capture_content {
+            record_input_content(&span, request);
+        }
+        observer.metrics.record_call_start(provider);
+        let model_label = if observer.pricing.knows(&summary.model) {
+            summary.model.clone()
+        } else {
+            "unknown".to_owned()
+        };
+        Self {
+            metrics: observer.metrics.clone(),
+            pricing: observer.pricing.clone(),
+            span,
+            provider,
+            request_model: summary.model.clone(),
+            model_label,
+            capture: observer.capture_content,
+            started: Instant::now(),
+            done: false,
+        }
+    }
+
+    /// What the request log line and the overhead metric need, before the answer is known.
+    pub(super) fn record(&self, upstream_wait: Duration) -> CallRecord {
+        CallRecord {
+            provider: self.provider,
+            model: self.model_label.clone(),
+            tokens: None,
+            upstream_wait,
+        }
+    }
+
+    /// Labels of the GenAI histograms for a successful call.
+    fn success_labels<'a>(&'a self, response_model: Option<&'a str>) -> CallLabels<'a> {
+        CallLabels {
+            operation: "chat",
+            provider: self.provider,
+            request_model: &self.request_model,
+            response_model: response_model.unwrap_or(&self.request_model),
+            error_type: "",
+        }
+    }
+
+    /// A stream's first chunk: the span's time to first chunk and its histogram; returns the
+    /// time-per-chunk histogram for the later chunks.
+    pub(super) fn record_first_chunk(&self, response_model: Option<&str>) -> Histogram {
+        let elapsed = self.started.elapsed();
+        self.span
+            .record("gen_ai.response.time_to_first_chunk", elapsed.as_secs_f64());
+        self.metrics
+            .record_first_chunk(&self.success_labels(response_model), elapsed)
+    }
+
+    /// Rate-limit gauges and retry counts from the provider's report.
+    pub(super) fn upstream_report(&self, report: &UpstreamReport) {
+        for reason in &report.retries {
+            self.metrics.record_upstream_retry(self.provider, reason);
+        }
+        for (kind, value) in [
+            ("requests", report.remaining_requests),
+            ("tokens", report.remaining_tokens),
+        ] {
+            if let Some(remaining) = value {
+                self.metrics
+                    .record_provider_ratelimit(self.provider, kind, remaining);
+            }
+        }
+    }
+
+    /// Records the answer on the span and in the metrics; returns the cost.
+    pub(super) fn succeed(&mut self, completion: &Completion) -> Option<f64> {
+        self.done = true;
+        // tracing-opentelemetry ends a span at its last exit: mark the call's end now (for a
+        // stream the span is otherwise last exited when the stream opened).
+        let _end = self.span.clone().entered();
+        let span = &self.span;
+        // The upstream accepted the request, so the model it answered with is a real model.
+        let model = if completion.model.is_empty() {
+            self.request_model.as_str()
+        } else {
+            completion.model.as_str()
+        };
+        let usage = completion.usage;
+        let cost = usage.and_then(|u| self.pricing.cost(model, u));
+        let groq = &completion.groq;
+        // One call for every field: each `record` is a subscriber round trip of its own.
+        tracing::record_all!(
+            span,
+            gen_ai.response.id = completion.id.as_str(),
+            gen_ai.response.model = model,
+            gen_ai.usage.input_tokens = usage.map(|u| saturating_i64(u.input_tokens)),
+            gen_ai.usage.output_tokens = usage.map(|u| saturating_i64(u.output_tokens)),
+            llmobs.cost.usd = cost,
+            openai.response.system_fingerprint = completion.system_fingerprint.as_deref(),
+            openai.response.service_tier = completion.service_tier.as_deref(),
+            groq.request.id = groq.request_id.as_deref(),
+            groq.usage.queue_time = groq.queue_time,
+            groq.usage.prompt_time = groq.prompt_time,
+            groq.usage.completion_time = groq.completion_time,
+            groq.usage.total_time = groq.total_time,
+        );
+        span.set_attribute(
+            "gen_ai.response.finish_reasons",
+            string_array(completion.choices.iter().map(|c| c.finish_reason.clone())),
+        );
+        if self.capture {
+            span.set_attribute("gen_ai.output.messages", output_messages(completion));
+        }
+
+        self.metrics.record_call_success(
+            &self.success_labels(Some(model)),
+            self.started.elapsed(),
+            usage.map(|u| (u.input_tokens, u.output_tokens)),
+            cost,
+        );
+        cost
+    }
+
+    /// Records a failure on the span (status, `error.type`, an exception event) and in the
+    /// metrics.
+    pub(super) fn fail(&mut self, error: &LlmError) {
+        {
+            let _entered = self.span.enter();
+            tracing::warn!(error = %error, error.type = error.error_type().as_str(), "LLM call failed");
+        }
+        self.record_failure(error.error_type(), &error.to_string(), error.kind_name());
+    }
+
+    fn record_failure(&mut self, error_type: ErrorType, message: &str, exception_type: &str) {
+        self.done = true;
+        let _end = self.span.clone().entered();
+        let kind = error_type.as_str();
+        self.span.record("error.type", kind);
+        self.span.set_status(Status::error(message.to_owned()));
+        self.span.add_event(
+            "exception",
+            vec![
+                KeyValue::new("exception.type", exception_type.to_owned()),
+                KeyValue::new("exception.message", message.to_owned()),
+            ],
+        );
+        let labels = CallLabels {
+            operation: "chat",
+            provider: self.provider,
+            request_model: &self.model_label,
+            response_model: "",
+            error_type: kind,
+        };
+        self.metrics
+            .record_call_failure(&labels, self.started.elapsed());
+    }
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        if !self.done {
+            self.record_failure(
+                ErrorType::Cancelled,
+                "the client went away before the answer was complete",
+                "Cancelled",
+            );
+        }
+    }
+}
+
+/// OpenTelemetry integers are i64; `tracing`'s u64 would be exported as a string.
+fn saturating_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn string_array(items: impl Iterator<Item = String>) -> Value {
+    Value::Array(Array::String(items.map(StringValue::from).collect()))
+}
+
+/// `gen_ai.input.messages` (and `gen_ai.system_instructions`) in the conventions' JSON form.
+fn record_input_content(span: &Span, request: &UpstreamRequest) {
+    // Instructions given separately (`/api/chat`'s `system`) are not chat history.
+    let separate = request.system_instructions.is_some();
+    let messages: Vec<serde_json::Value> = request.body["messages"]
+        .as_array()
+        .map(|ms| {
+            ms.iter()
+                .filter(|m| !(separate && m["role"] == "system"))
+                .map(semconv_message)
+                .collect()
+        })
+        .unwrap_or_default();
+    span.set_attribute(
+        "gen_ai.input.messages",
+        serde_json::Value::Array(messages).to_string(),
+    );
+    if let Some(system) = &request.system_instructions {
+        let instructions = json!([{"type": "text", "content": system}]);
+        span.set_attribute("gen_ai.system_instructions", instructions.to_string());
+    }
+}
+
+/// One OpenAI message as a conventions message: role and typed parts.
+fn semconv_message(message: &serde_json::Value) -> serde_json::Value {
+    let mut parts = Vec::new();
+    match &message["content"] {
+        serde_json::Value::String(text) if message["role"] == "tool" => parts.push(json!({
+            "type": "tool_call_response",
+            "id": message["tool_call_id"],
+            "result": text,
+        })),
+        serde_json::Value::String(text) => parts.push(json!({"type": "text", "content": text})),
+        serde_json::Value::Array(items) => {
+            for item in items {
+                if let Some(text) = item["text"].as_str() {
+                    parts.push(json!({"type": "text", "content": text}));
+                }
+            }
+        }
+        _ => {}
+    }
+    if let Some(calls) = message["tool_calls"].as_array() {
+        for call in calls {
+            let arguments = call["function"]["arguments"]
+                .as_str()
+                .and_then(|a| serde_json::from_str::<serde_json::Value>(a).ok())
+                .unwrap_or_else(|| call["function"]["arguments"].clone());
+            parts.push(json!({
+                "type": "tool_call",
+                "id": call["id"],
+                "name": call["function"]["name"],
+                "arguments": arguments,
+            }));
+        }
+    }
+    json!({"role": message["role"], "parts": parts})
+}
+
+/// `gen_ai.output.messages` in the conventions' JSON form.
+fn output_messages(completion: &Completion) -> String {
+    let messages: Vec<serde_json::Value> = completion
+        .choices
+        .iter()
+        .map(|choice| {
+            let mut parts = Vec::new();
+            if !choice.content.is_empty() {
+                parts.push(json!({"type": "text", "content": choice.content}));
+            }
+            for call in &choice.tool_calls {
+                let arguments = serde_json::from_str::<serde_json::Value>(&call.arguments)
+                    .unwrap_or_else(|_| serde_json::Value::String(call.arguments.clone()));
+                parts.push(json!({"type": "tool_call", "id": call.id, "name": call.name, "arguments": arguments}));
+            }
+            json!({"role": "assistant", "parts": parts, "finish_reason": choice.finish_reason})
+        })
+        .collect();
+    serde_json::Value::Array(messages).to_string()
+}
