@@ -3,16 +3,21 @@
 #
 # On a fresh Debian machine (as root) it first installs what the tests need and is missing:
 # Debian's `prometheus` (the real server and promtool, used by the Rust tests and the stack
-# checks). Then: formatting, lints, every Rust test, the observability-stack checks.
+# checks) and `tinyproxy` (a real forward proxy for the egress tests). Then: formatting, lints, every Rust test, the observability-stack checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
-if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
-  step "installing Debian's prometheus (server + promtool)"
+# Debian packages the tests run for real: prometheus (server + promtool) and tinyproxy (the
+# forward proxy of tests/api/egress.rs).
+missing=()
+command -v prometheus >/dev/null && command -v promtool >/dev/null || missing+=(prometheus)
+[ -x /usr/bin/tinyproxy ] || [ -x /usr/sbin/tinyproxy ] || missing+=(tinyproxy)
+if [ ${#missing[@]} -gt 0 ]; then
+  step "installing Debian's ${missing[*]}"
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 # The official SDKs judge OpenAI compatibility (tests/api/sdk.rs runs tests/sdk/check_sdks.py).

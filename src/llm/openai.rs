@@ -354,6 +354,13 @@ fn error_for_status(
             true,
         ),
         401 | 403 => (LlmError::Authentication { status }, false),
+        // Only a proxy answers 407: the egress proxy's settings are at fault, not the client.
+        407 => (
+            LlmError::Connection(
+                "the egress proxy refused the gateway's credentials (HTTP 407)".into(),
+            ),
+            false,
+        ),
         400..=499 => (
             LlmError::UpstreamClient {
                 status,

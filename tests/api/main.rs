@@ -4,6 +4,7 @@ mod helpers;
 
 mod chat;
 mod docs;
+mod egress;
 mod limits;
 mod metrics;
 mod openai;
