@@ -9,7 +9,7 @@ glued together by names and ports: a service renamed in one file and not in anot
 dashboard with no data, or traces that go nowhere, and nothing fails loudly. This script checks
 that glue: every host:port one component uses points at a compose service that serves it, every
 panel and rule uses PromQL that parses (via `promtool check rules`) and metric names from the
-service's contract (shared/DESIGN.md), and, given a saved scrape of the running service's
+service's contract (README, "Metrics"), and, given a saved scrape of the running service's
 /metrics, that every metric family the dashboard and alerts need is really exported.
 
 Needs Python 3.10+, PyYAML, and `promtool` on PATH (scripts/check-stack.sh installs them).
@@ -46,7 +46,7 @@ SERVICE_NAME = "llm-observability-api"
 EXPECTED_SERVICES = {"api", "otel-collector", "jaeger", "prometheus", "grafana"}
 EXPECTED_HOST_PORTS = {8000, 8001, 4317, 4318, 16686, 9090, 3000}
 
-# The service's metric contract (DESIGN.md "Metrics"), as family names in the text format.
+# The service's metric contract (README, "Metrics"), as family names in the text format.
 CONTRACT_FAMILIES = {
     "llm_requests_total": "counter",
     "llm_tokens_total": "counter",
