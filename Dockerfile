@@ -17,10 +17,15 @@ FROM debian:bookworm-slim AS skeleton
 WORKDIR /src
 COPY . .
 # `fn main() {}` is valid as a bin, a harness=false bench, a lib and a module alike; warnings are
-# silenced so a strict lint table in Cargo.toml cannot fail the stub build.
+# silenced so a strict lint table in Cargo.toml cannot fail the stub build. Every Cargo.toml is
+# kept: the root is a workspace whose members (crates/testkit) must load too.
 RUN set -eu; \
     mkdir -p /skeleton; \
-    cp Cargo.toml Cargo.lock /skeleton/; \
+    cp Cargo.lock /skeleton/; \
+    find . -path ./target -prune -o -type f -name Cargo.toml -print | while read -r f; do \
+        mkdir -p "/skeleton/$(dirname "$f")"; \
+        cp "$f" "/skeleton/$f"; \
+    done; \
     find . -path ./target -prune -o -type f -name '*.rs' -print | while read -r f; do \
         mkdir -p "/skeleton/$(dirname "$f")"; \
         printf '#![allow(warnings)]\nfn main() {}\n' > "/skeleton/$f"; \
@@ -32,13 +37,14 @@ WORKDIR /app
 
 COPY --from=skeleton /skeleton/ ./
 # Dependencies only (the stubs compile in a second). Cached until the skeleton changes.
-RUN cargo build --release --locked
+# `-p llm-observability`: the gateway alone, not the workspace's dev-only test kit.
+RUN cargo build --release --locked -p llm-observability
 
 COPY . .
 # COPY keeps the files' original mtimes, which can be older than the stub build; touch them so
 # cargo's fingerprinting sees the real sources as newer and rebuilds the crate itself.
 RUN find . -path ./target -prune -o -name '*.rs' -exec touch {} + \
-    && cargo build --release --locked \
+    && cargo build --release --locked -p llm-observability \
     && cp target/release/llm-observability /usr/local/bin/llm-observability
 
 # ---------------------------------------------------------------------------------------------

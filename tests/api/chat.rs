@@ -2,7 +2,8 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{API_KEY, spawn_app, spawn_app_with};
+use crate::support::app::{spawn_app, spawn_app_with};
+use crate::support::upstream::API_KEY;
 
 #[tokio::test]
 async fn chat_returns_the_answer_with_usage_cost_latency_and_trace_id() {

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::helpers::{API_KEY, FakeUpstream, Reply, spawn_app_with, start_binary};
+use crate::support::app::{TestApp, spawn_app_with};
+use crate::support::process::start_binary;
+use crate::support::upstream::{API_KEY, FakeUpstream, Reply};
 
 /// tinyproxy on a free loopback port, logging to a file, stopped on drop.
 struct Tinyproxy {
@@ -143,7 +145,7 @@ async fn https_front(upstream: std::net::SocketAddr) -> u16 {
     port
 }
 
-async fn chat_completion(app: &crate::helpers::TestApp, stream: bool) -> reqwest::Response {
+async fn chat_completion(app: &TestApp, stream: bool) -> reqwest::Response {
     app.client
         .post(app.url("/v1/chat/completions"))
         .json(&json!({"model": "llama-3.1-8b-instant", "stream": stream,
@@ -344,14 +346,14 @@ async fn a_redirecting_provider_gets_one_attempt_and_a_502_naming_the_redirect()
         "a redirect is not retried"
     );
     let metrics = app.scrape().await;
-    let retries = crate::helpers::sample(
+    let retries = crate::support::prometheus::sample(
         &metrics,
         "llm_upstream_retries_total",
         &[("provider", "groq"), ("reason", "5xx")],
     );
     assert_eq!(retries, None, "no retry was counted");
     assert_eq!(
-        crate::helpers::sample(
+        crate::support::prometheus::sample(
             &metrics,
             "llm_errors_total",
             &[

@@ -8,7 +8,9 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::helpers::{Reply, sample, spawn_app_with};
+use crate::support::app::spawn_app_with;
+use crate::support::prometheus::sample;
+use crate::support::upstream::Reply;
 
 #[tokio::test]
 async fn beyond_max_concurrency_and_its_queue_calls_get_503_overloaded() {
@@ -247,7 +249,7 @@ async fn load_with_injected_faults_gives_only_documented_statuses_and_exact_coun
 async fn cors_is_off_unless_configured() {
     let closed = spawn_app_with(&[]).await;
     let open = spawn_app_with(&[("CORS_ALLOWED_ORIGINS", "https://app.example")]).await;
-    let preflight = |app: &crate::helpers::TestApp| {
+    let preflight = |app: &crate::support::app::TestApp| {
         app.client
             .request(reqwest::Method::OPTIONS, app.url("/api/chat"))
             .header("origin", "https://app.example")

@@ -1,6 +1,6 @@
 //! Integration tests, one binary so the crate links once. Modules by feature.
 
-mod helpers;
+mod support;
 
 mod chat;
 mod docs;

@@ -6,7 +6,9 @@ use std::process::{Command, Stdio};
 use futures_util::future::join_all;
 use serde_json::json;
 
-use crate::helpers::{Reply, sample, spawn_app, spawn_app_with};
+use crate::support::app::{spawn_app, spawn_app_with};
+use crate::support::prometheus::sample;
+use crate::support::upstream::Reply;
 
 const OK: usize = 30;
 const NOT_FOUND: usize = 7;

@@ -5,10 +5,10 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
-use crate::helpers::{
-    API_KEY, ExportedSpan, Reply, STREAM_USAGE, TestApp, attr, groq_success, otlp, sample,
-    spawn_app, spawn_app_with,
-};
+use crate::support::app::{TestApp, spawn_app, spawn_app_with};
+use crate::support::otlp::{ExportedSpan, attr, otlp};
+use crate::support::prometheus::sample;
+use crate::support::upstream::{API_KEY, Reply, STREAM_USAGE, groq_success};
 
 async fn post(app: &TestApp, path: &str, body: Value) -> reqwest::Response {
     app.client

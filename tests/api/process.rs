@@ -6,7 +6,9 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
-use crate::helpers::{API_KEY, FakeUpstream, Reply, otlp, start_binary};
+use crate::support::otlp::otlp;
+use crate::support::process::start_binary;
+use crate::support::upstream::{API_KEY, FakeUpstream, Reply};
 
 fn run_with_bad(var: &str, value: &str) -> (i32, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_llm-observability"))
@@ -168,7 +170,7 @@ async fn sigterm_lets_an_in_flight_request_finish_and_flushes_its_spans() {
     assert!(
         spans
             .iter()
-            .all(|s| crate::helpers::attr(&s.resource, "service.name")
+            .all(|s| crate::support::otlp::attr(&s.resource, "service.name")
                 == Some(json!("llm-observability-api")))
     );
 }
@@ -215,7 +217,7 @@ fn free_port() -> u16 {
     listener.local_addr().unwrap().port()
 }
 
-async fn span_outcomes(service: &crate::helpers::ServiceProcess) -> (f64, f64, f64) {
+async fn span_outcomes(service: &crate::support::process::ServiceProcess) -> (f64, f64, f64) {
     let text = reqwest::get(format!("http://127.0.0.1:{}/metrics", service.metrics_port))
         .await
         .unwrap()
@@ -223,13 +225,17 @@ async fn span_outcomes(service: &crate::helpers::ServiceProcess) -> (f64, f64, f
         .await
         .unwrap();
     let get = |outcome| {
-        crate::helpers::sample(&text, "llm_gateway_spans_total", &[("outcome", outcome)])
-            .unwrap_or(0.0)
+        crate::support::prometheus::sample(
+            &text,
+            "llm_gateway_spans_total",
+            &[("outcome", outcome)],
+        )
+        .unwrap_or(0.0)
     };
     (get("exported"), get("failed"), get("dropped"))
 }
 
-async fn chat_ok(service: &crate::helpers::ServiceProcess) -> String {
+async fn chat_ok(service: &crate::support::process::ServiceProcess) -> String {
     let response = service.chat(json!({"prompt": "hi"})).await;
     assert_eq!(response.status(), 200);
     response.headers()["x-trace-id"]
@@ -261,7 +267,7 @@ async fn when_the_collector_comes_back_spans_flow_again() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    let collector = crate::helpers::OtlpReceiver::start_on(port);
+    let collector = crate::support::otlp::OtlpReceiver::start_on(port);
     let trace_id = chat_ok(&service).await;
     // The simulated provider makes no HTTP call: a server span and a chat span.
     let spans = collector.wait_for_trace(&trace_id, 2).await;
@@ -620,7 +626,7 @@ fn rotel_agent() -> std::path::PathBuf {
 
 #[tokio::test]
 async fn spans_arrive_over_otlp_grpc_through_a_real_collector_hop() {
-    let receiver = crate::helpers::OtlpReceiver::start();
+    let receiver = crate::support::otlp::OtlpReceiver::start();
     let (grpc_port, http_port) = (free_port(), free_port());
     let pid_file =
         std::env::temp_dir().join(format!("rotel-{}-{grpc_port}.pid", std::process::id()));
@@ -669,7 +675,7 @@ async fn spans_arrive_over_otlp_grpc_through_a_real_collector_hop() {
         .find(|s| s.span.name == "chat llama-3.1-8b-instant")
         .expect("chat span");
     assert_eq!(
-        crate::helpers::attr(&chat.span.attributes, "gen_ai.provider.name"),
+        crate::support::otlp::attr(&chat.span.attributes, "gen_ai.provider.name"),
         Some(json!("simulated"))
     );
     let _ = collector.kill();

@@ -1,113 +1,11 @@
 //! A real Prometheus (Debian's `prometheus` package) scrapes the running app and evaluates the
 //! project's real alert rules.
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
 use serde_json::{Value, json};
 
-use crate::helpers::{Reply, TestApp, spawn_app_with};
-
-struct Prometheus {
-    child: Child,
-    url: String,
-    _dir: TempDir,
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-struct TempDir(std::path::PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-async fn start_prometheus(app: &TestApp) -> Prometheus {
-    let dir = std::env::temp_dir().join(format!(
-        "llmobs-prom-{}-{}",
-        std::process::id(),
-        app.metrics_addr.port()
-    ));
-    std::fs::create_dir_all(dir.join("data")).unwrap();
-    let rules = concat!(env!("CARGO_MANIFEST_DIR"), "/alerts/*.yml");
-    let config = format!(
-        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {rules}\nscrape_configs:\n  - job_name: llm-api\n    static_configs:\n      - targets: ['{}']\n",
-        app.metrics_addr
-    );
-    std::fs::write(dir.join("prometheus.yml"), config).unwrap();
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let child = Command::new("prometheus")
-        .arg(format!(
-            "--config.file={}",
-            dir.join("prometheus.yml").display()
-        ))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.join("data").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("prometheus is installed (Debian package `prometheus`; .ci/run installs it)");
-    let prometheus = Prometheus {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-        _dir: TempDir(dir),
-    };
-    poll(|| async {
-        reqwest::get(format!("{}/-/ready", prometheus.url))
-            .await
-            .ok()
-            .filter(|r| r.status() == 200)
-    })
-    .await;
-    prometheus
-}
-
-/// Polls until `check` gives a value, for at most 30 s.
-async fn poll<T, F, Fut>(mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "condition not met within 30 s");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-async fn query(prometheus: &Prometheus, promql: &str) -> Vec<Value> {
-    let url = reqwest::Url::parse_with_params(
-        &format!("{}/api/v1/query", prometheus.url),
-        [("query", promql)],
-    )
-    .unwrap();
-    let body: Value = reqwest::get(url).await.unwrap().json().await.unwrap();
-    assert_eq!(body["status"], "success", "{promql}: {body}");
-    body["data"]["result"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-}
-
-fn scalar(result: &[Value]) -> Option<f64> {
-    result.first()?["value"][1].as_str()?.parse().ok()
-}
+use crate::support::app::spawn_app_with;
+use crate::support::prometheus::{poll, query, scalar, start_prometheus};
+use crate::support::upstream::Reply;
 
 #[tokio::test]
 async fn prometheus_scrapes_the_app_and_the_alert_rules_fire_on_upstream_errors() {

@@ -3,7 +3,8 @@
 
 use std::process::Command;
 
-use crate::helpers::{sample, spawn_app_with};
+use crate::support::app::spawn_app_with;
+use crate::support::prometheus::sample;
 
 /// The Python with `openai` and `groq` installed: `SDK_PYTHON`, else the venv that
 /// scripts/test.sh creates.

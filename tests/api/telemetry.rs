@@ -5,7 +5,9 @@ use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{API_KEY, ExportedSpan, Reply, attr, hex, otlp, spawn_app, spawn_app_with};
+use crate::support::app::{spawn_app, spawn_app_with};
+use crate::support::otlp::{ExportedSpan, attr, hex, otlp};
+use crate::support::upstream::{API_KEY, Reply};
 
 fn named<'a>(spans: &'a [ExportedSpan], name: &str) -> Vec<&'a ExportedSpan> {
     spans.iter().filter(|s| s.span.name == name).collect()

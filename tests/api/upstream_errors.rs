@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{API_KEY, Reply, spawn_app, spawn_app_with};
+use crate::support::app::{spawn_app, spawn_app_with};
+use crate::support::upstream::{API_KEY, Reply, groq};
 
 async fn error_of(response: reqwest::Response) -> (u16, Option<String>, Value) {
     let status = response.status().as_u16();
@@ -88,7 +89,12 @@ async fn upstream_429_becomes_429_with_retry_after_passed_through() {
     let app = spawn_app_with(&[("LLM_MAX_RETRIES", "0")]).await;
     app.upstream.script([Reply::Status {
         status: 429,
-        body: json!({"error": {"message": "Rate limit reached for model", "type": "tokens", "code": "rate_limit_exceeded"}}).to_string(),
+        body: groq::error(
+            "Rate limit reached for model",
+            "tokens",
+            Some("rate_limit_exceeded"),
+        )
+        .to_string(),
         headers: vec![("retry-after", "7".into())],
     }]);
 
@@ -191,7 +197,7 @@ async fn a_200_whose_body_is_not_json_becomes_502_bad_response() {
 #[tokio::test]
 async fn a_200_without_usage_still_answers_with_null_usage_and_cost() {
     let app = spawn_app().await;
-    let mut body = crate::helpers::groq_success("llama-3.1-8b-instant");
+    let mut body = crate::support::upstream::groq_success("llama-3.1-8b-instant");
     body.as_object_mut().unwrap().remove("usage");
     app.upstream.script([Reply::Status {
         status: 200,
@@ -294,7 +300,7 @@ async fn stream_requests_that_fail_before_the_first_byte_get_plain_errors() {
     app.upstream.script([
         Reply::Status {
             status: 429,
-            body: json!({"error": {"message": "slow down", "type": "tokens", "code": "rate_limit_exceeded"}}).to_string(),
+            body: groq::error("slow down", "tokens", Some("rate_limit_exceeded")).to_string(),
             headers: vec![("retry-after", "9".into())],
         },
         Reply::groq_error(500, "boom", "x"),

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, spawn_app, spawn_app_with};
+use crate::support::app::{TestApp, spawn_app, spawn_app_with};
 
 async fn assert_rejected(app: &TestApp, response: reqwest::Response, status: u16, mentions: &str) {
     assert_eq!(response.status(), status);

@@ -1,0 +1,644 @@
+//! Fake Groq/OpenAI upstreams, both speaking the wire format of [`crate::groq`]:
+//!
+//! * [`FakeUpstream`], scriptable, for the tests: each request is parsed and recorded, and
+//!   answered by the next scripted [`Reply`], else by a fault or special answer the request
+//!   asks for, else by a success (a stream if the request asked for one). Streams the gateway
+//!   abandons are counted.
+//! * [`FastUpstream`], for the benchmark: precomputed bytes, no parsing of the request beyond
+//!   a byte scan for `"stream": true` and `include_usage`, nothing recorded but two counters.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+
+use crate::groq::{self, Completion, Usage};
+
+/// The chat completions path, under the base URL `http://ADDR/openai/v1` (Groq's).
+pub const CHAT_PATH: &str = "/openai/v1/chat/completions";
+/// The model list path.
+pub const MODELS_PATH: &str = "/openai/v1/models";
+
+/// The upstream key the tests configure; it must never appear anywhere but upstream.
+pub const API_KEY: &str = "gsk_test_SECRET_0123456789abcdefghij";
+
+/// The usage a scripted fake's stream reports: (prompt, completion) tokens.
+pub const STREAM_USAGE: (u64, u64) = (9, 21);
+
+// ---------------------------------------------------------------- the scripted fake's answers
+
+/// The scripted fake's success body for a request.
+pub fn groq_success(model: &str) -> Value {
+    Completion {
+        id: "chatcmpl-fake-123",
+        model,
+        content: "Observability is knowing what your system does.",
+        usage: Usage {
+            prompt_tokens: 12,
+            completion_tokens: 34,
+            queue_time: 0.012,
+            timings: Some(groq::Timings {
+                prompt_time: 0.002,
+                completion_time: 0.03,
+                total_time: 0.032,
+            }),
+        },
+        system_fingerprint: "fp_fake",
+        request_id: "req_fake_1",
+    }
+    .to_json()
+}
+
+/// The scripted fake's streams.
+const STREAM: groq::Stream<'static> = groq::Stream {
+    id: "chatcmpl-stream-1",
+    model: groq::MODEL,
+    system_fingerprint: "fp_fake",
+};
+
+const STREAM_USAGE_JSON: Usage = Usage {
+    prompt_tokens: STREAM_USAGE.0,
+    completion_tokens: STREAM_USAGE.1,
+    queue_time: 0.01,
+    timings: None,
+};
+
+// ---------------------------------------------------------------- scripted fake
+
+/// What the fake upstream answers to one request.
+#[derive(Clone, Debug)]
+pub enum Reply {
+    /// A Groq-shaped success for the requested model.
+    Ok,
+    /// Any status with a body and extra headers.
+    Status {
+        status: u16,
+        body: String,
+        headers: Vec<(&'static str, String)>,
+    },
+    /// Waits, then answers as `Ok`.
+    Delay(Duration),
+    /// A Groq-style SSE stream of `chunks` content chunks of `chunk_bytes` each, `delay` apart,
+    /// with usage in the final chunk's `x_groq` (and a usage chunk if the request asked).
+    Stream {
+        chunks: usize,
+        chunk_bytes: usize,
+        delay: Duration,
+    },
+    /// Two content chunks, then an error event in the stream.
+    StreamThenError,
+    /// One content chunk, then nothing until the client goes away.
+    StreamThenHang,
+    /// A 200 whose body stops halfway and never finishes.
+    BodyThenHang,
+    /// A 200 whose body stops halfway and the connection is dropped.
+    BodyThenReset,
+    /// A 200 with a valid answer whose content is this many bytes.
+    Large(usize),
+}
+
+impl Reply {
+    /// A short stream: 5 chunks, no delay.
+    pub fn stream() -> Self {
+        Reply::Stream {
+            chunks: 5,
+            chunk_bytes: 8,
+            delay: Duration::ZERO,
+        }
+    }
+
+    /// Groq's error body for a status.
+    pub fn groq_error(status: u16, message: &str, code: &str) -> Self {
+        Reply::Status {
+            status,
+            body: groq::error(message, "invalid_request_error", Some(code)).to_string(),
+            headers: vec![],
+        }
+    }
+}
+
+/// One request the fake upstream received.
+#[derive(Clone, Debug)]
+pub struct Received {
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+#[derive(Default)]
+struct FakeState {
+    script: Mutex<VecDeque<Reply>>,
+    received: Mutex<Vec<Received>>,
+    /// Streams whose body was dropped (the gateway closed the connection) before completing.
+    abandoned_streams: AtomicUsize,
+}
+
+/// A fake Groq: `POST /openai/v1/chat/completions` and `GET /openai/v1/models` on port 0.
+pub struct FakeUpstream {
+    pub addr: SocketAddr,
+    state: Arc<FakeState>,
+}
+
+impl FakeUpstream {
+    /// Starts on the current tokio runtime; it runs as long as that runtime.
+    pub async fn start() -> Self {
+        let state: Arc<FakeState> = Arc::default();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = Router::new()
+            .route(CHAT_PATH, post(fake_chat))
+            .route(MODELS_PATH, get(fake_models))
+            .with_state(state.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self { addr, state }
+    }
+
+    /// The base URL to configure as `GROQ_BASE_URL`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/openai/v1", self.addr)
+    }
+
+    /// Queues replies; once the queue is empty the upstream answers `Ok`.
+    pub fn script(&self, replies: impl IntoIterator<Item = Reply>) {
+        self.state.script.lock().unwrap().extend(replies);
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.state.received.lock().unwrap().clone()
+    }
+
+    /// How many streams were dropped by the gateway before they completed.
+    pub fn abandoned_streams(&self) -> usize {
+        self.state.abandoned_streams.load(Ordering::SeqCst)
+    }
+}
+
+async fn fake_models(headers: HeaderMap) -> Response {
+    assert_eq!(
+        headers["authorization"].to_str().unwrap(),
+        format!("Bearer {API_KEY}")
+    );
+    axum::Json(groq::models()).into_response()
+}
+
+/// Sets a flag when dropped before `done`: the gateway hung up mid-stream.
+struct AbandonGuard {
+    state: Arc<FakeState>,
+    done: bool,
+}
+
+impl Drop for AbandonGuard {
+    fn drop(&mut self) {
+        if !self.done {
+            self.state.abandoned_streams.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+fn sse(state: Arc<FakeState>, reply: Reply, include_usage: bool) -> Response {
+    let stream = async_stream_of(move |tx| async move {
+        let mut guard = AbandonGuard { state, done: false };
+        let send = |chunk: Value| tx.send(Ok::<_, Infallible>(Bytes::from(groq::event(&chunk))));
+        if send(STREAM.role_chunk(None)).await.is_err() {
+            return;
+        }
+        match reply {
+            Reply::Stream {
+                chunks,
+                chunk_bytes,
+                delay,
+            } => {
+                for i in 0..chunks {
+                    if !delay.is_zero() {
+                        tokio::time::sleep(delay).await;
+                    }
+                    let text = format!("w{i} ") + &"x".repeat(chunk_bytes.saturating_sub(4));
+                    if send(STREAM.content_chunk(&text)).await.is_err() {
+                        return;
+                    }
+                }
+                let _ = send(STREAM.final_chunk("req_stream_1", STREAM_USAGE_JSON)).await;
+                if include_usage {
+                    let _ = send(STREAM.usage_chunk(STREAM_USAGE_JSON)).await;
+                }
+                let _ = tx.send(Ok(Bytes::from_static(groq::DONE.as_bytes()))).await;
+            }
+            Reply::StreamThenError => {
+                let _ = send(STREAM.content_chunk("partial ")).await;
+                let _ = send(STREAM.content_chunk("answer")).await;
+                let _ = send(groq::error(
+                    "Service Unavailable",
+                    "internal_server_error",
+                    None,
+                ))
+                .await;
+            }
+            Reply::StreamThenHang => {
+                let _ = send(STREAM.content_chunk("first")).await;
+                tx.closed().await;
+                return;
+            }
+            _ => unreachable!("not a stream reply"),
+        }
+        guard.done = true;
+    });
+    (
+        [("content-type", "text/event-stream")],
+        Body::from_stream(stream),
+    )
+        .into_response()
+}
+
+/// A stream fed by a task through a small channel (the task ends when the receiver is dropped).
+fn async_stream_of<F, Fut>(
+    produce: F,
+) -> impl futures_util::Stream<Item = Result<Bytes, Infallible>>
+where
+    F: FnOnce(tokio::sync::mpsc::Sender<Result<Bytes, Infallible>>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    tokio::spawn(produce(tx));
+    futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    })
+}
+
+/// Unscripted replies chosen by the request, for clients (the SDK tests) that cannot script:
+/// model `rate-limited` answers 429 with a Retry-After too long to wait out.
+fn reply_for_content(model: &str) -> Reply {
+    match model {
+        "rate-limited" => Reply::Status {
+            status: 429,
+            body: groq::error(
+                "Rate limit reached for model `rate-limited`",
+                "tokens",
+                Some("rate_limit_exceeded"),
+            )
+            .to_string(),
+            headers: vec![("retry-after", "30".into())],
+        },
+        _ => Reply::Ok,
+    }
+}
+
+/// Faults chosen by the prompt, for concurrent load where a script's order is unknowable:
+/// a last message `fault:500`, `fault:429`, `fault:400` or `fault:garbage`.
+fn injected_fault(state: &FakeState) -> Option<Response> {
+    let received = state.received.lock().unwrap();
+    let content = received.last()?.body["messages"].as_array()?.last()?["content"]
+        .as_str()?
+        .to_owned();
+    let fault = content.strip_prefix("fault:")?;
+    let json_error = |status: u16| {
+        let body = groq::error(&format!("injected {status}"), "x", Some("injected"));
+        (StatusCode::from_u16(status).unwrap(), axum::Json(body)).into_response()
+    };
+    Some(match fault {
+        "garbage" => (StatusCode::OK, "<html>not json</html>").into_response(),
+        code => json_error(code.parse().unwrap_or(500)),
+    })
+}
+
+/// Tool calls and JSON mode, answered from the request's content (non-streaming).
+fn special_answer(state: &FakeState, model: &str) -> Option<Response> {
+    let received = state.received.lock().unwrap();
+    let body = &received.last()?.body;
+    if body["stream"] == json!(true) {
+        return None;
+    }
+    let last_role = body["messages"].as_array()?.last()?["role"].clone();
+    let (message, finish) = if body["tools"].is_array() && last_role == "user" {
+        let function = body["tools"][0]["function"]["name"].clone();
+        (
+            groq::tool_call_message("call_fake_1", function, "{\"city\": \"Paris\"}"),
+            "tool_calls",
+        )
+    } else if body["response_format"]["type"] == "json_object" && last_role == "user" {
+        (
+            json!({"role": "assistant", "content": "{\"answer\": 42}"}),
+            "stop",
+        )
+    } else {
+        return None;
+    };
+    let answer = groq::with_message(groq_success(model), message, finish);
+    Some(axum::Json(answer).into_response())
+}
+
+async fn fake_chat(
+    State(state): State<Arc<FakeState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let model = body["model"].as_str().unwrap_or("unknown").to_owned();
+    let streaming = body["stream"] == json!(true);
+    let include_usage = body["stream_options"]["include_usage"] == json!(true);
+    state
+        .received
+        .lock()
+        .unwrap()
+        .push(Received { headers, body });
+    let scripted = state.script.lock().unwrap().pop_front();
+    let reply = match scripted {
+        Some(reply) => reply,
+        None => {
+            if let Some(special) = special_answer(&state, &model) {
+                return special;
+            }
+            if let Some(fault) = injected_fault(&state) {
+                return fault;
+            }
+            reply_for_content(&model)
+        }
+    };
+    let reply = match reply {
+        Reply::Ok if streaming => Reply::stream(),
+        other => other,
+    };
+    if matches!(
+        reply,
+        Reply::Stream { .. } | Reply::StreamThenError | Reply::StreamThenHang
+    ) {
+        return sse(state.clone(), reply, include_usage);
+    }
+    let ok =
+        |model: &str| (groq::RATELIMIT_HEADERS, axum::Json(groq_success(model))).into_response();
+    match reply {
+        Reply::Ok => ok(&model),
+        Reply::Delay(d) => {
+            tokio::time::sleep(d).await;
+            ok(&model)
+        }
+        Reply::Stream { .. } | Reply::StreamThenError | Reply::StreamThenHang => unreachable!(),
+        Reply::Large(bytes) => {
+            let mut answer = groq_success(&model);
+            answer["choices"][0]["message"]["content"] = json!("y".repeat(bytes));
+            axum::Json(answer).into_response()
+        }
+        Reply::BodyThenHang | Reply::BodyThenReset => {
+            let hang = matches!(reply, Reply::BodyThenHang);
+            let head = Bytes::from_static(br#"{"id":"chatcmpl-partial","choices":[{"#);
+            let body = futures_util::stream::unfold(0, move |step| {
+                let head = head.clone();
+                async move {
+                    match step {
+                        0 => Some((Ok(head), 1)),
+                        _ if hang => {
+                            std::future::pending::<()>().await;
+                            None
+                        }
+                        _ => Some((
+                            Err(std::io::Error::other("connection reset by the fake")),
+                            2,
+                        )),
+                    }
+                }
+            });
+            (
+                [
+                    ("content-type", "application/json"),
+                    ("content-length", "4096"),
+                ],
+                Body::from_stream(body),
+            )
+                .into_response()
+        }
+        Reply::Status {
+            status,
+            body,
+            headers,
+        } => {
+            let mut response = (StatusCode::from_u16(status).unwrap(), body).into_response();
+            response
+                .headers_mut()
+                .insert("content-type", "application/json".parse().unwrap());
+            for (name, value) in headers {
+                response.headers_mut().insert(name, value.parse().unwrap());
+            }
+            response
+        }
+    }
+}
+
+// ---------------------------------------------------------------- fast fake (benchmark)
+
+/// How the fast upstream answers (`fake_upstream`'s flags).
+#[derive(Clone, Debug)]
+pub struct FastOptions {
+    /// Before a non-streaming answer.
+    pub delay: Duration,
+    /// Content chunks in a stream.
+    pub chunks: usize,
+    /// Between a stream's chunks (the role chunk goes out at once).
+    pub chunk_delay: Duration,
+}
+
+impl Default for FastOptions {
+    fn default() -> Self {
+        Self {
+            delay: Duration::ZERO,
+            chunks: 20,
+            chunk_delay: Duration::ZERO,
+        }
+    }
+}
+
+/// The fast fake's answer: a longer text, and usage for a 16-token prompt.
+fn bench_completion(model: &str) -> Completion<'_> {
+    Completion {
+        id: "chatcmpl-bench-0001",
+        model,
+        content: "Observability is the ability to understand a system's internal state from the \
+                  signals it emits: traces, metrics and logs. It lets engineers ask new questions \
+                  about production behaviour without shipping new code. For LLM applications it \
+                  adds token usage, cost and latency per call.",
+        usage: Usage {
+            prompt_tokens: 16,
+            completion_tokens: 62,
+            queue_time: 0.012,
+            timings: Some(groq::Timings {
+                prompt_time: 0.002,
+                completion_time: 0.05,
+                total_time: 0.052,
+            }),
+        },
+        system_fingerprint: "fp_bench",
+        request_id: "req_bench",
+    }
+}
+
+/// The fast fake's stream events: role chunk, `chunks` content deltas, the final chunk with
+/// Groq's usage, the usage chunk if asked, `[DONE]`.
+fn bench_events(chunks: usize, include_usage: bool) -> Vec<Bytes> {
+    let stream = groq::Stream {
+        id: "chatcmpl-bench-0001",
+        model: groq::MODEL,
+        system_fingerprint: "fp_bench",
+    };
+    let usage = bench_completion(groq::MODEL).usage;
+    let event = |chunk: Value| Bytes::from(groq::event(&chunk));
+    let mut events = Vec::with_capacity(chunks + 4);
+    events.push(event(stream.role_chunk(Some(json!({"id": "req_x"})))));
+    for i in 0..chunks {
+        events.push(event(stream.content_chunk(&format!("word{i} "))));
+    }
+    events.push(event(stream.final_chunk("req_x", usage)));
+    if include_usage {
+        events.push(event(stream.usage_chunk(usage)));
+    }
+    events.push(Bytes::from_static(groq::DONE.as_bytes()));
+    events
+}
+
+/// A fast fake Groq for load: every answer precomputed at start, the request only byte-scanned.
+pub struct FastUpstream {
+    completion: Bytes,
+    /// The SSE events without and with the `include_usage` chunk.
+    events: [Arc<[Bytes]>; 2],
+    /// The same events concatenated, for a zero chunk delay.
+    whole: [Bytes; 2],
+    delay: Duration,
+    chunk_delay: Duration,
+    chat_requests: AtomicU64,
+    stream_requests: AtomicU64,
+}
+
+impl FastUpstream {
+    pub fn new(options: &FastOptions) -> Arc<Self> {
+        let plain = bench_events(options.chunks, false);
+        let usage = bench_events(options.chunks, true);
+        let whole = |events: &[Bytes]| Bytes::from(events.concat());
+        Arc::new(Self {
+            completion: Bytes::from(bench_completion(groq::MODEL).to_json().to_string()),
+            whole: [whole(&plain), whole(&usage)],
+            events: [plain.into(), usage.into()],
+            delay: options.delay,
+            chunk_delay: options.chunk_delay,
+            chat_requests: AtomicU64::default(),
+            stream_requests: AtomicU64::default(),
+        })
+    }
+
+    /// `POST /openai/v1/chat/completions`.
+    pub fn routes(self: &Arc<Self>) -> Router {
+        Router::new()
+            .route(CHAT_PATH, post(fast_chat))
+            .with_state(self.clone())
+    }
+
+    /// Chat requests received, all kinds.
+    pub fn chat_requests(&self) -> u64 {
+        self.chat_requests.load(Ordering::Relaxed)
+    }
+
+    /// Chat requests that asked for a stream.
+    pub fn stream_requests(&self) -> u64 {
+        self.stream_requests.load(Ordering::Relaxed)
+    }
+}
+
+async fn fast_chat(State(fake): State<Arc<FastUpstream>>, body: Bytes) -> Response {
+    fake.chat_requests.fetch_add(1, Ordering::Relaxed);
+    let ratelimit = groq::RATELIMIT_HEADERS.map(|(k, v)| (k, HeaderValue::from_static(v)));
+    if json_flag(&body, b"\"stream\"") {
+        fake.stream_requests.fetch_add(1, Ordering::Relaxed);
+        let usage = usize::from(json_flag(&body, b"\"include_usage\""));
+        let body = if fake.chunk_delay.is_zero() {
+            Body::from(fake.whole[usage].clone())
+        } else {
+            let events = fake.events[usage].clone();
+            let delay = fake.chunk_delay;
+            Body::from_stream(futures_util::stream::unfold(0usize, move |i| {
+                let events = events.clone();
+                async move {
+                    let event = events.get(i)?.clone();
+                    // The role chunk goes out at once; every later chunk after the delay.
+                    if i > 0 {
+                        tokio::time::sleep(delay).await;
+                    }
+                    Some((Ok::<_, Infallible>(event), i + 1))
+                }
+            }))
+        };
+        return (
+            [
+                (
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/event-stream"),
+                ),
+                (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+            ],
+            ratelimit,
+            body,
+        )
+            .into_response();
+    }
+    if !fake.delay.is_zero() {
+        tokio::time::sleep(fake.delay).await;
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        ratelimit,
+        fake.completion.clone(),
+    )
+        .into_response()
+}
+
+/// Whether `"key"` is followed (after whitespace and a colon) by `true`, anywhere in `body`.
+fn json_flag(body: &[u8], key: &[u8]) -> bool {
+    let mut rest = body;
+    while let Some(at) = find(rest, key) {
+        rest = &rest[at + key.len()..];
+        let mut i = 0;
+        while i < rest.len() && rest[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if rest.get(i) != Some(&b':') {
+            continue;
+        }
+        i += 1;
+        while i < rest.len() && rest[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if rest[i..].starts_with(b"true") {
+            return true;
+        }
+    }
+    false
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_stream_flag_with_any_spacing() {
+        assert!(json_flag(br#"{"a":1,"stream" : true}"#, b"\"stream\""));
+        assert!(!json_flag(
+            br#"{"stream":false,"stream_options":{"x":true}}"#,
+            b"\"stream\""
+        ));
+        assert!(json_flag(
+            br#"{"stream_options":{"include_usage":true}}"#,
+            b"\"include_usage\""
+        ));
+    }
+}
