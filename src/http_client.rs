@@ -138,6 +138,20 @@ pub async fn within<T, E: std::error::Error>(
     }
 }
 
+/// A `Retry-After` value: delay-seconds or an HTTP date (RFC 9110 §10.2.3), as a wait from
+/// `now`. A date in the past means no wait; anything else unreadable is `None`.
+pub fn retry_after(
+    value: &axum::http::HeaderValue,
+    now: std::time::SystemTime,
+) -> Option<Duration> {
+    let text = value.to_str().ok()?.trim();
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(text).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
 /// An error with its cause chain (the top-level message alone says little).
 pub fn describe(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
@@ -148,4 +162,32 @@ pub fn describe(e: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_445_412_480); // Wed, 21 Oct 2015 07:28:00 GMT
+        let value = |v: &'static str| HeaderValue::from_static(v);
+        assert_eq!(retry_after(&value("7"), now), Some(Duration::from_secs(7)));
+        assert_eq!(retry_after(&value(" 0 "), now), Some(Duration::ZERO));
+        assert_eq!(
+            retry_after(&value("Wed, 21 Oct 2015 07:28:30 GMT"), now),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            retry_after(&value("Wed, 21 Oct 2015 07:27:00 GMT"), now),
+            Some(Duration::ZERO),
+            "a date in the past: retry now"
+        );
+        for bad in ["soon", "-1", "1.5", ""] {
+            assert_eq!(retry_after(&value(bad), now), None, "{bad}");
+        }
+        assert!(retry_after(&value("1"), SystemTime::now()).is_some());
+    }
 }

@@ -5,7 +5,7 @@
 //! upstream; retries (connection errors, 429, 5xx) back off exponentially with jitter and all
 //! fit inside one overall deadline. Redirects are not followed and not retried.
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::http::Method;
 use axum::http::header::{self, HeaderMap, HeaderValue};
@@ -16,12 +16,14 @@ use tracing::{Span, field::Empty};
 use super::wire::parse_completion;
 use super::{ByteStream, Completion, LlmError, UpstreamReport, UpstreamRequest, scrub_secrets};
 use crate::config::{LlmSettings, ProviderKind, UpstreamSettings};
-use crate::http_client::{Transport, within};
+use crate::http_client::{Transport, retry_after, within};
 
 /// Longest `Retry-After` we wait out ourselves; beyond it the 429 goes to the client.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(5);
 /// First back-off step; doubled on each retry, plus up to 100% jitter.
 const BASE_BACKOFF: Duration = Duration::from_millis(100);
+/// `Retry-After` for a 429 whose provider gave no hint at all (README, "Errors").
+pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// An OpenAI-compatible upstream.
 #[derive(Debug)]
@@ -174,7 +176,7 @@ impl OpenAiCompatible {
         if status.is_success() {
             return Ok(bytes);
         }
-        Err(error_for_status(status.as_u16(), &headers, &bytes, None).0)
+        Err(error_for_status(status.as_u16(), &headers, &bytes).0)
     }
 
     /// Sends the chat request, retrying what is worth retrying within the deadline.
@@ -293,8 +295,7 @@ impl OpenAiCompatible {
         let retry_after = response
             .headers()
             .get(header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok());
+            .and_then(|v| retry_after(v, SystemTime::now()));
         if stream && status.is_success() {
             return Ok(Answer::Stream(response));
         }
@@ -319,23 +320,18 @@ impl OpenAiCompatible {
                     }
                 });
         }
-        let (error, retryable) = error_for_status(status.as_u16(), &headers, &bytes, retry_after);
+        let (error, retryable) = error_for_status(status.as_u16(), &headers, &bytes);
         Err(AttemptError {
             error,
             retryable,
-            retry_after: retry_after.map(Duration::from_secs),
+            retry_after,
         })
     }
 }
 
 /// Maps an upstream status other than 2xx to our error and whether it is worth retrying. A
 /// redirect (or any other 1xx/3xx) is a misconfigured base URL: one attempt, a clear error.
-fn error_for_status(
-    status: u16,
-    headers: &HeaderMap,
-    body: &[u8],
-    retry_after: Option<u64>,
-) -> (LlmError, bool) {
+fn error_for_status(status: u16, headers: &HeaderMap, body: &[u8]) -> (LlmError, bool) {
     if !(400..=599).contains(&status) {
         let location = headers
             .get(header::LOCATION)
@@ -349,7 +345,7 @@ fn error_for_status(
         429 => (
             LlmError::RateLimited {
                 message,
-                retry_after,
+                retry_after: Some(client_retry_after(headers, SystemTime::now())),
             },
             true,
         ),
@@ -371,6 +367,60 @@ fn error_for_status(
         ),
         _ => (LlmError::UpstreamServer { status }, true),
     }
+}
+
+/// The `Retry-After` a client gets with a 429, in whole seconds: the provider's own (seconds or
+/// HTTP date); else, from its rate-limit headers, the longest `x-ratelimit-reset-*` among the
+/// limits it says are exhausted (`x-ratelimit-remaining-*: 0`), or the shortest reset given;
+/// else [`DEFAULT_RETRY_AFTER`]. A 429 always tells the client when to come back.
+fn client_retry_after(headers: &HeaderMap, now: SystemTime) -> u64 {
+    let wait = headers
+        .get(header::RETRY_AFTER)
+        .and_then(|v| retry_after(v, now))
+        .or_else(|| {
+            let resets: Vec<(bool, Duration)> = ["requests", "tokens"]
+                .into_iter()
+                .filter_map(|kind| {
+                    let value = |name: String| headers.get(name)?.to_str().ok();
+                    let reset = parse_reset(value(format!("x-ratelimit-reset-{kind}"))?)?;
+                    let exhausted = value(format!("x-ratelimit-remaining-{kind}"))
+                        .is_some_and(|v| v.trim().parse::<f64>() == Ok(0.0));
+                    Some((exhausted, reset))
+                })
+                .collect();
+            let exhausted = resets.iter().filter(|(e, _)| *e).map(|(_, d)| *d).max();
+            exhausted.or_else(|| resets.iter().map(|(_, d)| *d).min())
+        })
+        .unwrap_or(DEFAULT_RETRY_AFTER);
+    // Whole seconds, rounded up: retrying early only earns another 429.
+    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+}
+
+/// A rate-limit reset as providers write it: Groq's and OpenAI's `2m59.56s`, `7.66s`, `20ms`,
+/// `1h0m0s`, or plain seconds (`12`, `0.5`).
+fn parse_reset(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    if let Ok(seconds) = text.parse::<f64>() {
+        return Duration::try_from_secs_f64(seconds).ok();
+    }
+    if text.is_empty() {
+        return None;
+    }
+    let mut total = 0.0;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .filter(|&n| n > 0)?;
+        let number: f64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let (unit, seconds) = [("ms", 0.001), ("h", 3600.0), ("m", 60.0), ("s", 1.0)]
+            .into_iter()
+            .find(|(unit, _)| rest.starts_with(unit))?;
+        total += number * seconds;
+        rest = &rest[unit.len()..];
+    }
+    Duration::try_from_secs_f64(total).ok()
 }
 
 fn record_rate_limits(headers: &HeaderMap, report: &mut UpstreamReport) {
@@ -420,6 +470,62 @@ fn parse_error_body(bytes: &[u8], status: u16) -> (String, Option<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn provider_reset_durations_are_read_as_groq_and_openai_write_them() {
+        for (text, millis) in [
+            ("2m59.56s", 179_560),
+            ("7.66s", 7_660),
+            ("20ms", 20),
+            ("1h0m0s", 3_600_000),
+            ("6m0s", 360_000),
+            ("12", 12_000),
+            ("0.5", 500),
+        ] {
+            assert_eq!(
+                parse_reset(text),
+                Some(Duration::from_millis(millis)),
+                "{text}"
+            );
+        }
+        for bad in ["", "soon", "5x", "m", "-1s"] {
+            assert_eq!(parse_reset(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_429_without_retry_after_takes_it_from_the_rate_limit_headers() {
+        let now = SystemTime::now();
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut map = HeaderMap::new();
+            for (k, v) in pairs {
+                map.insert(*k, HeaderValue::from_static(v));
+            }
+            map
+        };
+        // The provider's own Retry-After wins, seconds or date.
+        let given = headers(&[("retry-after", "3"), ("x-ratelimit-reset-tokens", "50s")]);
+        assert_eq!(client_retry_after(&given, now), 3);
+        // The exhausted limit's reset, rounded up.
+        let tokens_out = headers(&[
+            ("x-ratelimit-remaining-requests", "14399"),
+            ("x-ratelimit-reset-requests", "2m59.56s"),
+            ("x-ratelimit-remaining-tokens", "0"),
+            ("x-ratelimit-reset-tokens", "7.66s"),
+        ]);
+        assert_eq!(client_retry_after(&tokens_out, now), 8);
+        // Nothing says which is exhausted: the earliest reset.
+        let unknown = headers(&[
+            ("x-ratelimit-reset-requests", "2m59.56s"),
+            ("x-ratelimit-reset-tokens", "7.66s"),
+        ]);
+        assert_eq!(client_retry_after(&unknown, now), 8);
+        assert_eq!(
+            client_retry_after(&HeaderMap::new(), now),
+            1,
+            "the documented default"
+        );
+    }
 
     #[test]
     fn error_body_message_and_code_are_read_and_scrubbed() {

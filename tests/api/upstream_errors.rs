@@ -1,4 +1,4 @@
-//! Upstream faults map to DESIGN's statuses and `error.type` values, and the key never leaks.
+//! Upstream faults map to README's statuses and `error.type` values, and the key never leaks.
 
 use std::time::Duration;
 
@@ -104,6 +104,45 @@ async fn upstream_429_becomes_429_with_retry_after_passed_through() {
     assert_eq!(retry_after.as_deref(), Some("7"));
     assert_eq!(body["error"]["type"], "rate_limited");
     assert_eq!(body["error"]["message"], "Rate limit reached for model");
+}
+
+#[tokio::test]
+async fn a_429_without_retry_after_still_tells_the_client_when_to_come_back() {
+    let app = spawn_app_with(&[("LLM_MAX_RETRIES", "0")]).await;
+    let rate_limited = |headers: Vec<(&'static str, String)>| Reply::Status {
+        status: 429,
+        body: groq::error("Rate limit reached", "tokens", Some("rate_limit_exceeded")).to_string(),
+        headers,
+    };
+    let in_30_s = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(30));
+    app.upstream.script([
+        // Groq's headers: the token limit is the exhausted one; its reset is 7.66 s.
+        rate_limited(vec![
+            ("x-ratelimit-remaining-requests", "14370".into()),
+            ("x-ratelimit-reset-requests", "2m59.56s".into()),
+            ("x-ratelimit-remaining-tokens", "0".into()),
+            ("x-ratelimit-reset-tokens", "7.66s".into()),
+        ]),
+        // An HTTP date.
+        rate_limited(vec![("retry-after", in_30_s)]),
+        // No hint at all: the documented default.
+        rate_limited(vec![]),
+    ]);
+
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let (status, retry_after, body) = error_of(app.chat(json!({"prompt": "hi"})).await).await;
+        assert_eq!(status, 429);
+        assert_eq!(body["error"]["type"], "rate_limited");
+        seen.push(retry_after.expect("every 429 carries Retry-After"));
+    }
+    assert_eq!(seen[0], "8", "the exhausted limit's reset, rounded up");
+    let from_date: u64 = seen[1].parse().unwrap();
+    assert!(
+        (28..=30).contains(&from_date),
+        "an HTTP date read as seconds: {from_date}"
+    );
+    assert_eq!(seen[2], "1");
 }
 
 #[tokio::test]
