@@ -23,7 +23,7 @@ mod redact;
 mod request;
 mod service;
 mod simulated;
-mod sse;
+pub mod sse;
 mod stream;
 pub mod wire;
 

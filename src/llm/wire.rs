@@ -221,7 +221,7 @@ pub fn parse_chunk(event: &[u8]) -> Result<ChunkInfo, LlmError> {
 fn event_data(event: &[u8]) -> Option<String> {
     let text = std::str::from_utf8(event).ok()?;
     let mut data: Option<String> = None;
-    for line in text.lines() {
+    for line in super::sse::lines(text) {
         if let Some(rest) = line.strip_prefix("data:") {
             let d = data.get_or_insert_with(String::new);
             if !d.is_empty() {

@@ -498,3 +498,85 @@ async fn gateway_keys_are_required_when_configured_and_never_forwarded() {
         format!("Bearer {API_KEY}")
     );
 }
+
+/// Line endings SSE allows: LF, CRLF, a lone CR, and a mix, cut into 7-byte pieces so that
+/// terminators fall across reads.
+const LINE_ENDINGS: [&[&str]; 4] = [&["\n"], &["\r\n"], &["\r"], &["\r", "\r\n", "\n"]];
+
+#[tokio::test]
+async fn streams_with_any_sse_line_ending_are_relayed_unchanged_and_observed() {
+    let app = spawn_app().await;
+    for endings in LINE_ENDINGS {
+        app.upstream.script([Reply::StreamLineEndings {
+            endings,
+            piece_bytes: 7,
+        }]);
+        let response = post(&app, "/v1/chat/completions", json!({"model": "llama-3.1-8b-instant", "stream": true, "messages": [{"role": "user", "content": "hi"}]})).await;
+        assert_eq!(response.status(), 200, "{endings:?}");
+        let trace_id = response.headers()["x-trace-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let text = response.text().await.unwrap();
+        // Relayed unchanged: the upstream's own terminators reach the client, and every
+        // event does (role, 5 contents, final, [DONE]; the usage chunk was ours).
+        let events: Vec<&str> = text.split("data: ").skip(1).collect();
+        assert_eq!(events.len(), 8, "{endings:?}: {text:?}");
+        assert!(text.contains(endings[0]), "{endings:?}");
+        assert!(
+            events.last().unwrap().starts_with("[DONE]"),
+            "{endings:?}: {text:?}"
+        );
+        let spans = otlp().wait_for_trace(&trace_id, 3).await;
+        let a = &chat_span(&spans).span.attributes;
+        assert_eq!(
+            attr(a, "gen_ai.usage.output_tokens"),
+            Some(json!(STREAM_USAGE.1)),
+            "{endings:?}"
+        );
+        assert_eq!(
+            attr(a, "gen_ai.response.finish_reasons"),
+            Some(json!(["stop"])),
+            "{endings:?}"
+        );
+        assert_eq!(attr(a, "error.type"), None, "{endings:?}");
+    }
+}
+
+#[tokio::test]
+async fn api_chat_streams_from_upstreams_with_any_sse_line_ending() {
+    let app = spawn_app().await;
+    for endings in LINE_ENDINGS {
+        app.upstream.script([Reply::StreamLineEndings {
+            endings,
+            piece_bytes: 7,
+        }]);
+        let response = post(&app, "/api/chat", json!({"prompt": "hi", "stream": true})).await;
+        assert_eq!(response.status(), 200, "{endings:?}");
+        let text = response.text().await.unwrap();
+        let events: Vec<&str> = text.split("\n\n").filter(|e| !e.is_empty()).collect();
+        let deltas: String = events
+            .iter()
+            .filter_map(|e| e.strip_prefix("data: "))
+            .map(|d| {
+                serde_json::from_str::<Value>(d).unwrap()["delta"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        assert_eq!(deltas, "w0 xxxxw1 xxxxw2 xxxxw3 xxxxw4 xxxx", "{endings:?}");
+        let done: Value = serde_json::from_str(
+            events
+                .last()
+                .unwrap()
+                .strip_prefix("event: done\ndata: ")
+                .expect("done event last"),
+        )
+        .unwrap();
+        assert_eq!(
+            done["usage"]["completion_tokens"], STREAM_USAGE.1,
+            "{endings:?}"
+        );
+    }
+}

@@ -97,6 +97,13 @@ pub enum Reply {
     },
     /// Two content chunks, then an error event in the stream.
     StreamThenError,
+    /// The answer of `Reply::stream()` (5 content chunks, usage, `[DONE]`) with its line
+    /// endings rewritten, event by event in turn from `endings` (`"\r"`, `"\r\n"`, `"\n"`),
+    /// and sent in pieces of `piece_bytes` so that terminators fall across pieces.
+    StreamLineEndings {
+        endings: &'static [&'static str],
+        piece_bytes: usize,
+    },
     /// One content chunk, then nothing until the client goes away.
     StreamThenHang,
     /// A 200 whose body stops halfway and never finishes.
@@ -208,7 +215,9 @@ fn sse(state: Arc<FakeState>, reply: Reply, include_usage: bool) -> Response {
     let stream = async_stream_of(move |tx| async move {
         let mut guard = AbandonGuard { state, done: false };
         let send = |chunk: Value| tx.send(Ok::<_, Infallible>(Bytes::from(groq::event(&chunk))));
-        if send(STREAM.role_chunk(None)).await.is_err() {
+        // Every stream opens with the role chunk (the line-endings one writes its own).
+        let own_role_chunk = matches!(reply, Reply::StreamLineEndings { .. });
+        if !own_role_chunk && send(STREAM.role_chunk(None)).await.is_err() {
             return;
         }
         match reply {
@@ -241,6 +250,29 @@ fn sse(state: Arc<FakeState>, reply: Reply, include_usage: bool) -> Response {
                     None,
                 ))
                 .await;
+            }
+            Reply::StreamLineEndings {
+                endings,
+                piece_bytes,
+            } => {
+                let mut events = vec![STREAM.role_chunk(None)];
+                events.extend((0..5).map(|i| STREAM.content_chunk(&format!("w{i} xxxx"))));
+                events.push(STREAM.final_chunk("req_stream_1", STREAM_USAGE_JSON));
+                if include_usage {
+                    events.push(STREAM.usage_chunk(STREAM_USAGE_JSON));
+                }
+                let mut texts: Vec<String> = events.iter().map(groq::event).collect();
+                texts.push(groq::DONE.to_owned());
+                let body: String = texts
+                    .iter()
+                    .enumerate()
+                    .map(|(i, text)| text.replace('\n', endings[i % endings.len()]))
+                    .collect();
+                for piece in body.as_bytes().chunks(piece_bytes.max(1)) {
+                    if tx.send(Ok(Bytes::copy_from_slice(piece))).await.is_err() {
+                        return;
+                    }
+                }
             }
             Reply::StreamThenHang => {
                 let _ = send(STREAM.content_chunk("first")).await;
@@ -368,7 +400,10 @@ async fn fake_chat(
     };
     if matches!(
         reply,
-        Reply::Stream { .. } | Reply::StreamThenError | Reply::StreamThenHang
+        Reply::Stream { .. }
+            | Reply::StreamThenError
+            | Reply::StreamLineEndings { .. }
+            | Reply::StreamThenHang
     ) {
         return sse(state.clone(), reply, include_usage);
     }
@@ -380,7 +415,10 @@ async fn fake_chat(
             tokio::time::sleep(d).await;
             ok(&model)
         }
-        Reply::Stream { .. } | Reply::StreamThenError | Reply::StreamThenHang => unreachable!(),
+        Reply::Stream { .. }
+        | Reply::StreamThenError
+        | Reply::StreamLineEndings { .. }
+        | Reply::StreamThenHang => unreachable!(),
         Reply::Large(bytes) => {
             let mut answer = groq_success(&model);
             answer["choices"][0]["message"]["content"] = json!("y".repeat(bytes));
