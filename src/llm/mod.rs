@@ -34,7 +34,7 @@ pub use limiter::ConcurrencyLimit;
 pub use openai::OpenAiCompatible;
 pub use pricing::PriceTable;
 pub use provider::Provider;
-pub use redact::scrub_secrets;
+pub use redact::{Redactor, scrub_secrets};
 pub use request::{
     ChatInput, ChatParams, DEFAULT_MAX_TOKENS, MAX_MODEL_LEN, MAX_TOKENS_LIMIT, RequestLimits,
     RequestSummary, UpstreamRequest,

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use tracing::{Span, field::Empty};
 
 use super::wire::parse_completion;
-use super::{ByteStream, Completion, LlmError, UpstreamReport, UpstreamRequest, scrub_secrets};
+use super::{ByteStream, Completion, LlmError, Redactor, UpstreamReport, UpstreamRequest};
 use crate::config::{LlmSettings, ProviderKind, UpstreamSettings};
 use crate::http_client::{Transport, retry_after, within};
 
@@ -38,6 +38,8 @@ pub struct OpenAiCompatible {
     port: u16,
     timeout: Duration,
     max_retries: u32,
+    /// Removes the key (and anything key-like) from the upstream text we relay.
+    redactor: Redactor,
 }
 
 /// A successful attempt: a whole answer, or an open stream.
@@ -99,6 +101,7 @@ impl OpenAiCompatible {
             port,
             timeout,
             max_retries: settings.max_retries,
+            redactor: Redactor::new([upstream.api_key.expose()]),
         })
     }
 
@@ -110,6 +113,11 @@ impl OpenAiCompatible {
     /// The upstream's host and port.
     pub fn server(&self) -> (&str, u16) {
         (&self.host, self.port)
+    }
+
+    /// What removes this provider's key and key-like text from relayed upstream text.
+    pub fn redactor(&self) -> &Redactor {
+        &self.redactor
     }
 
     /// A whole completion: the raw body (relayed as is) and what it says.
@@ -176,7 +184,7 @@ impl OpenAiCompatible {
         if status.is_success() {
             return Ok(bytes);
         }
-        Err(error_for_status(status.as_u16(), &headers, &bytes).0)
+        Err(error_for_status(status.as_u16(), &headers, &bytes, &self.redactor).0)
     }
 
     /// Sends the chat request, retrying what is worth retrying within the deadline.
@@ -320,7 +328,8 @@ impl OpenAiCompatible {
                     }
                 });
         }
-        let (error, retryable) = error_for_status(status.as_u16(), &headers, &bytes);
+        let (error, retryable) =
+            error_for_status(status.as_u16(), &headers, &bytes, &self.redactor);
         Err(AttemptError {
             error,
             retryable,
@@ -331,16 +340,21 @@ impl OpenAiCompatible {
 
 /// Maps an upstream status other than 2xx to our error and whether it is worth retrying. A
 /// redirect (or any other 1xx/3xx) is a misconfigured base URL: one attempt, a clear error.
-fn error_for_status(status: u16, headers: &HeaderMap, body: &[u8]) -> (LlmError, bool) {
+fn error_for_status(
+    status: u16,
+    headers: &HeaderMap,
+    body: &[u8],
+    redactor: &Redactor,
+) -> (LlmError, bool) {
     if !(400..=599).contains(&status) {
         let location = headers
             .get(header::LOCATION)
             .and_then(|v| v.to_str().ok())
             // The query string may carry a signature or key: never relayed.
-            .map(|l| scrub_secrets(l.split(['?', '#']).next().unwrap_or_default()));
+            .map(|l| redactor.redact(l.split(['?', '#']).next().unwrap_or_default()));
         return (LlmError::Redirected { status, location }, false);
     }
-    let (message, code) = parse_error_body(body, status);
+    let (message, code) = parse_error_body(body, status, redactor);
     match status {
         429 => (
             LlmError::RateLimited {
@@ -439,7 +453,7 @@ fn record_rate_limits(headers: &HeaderMap, report: &mut UpstreamReport) {
 }
 
 /// Reads OpenAI's/Groq's `{"error": {"message", "type", "code"}}`, scrubbing key-like text.
-fn parse_error_body(bytes: &[u8], status: u16) -> (String, Option<String>) {
+fn parse_error_body(bytes: &[u8], status: u16, redactor: &Redactor) -> (String, Option<String>) {
     #[derive(Deserialize)]
     struct Body {
         error: Detail,
@@ -451,14 +465,14 @@ fn parse_error_body(bytes: &[u8], status: u16) -> (String, Option<String>) {
     }
     match serde_json::from_slice::<Body>(bytes) {
         Ok(body) => (
-            scrub_secrets(
+            redactor.redact(
                 &body
                     .error
                     .message
                     .unwrap_or_else(|| format!("upstream answered HTTP {status}")),
             ),
             body.error.code.and_then(|c| match c {
-                serde_json::Value::String(s) => Some(scrub_secrets(&s)),
+                serde_json::Value::String(s) => Some(redactor.redact(&s)),
                 serde_json::Value::Number(n) => Some(n.to_string()),
                 _ => None,
             }),
@@ -532,6 +546,7 @@ mod tests {
         let (message, code) = parse_error_body(
             br#"{"error":{"message":"Invalid API Key gsk_live_abcdef","type":"invalid_request_error","code":"invalid_api_key"}}"#,
             401,
+            &Redactor::default(),
         );
         assert_eq!(message, "Invalid API Key [redacted]");
         assert_eq!(code.as_deref(), Some("invalid_api_key"));

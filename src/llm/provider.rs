@@ -4,8 +4,8 @@ use bytes::Bytes;
 use tracing::Span;
 
 use super::{
-    ByteStream, Completion, LlmError, OpenAiCompatible, PriceTable, Simulated, UpstreamReport,
-    UpstreamRequest,
+    ByteStream, Completion, LlmError, OpenAiCompatible, PriceTable, Redactor, Simulated,
+    UpstreamReport, UpstreamRequest,
 };
 use crate::config::{LlmSettings, ProviderKind};
 
@@ -46,6 +46,14 @@ impl Provider {
         match self {
             Provider::Http(p) => Some(p.server()),
             Provider::Simulated(_) => None,
+        }
+    }
+
+    /// What removes the provider's key and key-like text from relayed upstream text.
+    pub fn redactor(&self) -> Redactor {
+        match self {
+            Provider::Http(p) => p.redactor().clone(),
+            Provider::Simulated(_) => Redactor::default(),
         }
     }
 

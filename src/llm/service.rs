@@ -147,7 +147,14 @@ impl ChatService {
                 return (Err(error), record);
             }
         };
-        let stream = StreamState::new(slot, upstream, call, request.usage_injected).into_events();
+        let stream = StreamState::new(
+            slot,
+            upstream,
+            call,
+            request.usage_injected,
+            self.provider.redactor(),
+        )
+        .into_events();
         (Ok(stream), record)
     }
 }

@@ -13,7 +13,7 @@ use super::genai::Call;
 use super::limiter::Slot;
 use super::sse::SseSplitter;
 use super::wire::parse_chunk;
-use super::{ByteStream, Choice, Completion, GroqExtras, LlmError, Usage, scrub_secrets};
+use super::{ByteStream, Choice, Completion, GroqExtras, LlmError, Redactor, Usage};
 
 /// One item of an observed stream.
 #[derive(Debug)]
@@ -70,6 +70,8 @@ struct Seen {
 
 /// A relayed stream: the upstream's bytes split into events, observed, and queued for the client.
 pub(super) struct StreamState {
+    /// Removes secrets from upstream error events before they are relayed.
+    redactor: Redactor,
     /// The concurrency slot, held until the stream ends or is dropped.
     _slot: Slot,
     upstream: ByteStream,
@@ -82,8 +84,15 @@ pub(super) struct StreamState {
 }
 
 impl StreamState {
-    pub(super) fn new(slot: Slot, upstream: ByteStream, call: Call, drop_usage_only: bool) -> Self {
+    pub(super) fn new(
+        slot: Slot,
+        upstream: ByteStream,
+        call: Call,
+        drop_usage_only: bool,
+        redactor: Redactor,
+    ) -> Self {
         Self {
+            redactor,
             _slot: slot,
             upstream,
             splitter: SseSplitter::default(),
@@ -136,10 +145,18 @@ impl StreamState {
             Err(error) => return self.fail(error),
         };
         if let Some(message) = info.error {
-            // The upstream reported an error inside the stream: the client gets it as sent.
+            // The upstream reported an error inside the stream: the client gets it as sent,
+            // less any secret it echoes.
+            let text = String::from_utf8_lossy(&raw);
+            let redacted = self.redactor.redact(&text);
+            let raw = if redacted == text {
+                raw
+            } else {
+                Bytes::from(redacted)
+            };
             self.pending
                 .push_back(StreamEvent::Event { raw, delta: None });
-            return self.fail_with(LlmError::InStream(scrub_secrets(&message)), true);
+            return self.fail_with(LlmError::InStream(self.redactor.redact(&message)), true);
         }
         if info.done {
             self.pending

@@ -393,3 +393,39 @@ async fn a_stream_that_goes_silent_ends_with_a_timeout_error_event() {
     let error: Value = serde_json::from_str(last.strip_prefix("data: ").unwrap()).unwrap();
     assert_eq!(error["error"]["type"], "timeout");
 }
+
+#[tokio::test]
+async fn keys_in_upstream_messages_never_reach_the_client_whatever_surrounds_them() {
+    // A key with no key-like shape: only the verbatim rule knows it is one.
+    const PLAIN_KEY: &str = "plain-secret-value";
+    let app = spawn_app_with(&[("GROQ_API_KEY", PLAIN_KEY), ("LLM_MAX_RETRIES", "0")]).await;
+    for message in [
+        format!("Invalid API Key:\n{PLAIN_KEY}"),
+        format!("Invalid API Key:\t{PLAIN_KEY}"),
+        format!("key=\"{PLAIN_KEY}\" was refused"),
+        "Invalid API Key:\ngsk_live_0123456789abcdefXYZ".to_owned(),
+        "header was Authorization: Bearer abc.def-ghi_jkl".to_owned(),
+        "https://x.example/v1?api_key=qwerty&b=1 refused".to_owned(),
+    ] {
+        app.upstream.script([Reply::Status {
+            status: 400,
+            body: groq::error(&message, "invalid_request_error", Some(PLAIN_KEY)).to_string(),
+            headers: vec![],
+        }]);
+        let response = app.chat(json!({"prompt": "hi"})).await;
+        assert_eq!(response.status(), 400);
+        let text = response.text().await.unwrap();
+        for secret in [
+            PLAIN_KEY,
+            "gsk_live_0123456789abcdefXYZ",
+            "abc.def-ghi_jkl",
+            "qwerty",
+        ] {
+            assert!(
+                !text.contains(secret),
+                "{message:?} leaked {secret:?}: {text}"
+            );
+        }
+        assert!(text.contains("[redacted]"), "{text}");
+    }
+}
