@@ -65,7 +65,11 @@ pub fn router(
     auth: &AuthSettings,
 ) -> Router {
     let metrics = state.metrics.clone();
-    let client_limit = ClientRateLimit::new(limits.client_rate_limit, limits.client_rate_burst);
+    let client_limit = ClientRateLimit::new(
+        limits.client_rate_limit,
+        limits.client_rate_burst,
+        &server.trusted_proxies,
+    );
     let gateway_keys = GatewayKeys(auth.gateway_api_keys.clone().into());
     let mut llm_routes = Router::new()
         .route("/api/chat", post(chat::chat))

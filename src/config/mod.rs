@@ -151,6 +151,8 @@ pub struct ServerSettings {
     pub header_read_timeout: Duration,
     /// Origins allowed by CORS (`*` for any); empty: no CORS headers at all.
     pub cors_allowed_origins: Vec<String>,
+    /// `TRUSTED_PROXIES`: peers (CIDRs) whose `Forwarded`/`X-Forwarded-For` name the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// The LLM provider and how it is called.
@@ -192,7 +194,7 @@ pub struct LimitSettings {
     pub max_queue: usize,
     /// Longest wait for a slot.
     pub queue_timeout: Duration,
-    /// Requests per second per client (gateway key, else IP); 0: no limit.
+    /// Requests per second per client (its gateway key, else its address); 0: no limit.
     pub client_rate_limit: f64,
     /// Burst allowance of the per-client limit.
     pub client_rate_burst: f64,
@@ -282,6 +284,20 @@ impl ServerSettings {
             shutdown_grace: env.seconds("SHUTDOWN_GRACE_SECS", 10.0, true)?,
             header_read_timeout: env.seconds("HEADER_READ_TIMEOUT_SECS", 30.0, false)?,
             cors_allowed_origins: list(env.text("CORS_ALLOWED_ORIGINS")),
+            trusted_proxies: list(env.text("TRUSTED_PROXIES"))
+                .iter()
+                .map(|net| {
+                    net.parse::<ipnet::IpNet>()
+                        .or_else(|_| net.parse::<IpAddr>().map(ipnet::IpNet::from))
+                        .map_err(|_| {
+                            env.bad(
+                                "TRUSTED_PROXIES",
+                                net,
+                                "comma-separated IP addresses or CIDRs, e.g. 10.0.0.0/8,192.168.1.7",
+                            )
+                        })
+                })
+                .collect::<Result<_, _>>()?,
         })
     }
 }
@@ -658,6 +674,22 @@ mod tests {
             assert_eq!(err.var, var, "{var}={value}");
             assert_eq!(err.shown, value, "{var}={value}");
         }
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_cidrs() {
+        let s = settings(&[("TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.7 ,::1")]).unwrap();
+        let nets: Vec<String> = s
+            .server
+            .trusted_proxies
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        assert_eq!(nets, ["10.0.0.0/8", "192.168.1.7/32", "::1/128"]);
+        assert!(settings(&[]).unwrap().server.trusted_proxies.is_empty());
+        let err = settings(&[("TRUSTED_PROXIES", "10.0.0.0/8,proxy.internal")]).unwrap_err();
+        assert_eq!(err.var, "TRUSTED_PROXIES");
+        assert_eq!(err.shown, "proxy.internal");
     }
 
     #[test]

@@ -8,7 +8,7 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::support::app::spawn_app_with;
+use crate::support::app::{TestApp, spawn_app_with};
 use crate::support::prometheus::sample;
 use crate::support::upstream::Reply;
 
@@ -270,4 +270,107 @@ async fn cors_is_off_unless_configured() {
         allowed.headers()["access-control-allow-origin"],
         "https://app.example"
     );
+}
+
+/// Statuses of `/api/chat` calls sent one after another, each with its own extra headers.
+async fn statuses(app: &TestApp, headers: &[&[(&str, &str)]]) -> Vec<u16> {
+    let mut out = Vec::new();
+    for extra in headers {
+        let mut request = app
+            .client
+            .post(app.url("/api/chat"))
+            .json(&json!({"prompt": "hi"}));
+        for (name, value) in *extra {
+            request = request.header(*name, *value);
+        }
+        out.push(request.send().await.unwrap().status().as_u16());
+    }
+    out
+}
+
+#[tokio::test]
+async fn inventing_a_bearer_token_per_request_buys_no_new_bucket() {
+    let app = spawn_app_with(&[("RATE_LIMIT_PER_CLIENT", "1")]).await;
+
+    let got = statuses(
+        &app,
+        &[
+            &[("authorization", "Bearer invented-1")],
+            &[("authorization", "Bearer invented-2")],
+            &[("authorization", "Bearer invented-3")],
+            &[("authorization", "Bearer invented-4")],
+            &[("authorization", "Bearer invented-5")],
+        ],
+    )
+    .await;
+
+    // No gateway keys: nothing verifies a token, so the client is its address.
+    assert_eq!(got, [200, 429, 429, 429, 429]);
+}
+
+#[tokio::test]
+async fn with_gateway_keys_each_authenticated_key_has_its_bucket() {
+    let app = spawn_app_with(&[
+        ("RATE_LIMIT_PER_CLIENT", "1"),
+        ("GATEWAY_API_KEYS", "team-a-key,team-b-key"),
+    ])
+    .await;
+
+    let got = statuses(
+        &app,
+        &[
+            &[("authorization", "Bearer team-a-key")],
+            &[("authorization", "Bearer team-a-key")],
+            &[("authorization", "bearer  team-b-key ")],
+            &[("authorization", "Bearer invented")],
+            &[("authorization", "Bearer invented-2")],
+        ],
+    )
+    .await;
+
+    // Same key: one bucket; the other key: its own (whatever the spacing); invented tokens
+    // are refused before they can reach the limiter.
+    assert_eq!(got, [200, 429, 200, 401, 401]);
+}
+
+#[tokio::test]
+async fn forwarded_headers_from_an_untrusted_peer_are_ignored() {
+    let app = spawn_app_with(&[("RATE_LIMIT_PER_CLIENT", "1")]).await;
+
+    let got = statuses(
+        &app,
+        &[
+            &[("x-forwarded-for", "198.51.100.1")],
+            &[("x-forwarded-for", "198.51.100.2")],
+            &[("forwarded", "for=198.51.100.3")],
+        ],
+    )
+    .await;
+
+    assert_eq!(got, [200, 429, 429], "127.0.0.1 is not a trusted proxy");
+}
+
+#[tokio::test]
+async fn a_trusted_proxy_names_the_client() {
+    let app = spawn_app_with(&[
+        ("RATE_LIMIT_PER_CLIENT", "1"),
+        ("TRUSTED_PROXIES", "127.0.0.0/8,::1"),
+    ])
+    .await;
+
+    let got = statuses(
+        &app,
+        &[
+            &[("x-forwarded-for", "6.6.6.6, 198.51.100.1")],
+            &[("x-forwarded-for", "7.7.7.7, 198.51.100.1")],
+            &[("x-forwarded-for", "198.51.100.2")],
+            &[("forwarded", "for=\"[2001:db8::1]:4711\"")],
+            &[("forwarded", "for=\"[2001:db8::2]\"")],
+        ],
+    )
+    .await;
+
+    // The client is the address the trusted proxy saw (the rightmost untrusted hop), not what
+    // the client claimed before it; IPv6 clients count per /64.
+    assert_eq!(got, [200, 429, 200, 200, 429]);
 }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -15,26 +15,40 @@ use crate::config::Secret;
 #[derive(Debug, Clone, Default)]
 pub struct GatewayKeys(pub Arc<[Secret]>);
 
+/// Set on a request that presented an accepted key: the key's position in `GATEWAY_API_KEYS`,
+/// the identity the per-client rate limit counts against.
+#[derive(Debug, Clone, Copy)]
+pub struct AuthenticatedKey(pub usize);
+
+/// The token of an `Authorization: Bearer <token>` header, trimmed; the scheme is matched
+/// case-insensitively (RFC 9110).
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .trim_start();
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
 /// Middleware: 401 in OpenAI's shape unless the bearer token is an accepted key. Installed
 /// only when keys are configured (`api::router`); with none it would refuse everything.
 pub async fn require_gateway_key(
     State(keys): State<GatewayKeys>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    let accepted = presented.is_some_and(|token| {
+    let accepted = bearer_token(request.headers()).and_then(|token| {
         // Compare against every key without stopping early: timing says nothing.
-        keys.0.iter().fold(false, |found, key| {
-            found | constant_time_eq(token.as_bytes(), key.expose().as_bytes())
+        keys.0.iter().enumerate().fold(None, |found, (index, key)| {
+            let same = constant_time_eq(token.as_bytes(), key.expose().as_bytes());
+            found.or(same.then_some(index))
         })
     });
-    if accepted {
+    if let Some(index) = accepted {
+        request.extensions_mut().insert(AuthenticatedKey(index));
         next.run(request).await
     } else {
         ApiError::InvalidRequest {
@@ -52,7 +66,22 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::constant_time_eq;
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn the_bearer_token_is_read_trimmed_whatever_the_scheme_case() {
+        let token = |value: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::AUTHORIZATION, HeaderValue::from_static(value));
+            bearer_token(&headers).map(str::to_owned)
+        };
+        assert_eq!(token("Bearer k1").as_deref(), Some("k1"));
+        assert_eq!(token("bearer   k1  ").as_deref(), Some("k1"));
+        assert_eq!(token("Basic k1"), None);
+        assert_eq!(token("Bearer "), None);
+        assert_eq!(bearer_token(&HeaderMap::new()), None);
+    }
 
     #[test]
     fn compares_whole_keys() {

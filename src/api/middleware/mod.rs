@@ -5,6 +5,6 @@ mod auth;
 mod ratelimit;
 mod trace;
 
-pub use auth::{GatewayKeys, require_gateway_key};
-pub use ratelimit::{ClientRateLimit, limit_clients};
+pub use auth::{AuthenticatedKey, GatewayKeys, bearer_token, require_gateway_key};
+pub use ratelimit::{Buckets, ClientIdentity, ClientRateLimit, client_address, limit_clients};
 pub use trace::{TRACE_ID_HEADER, trace_requests};
