@@ -40,6 +40,9 @@ pub fn provider_client(
     let mut builder = reqwest::Client::builder()
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
+        // The provider client retries itself (llm/openai.rs). With no retries allowed, reqwest's
+        // retry layer does not clone every request in case it needs to send it again.
+        .retry(reqwest::retry::never().max_retries_per_request(0))
         .http1_only()
         .tcp_nodelay(true)
         .connect_timeout(connect_timeout)

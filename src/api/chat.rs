@@ -129,7 +129,7 @@ pub async fn chat(
     }
     .validate(&state.limits)
     .map_err(ApiError::validation)?;
-    let request = UpstreamRequest::from_params(&params, stream);
+    let request = UpstreamRequest::from_params(params, stream);
     let provider = state.chat.provider().kind().as_str();
     if stream {
         return Ok(stream_chat(state, request, provider).await);

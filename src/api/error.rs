@@ -6,7 +6,7 @@
 //! attribute and the `error_type` metric label.
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{BytesRejection, JsonRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -174,6 +174,16 @@ impl From<JsonRejection> for ApiError {
             _ => rejection.body_text(),
         };
         ApiError::InvalidRequest { status, message }
+    }
+}
+
+/// A body that could not be read: 413 over `MAX_BODY_BYTES`, 400 when it broke off.
+impl From<BytesRejection> for ApiError {
+    fn from(rejection: BytesRejection) -> Self {
+        ApiError::InvalidRequest {
+            status: rejection.status(),
+            message: rejection.body_text(),
+        }
     }
 }
 

@@ -7,8 +7,8 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::extract::rejection::JsonRejection;
-use axum::http::{StatusCode, header};
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -73,11 +73,21 @@ pub struct ChatMessage {
 )]
 pub async fn chat_completions(
     State(state): State<AppState>,
-    body: Result<Json<Value>, JsonRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let Json(body) = body?;
+    // The client's bytes are kept to be forwarded as they are; they are read as JSON here only
+    // to validate and observe them (what axum's `Json` would do, in the same order).
+    if !is_json(&headers) {
+        return Err(ApiError::InvalidRequest {
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            message: "Content-Type must be application/json".into(),
+        });
+    }
+    let raw = body?;
+    let Json(value) = Json::<Value>::from_bytes(&raw)?;
     let request =
-        UpstreamRequest::from_openai(body, &state.limits).map_err(ApiError::validation)?;
+        UpstreamRequest::from_openai(raw, value, &state.limits).map_err(ApiError::validation)?;
     if request.summary.stream {
         let (opened, record) = state.chat.stream(request).await;
         let outcome = opened.map(|events| {
@@ -115,6 +125,22 @@ pub async fn chat_completions(
 )]
 pub async fn models(State(state): State<AppState>) -> Result<Response, ApiError> {
     Ok(json_bytes(state.chat.list_models().await?))
+}
+
+/// `Content-Type: application/json`, or any `application/…+json`, as axum's `Json` accepts.
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or_default().trim();
+    let Some((kind, subtype)) = essence.split_once('/') else {
+        return false;
+    };
+    kind.eq_ignore_ascii_case("application")
+        && (subtype.eq_ignore_ascii_case("json") || subtype.to_ascii_lowercase().ends_with("+json"))
 }
 
 fn json_bytes(raw: Bytes) -> Response {

@@ -289,15 +289,12 @@ fn string_array(items: impl Iterator<Item = String>) -> Value {
 fn record_input_content(span: &Span, request: &UpstreamRequest) {
     // Instructions given separately (`/api/chat`'s `system`) are not chat history.
     let separate = request.system_instructions.is_some();
-    let messages: Vec<serde_json::Value> = request.body["messages"]
-        .as_array()
-        .map(|ms| {
-            ms.iter()
-                .filter(|m| !(separate && m["role"] == "system"))
-                .map(semconv_message)
-                .collect()
-        })
-        .unwrap_or_default();
+    let messages: Vec<serde_json::Value> = request
+        .messages()
+        .iter()
+        .filter(|m| !(separate && m["role"] == "system"))
+        .map(semconv_message)
+        .collect();
     span.set_attribute(
         "gen_ai.input.messages",
         serde_json::Value::Array(messages).to_string(),

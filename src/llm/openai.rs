@@ -195,7 +195,7 @@ impl OpenAiCompatible {
         parent: &Span,
         report: &mut UpstreamReport,
     ) -> Result<Answer, LlmError> {
-        let body = Bytes::from(request.body.to_string());
+        let body = request.body.clone();
         let started = Instant::now();
         let deadline = started + self.timeout;
         let mut attempt: u32 = 0;

@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
+use serde::Serialize;
 use serde_json::{Value, json};
 
 /// `max_tokens` when an `/api/chat` request (or a simulated call) sets none.
@@ -121,11 +123,18 @@ pub struct RequestSummary {
     pub output_type: Option<&'static str>,
 }
 
-/// A chat request as it goes upstream: the OpenAI JSON body and what telemetry reads of it.
+/// A chat request as it goes upstream: the exact bytes sent, and what telemetry reads of it.
+///
+/// The body is built once and never re-serialised: `/v1` forwards the client's own bytes (with
+/// `"model"` or `"stream_options"` spliced in after the opening brace when the gateway adds
+/// them), `/api/chat` serialises a typed body. Going through a `serde_json::Value` and printing
+/// it again cost a tenth of a request's instructions (BENCHMARKS.md).
 #[derive(Debug, Clone)]
 pub struct UpstreamRequest {
-    /// The OpenAI chat request, forwarded as is (unknown fields included).
-    pub body: Value,
+    /// The OpenAI chat request, exactly as sent upstream (unknown fields included).
+    pub body: Bytes,
+    /// What the body was made from: the client's JSON, or `/api/chat`'s parameters.
+    source: Source,
     /// What the GenAI span records.
     pub summary: RequestSummary,
     /// We added `stream_options.include_usage` ourselves, so its usage-only chunk is ours to
@@ -135,34 +144,89 @@ pub struct UpstreamRequest {
     pub system_instructions: Option<String>,
 }
 
+#[derive(Debug, Clone)]
+enum Source {
+    /// An OpenAI request body, parsed.
+    OpenAi(Value),
+    /// `/api/chat`'s parameters.
+    Chat(ChatParams),
+}
+
+/// `/api/chat`'s upstream body.
+#[derive(Serialize)]
+struct ChatBody<'a> {
+    model: &'a str,
+    messages: &'a [ChatMessage<'a>],
+    max_tokens: u32,
+    temperature: f64,
+    stream: bool,
+}
+
+#[derive(Serialize)]
+struct ChatMessage<'a> {
+    role: &'static str,
+    content: &'a str,
+}
+
 impl UpstreamRequest {
     /// The upstream request for an `/api/chat` call.
-    pub fn from_params(params: &ChatParams, stream: bool) -> Self {
+    pub fn from_params(params: ChatParams, stream: bool) -> Self {
         let mut messages = Vec::with_capacity(2);
         if let Some(system) = &params.system {
-            messages.push(json!({"role": "system", "content": system}));
+            messages.push(ChatMessage {
+                role: "system",
+                content: system,
+            });
         }
-        messages.push(json!({"role": "user", "content": params.prompt}));
-        let body = json!({
-            "model": params.model,
-            "messages": messages,
-            "max_tokens": params.max_tokens,
-            "temperature": params.temperature,
-            "stream": stream,
+        messages.push(ChatMessage {
+            role: "user",
+            content: &params.prompt,
         });
-        let mut request = Self::from_body(body);
-        request.system_instructions = params.system.clone();
-        request
+        let body = ChatBody {
+            model: &params.model,
+            messages: &messages,
+            max_tokens: params.max_tokens,
+            temperature: params.temperature,
+            stream,
+        };
+        let body = Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
+        let summary = RequestSummary {
+            model: params.model.clone(),
+            max_tokens: Some(i64::from(params.max_tokens)),
+            temperature: Some(params.temperature),
+            stream,
+            ..RequestSummary::default()
+        };
+        Self {
+            body,
+            summary,
+            usage_injected: false,
+            system_instructions: params.system.clone(),
+            source: Source::Chat(params),
+        }
     }
 
-    /// Validates an OpenAI chat request body; the error message names the field.
-    pub fn from_openai(mut body: Value, limits: &RequestLimits) -> Result<Self, String> {
+    /// Validates an OpenAI chat request (`raw`, parsed as `body`); the error message names the
+    /// field. `raw` is what goes upstream, unless the default model has to replace a `null`.
+    pub fn from_openai(
+        raw: Bytes,
+        mut body: Value,
+        limits: &RequestLimits,
+    ) -> Result<Self, String> {
         let object = body
             .as_object_mut()
             .ok_or("the body must be a JSON object")?;
+        let mut raw = raw;
         match object.get("model") {
-            None | Some(Value::Null) => {
+            None => {
+                let model = Value::from(&*limits.default_model);
+                raw = splice_field(&raw, "model", &model);
+                object.insert("model".into(), model);
+            }
+            Some(Value::Null) => {
+                // Splicing would repeat the key: print the body again (a rare request).
                 object.insert("model".into(), Value::from(&*limits.default_model));
+                raw = Bytes::from(body.to_string());
             }
             Some(Value::String(m)) if !m.is_empty() && m.len() <= MAX_MODEL_LEN => {}
             Some(_) => {
@@ -171,6 +235,7 @@ impl UpstreamRequest {
                 ));
             }
         }
+        let object = body.as_object().ok_or("the body must be a JSON object")?;
         match object.get("messages") {
             Some(Value::Array(messages)) if !messages.is_empty() => {
                 if messages.iter().any(|m| !m["role"].is_string()) {
@@ -196,60 +261,66 @@ impl UpstreamRequest {
                 ));
             }
         }
-        Ok(Self::from_body(body))
-    }
-
-    fn from_body(body: Value) -> Self {
-        let number = |field: &str| body.get(field).and_then(Value::as_f64);
-        let integer = |field: &str| body.get(field).and_then(Value::as_i64);
-        let stop_sequences = match body.get("stop") {
-            Some(Value::String(s)) => vec![s.clone()],
-            Some(Value::Array(items)) => items
-                .iter()
-                .filter_map(|s| s.as_str().map(str::to_owned))
-                .collect(),
-            _ => vec![],
-        };
-        let output_type = body
-            .get("response_format")
-            .and_then(|f| f.get("type"))
-            .and_then(Value::as_str)
-            .map(|t| if t == "text" { "text" } else { "json" });
-        let summary = RequestSummary {
-            model: body["model"].as_str().unwrap_or_default().to_owned(),
-            max_tokens: integer("max_completion_tokens").or_else(|| integer("max_tokens")),
-            temperature: number("temperature"),
-            top_p: number("top_p"),
-            frequency_penalty: number("frequency_penalty"),
-            presence_penalty: number("presence_penalty"),
-            seed: integer("seed"),
-            choice_count: integer("n").filter(|n| *n != 1),
-            stop_sequences,
-            stream: body.get("stream").and_then(Value::as_bool).unwrap_or(false),
-            output_type,
-        };
-        Self {
-            body,
-            summary,
+        Ok(Self {
+            body: raw,
+            summary: summarize(&body),
             usage_injected: false,
             system_instructions: None,
-        }
+            source: Source::OpenAi(body),
+        })
     }
 
     /// For streams: ask for the usage chunk (token counts for telemetry) unless the client
     /// already decided about it.
     pub fn request_stream_usage(&mut self) {
-        if let Some(object) = self.body.as_object_mut()
-            && !object.contains_key("stream_options")
-        {
-            object.insert("stream_options".into(), json!({"include_usage": true}));
+        let decided = match &self.source {
+            Source::OpenAi(body) => body.get("stream_options").is_some(),
+            Source::Chat(_) => false,
+        };
+        if !decided && !self.usage_injected {
+            self.body = splice_field(
+                &self.body,
+                "stream_options",
+                &json!({"include_usage": true}),
+            );
             self.usage_injected = true;
+        }
+    }
+
+    /// Whether the upstream is asked for the usage-only chunk (`stream_options.include_usage`).
+    pub fn include_usage(&self) -> bool {
+        self.usage_injected
+            || matches!(&self.source, Source::OpenAi(body)
+                if body["stream_options"]["include_usage"] == Value::Bool(true))
+    }
+
+    /// The conversation as OpenAI messages (for captured content): the client's, or
+    /// `/api/chat`'s system and user messages.
+    pub fn messages(&self) -> std::borrow::Cow<'_, [Value]> {
+        match &self.source {
+            Source::OpenAi(body) => body["messages"]
+                .as_array()
+                .map_or(std::borrow::Cow::Borrowed(&[][..]), |m| {
+                    std::borrow::Cow::Borrowed(m.as_slice())
+                }),
+            Source::Chat(params) => {
+                let mut messages = Vec::with_capacity(2);
+                if let Some(system) = &params.system {
+                    messages.push(json!({"role": "system", "content": system}));
+                }
+                messages.push(json!({"role": "user", "content": params.prompt}));
+                std::borrow::Cow::Owned(messages)
+            }
         }
     }
 
     /// The text of the last user message and the first system message (simulated provider).
     pub fn prompt_and_system(&self) -> (String, Option<String>) {
-        let messages = self.body["messages"].as_array();
+        let body = match &self.source {
+            Source::Chat(params) => return (params.prompt.clone(), params.system.clone()),
+            Source::OpenAi(body) => body,
+        };
+        let messages = body["messages"].as_array();
         let text_of = |m: &Value| match &m["content"] {
             Value::String(s) => s.clone(),
             Value::Array(parts) => parts
@@ -263,5 +334,127 @@ impl UpstreamRequest {
             messages.and_then(|ms| ms.iter().rev().find(|m| m["role"] == role).map(text_of))
         };
         (find("user").unwrap_or_default(), find("system"))
+    }
+}
+
+/// What the GenAI span records of an OpenAI request body.
+fn summarize(body: &Value) -> RequestSummary {
+    let number = |field: &str| body.get(field).and_then(Value::as_f64);
+    let integer = |field: &str| body.get(field).and_then(Value::as_i64);
+    let stop_sequences = match body.get("stop") {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(|s| s.as_str().map(str::to_owned))
+            .collect(),
+        _ => vec![],
+    };
+    let output_type = body
+        .get("response_format")
+        .and_then(|f| f.get("type"))
+        .and_then(Value::as_str)
+        .map(|t| if t == "text" { "text" } else { "json" });
+    RequestSummary {
+        model: body["model"].as_str().unwrap_or_default().to_owned(),
+        max_tokens: integer("max_completion_tokens").or_else(|| integer("max_tokens")),
+        temperature: number("temperature"),
+        top_p: number("top_p"),
+        frequency_penalty: number("frequency_penalty"),
+        presence_penalty: number("presence_penalty"),
+        seed: integer("seed"),
+        choice_count: integer("n").filter(|n| *n != 1),
+        stop_sequences,
+        stream: body.get("stream").and_then(Value::as_bool).unwrap_or(false),
+        output_type,
+    }
+}
+
+/// `body` (a JSON object with at least one member) with `"name": value` added as its first
+/// member; `name` must not be in it already.
+fn splice_field(body: &[u8], name: &str, value: &Value) -> Bytes {
+    let open = body.iter().position(|b| *b == b'{').unwrap_or(0);
+    let member = format!("{}:{value},", Value::from(name));
+    let mut spliced = Vec::with_capacity(body.len() + member.len());
+    spliced.extend_from_slice(&body[..=open.min(body.len().saturating_sub(1))]);
+    spliced.extend_from_slice(member.as_bytes());
+    spliced.extend_from_slice(&body[(open + 1).min(body.len())..]);
+    Bytes::from(spliced)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> RequestLimits {
+        RequestLimits {
+            default_model: "default-model".into(),
+            max_prompt_chars: 100,
+        }
+    }
+
+    fn openai(raw: &str) -> UpstreamRequest {
+        let body: Value = serde_json::from_str(raw).unwrap();
+        UpstreamRequest::from_openai(Bytes::copy_from_slice(raw.as_bytes()), body, &limits())
+            .unwrap()
+    }
+
+    #[test]
+    fn the_clients_bytes_go_upstream_untouched_or_with_only_our_member_spliced_in() {
+        let raw = r#" {"messages":[{"role":"user","content":"hi"}], "model":"m1", "x": 1.50}"#;
+        assert_eq!(&openai(raw).body[..], raw.as_bytes(), "byte for byte");
+
+        let no_model = r#"{"messages":[{"role":"user","content":"hi"}]}"#;
+        let request = openai(no_model);
+        let sent: Value = serde_json::from_slice(&request.body).unwrap();
+        assert_eq!(sent["model"], "default-model");
+        assert_eq!(sent["messages"][0]["content"], "hi");
+        assert_eq!(request.summary.model, "default-model");
+
+        let null_model = r#"{"model":null,"messages":[{"role":"user","content":"hi"}]}"#;
+        let sent: Value = serde_json::from_slice(&openai(null_model).body).unwrap();
+        assert_eq!(sent["model"], "default-model", "no duplicate key");
+        assert_eq!(sent.as_object().unwrap().len(), 2);
+
+        let mut stream =
+            openai(r#"{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}"#);
+        stream.request_stream_usage();
+        stream.request_stream_usage();
+        let sent: Value = serde_json::from_slice(&stream.body).unwrap();
+        assert_eq!(sent["stream_options"], json!({"include_usage": true}));
+        assert!(stream.usage_injected && stream.include_usage());
+
+        let mut decided = openai(
+            r#"{"model":"m","stream":true,"stream_options":{"include_usage":false},"messages":[{"role":"user","content":"hi"}]}"#,
+        );
+        decided.request_stream_usage();
+        assert!(!decided.usage_injected && !decided.include_usage());
+    }
+
+    #[test]
+    fn api_chat_params_become_an_openai_body() {
+        let params = ChatInput {
+            prompt: "hello".into(),
+            system: Some("be brief".into()),
+            ..ChatInput::default()
+        }
+        .validate(&limits())
+        .unwrap();
+        let mut request = UpstreamRequest::from_params(params, true);
+        request.request_stream_usage();
+        let sent: Value = serde_json::from_slice(&request.body).unwrap();
+        assert_eq!(
+            sent,
+            json!({"model": "default-model", "max_tokens": DEFAULT_MAX_TOKENS,
+                   "temperature": DEFAULT_TEMPERATURE, "stream": true,
+                   "stream_options": {"include_usage": true},
+                   "messages": [{"role": "system", "content": "be brief"},
+                                {"role": "user", "content": "hello"}]})
+        );
+        assert_eq!(request.summary.max_tokens, Some(256));
+        assert_eq!(request.messages().len(), 2);
+        assert_eq!(
+            request.prompt_and_system(),
+            ("hello".to_owned(), Some("be brief".to_owned()))
+        );
     }
 }

@@ -110,7 +110,7 @@ impl Simulated {
             Some(finish_reason),
             completion.usage,
         ));
-        let include_usage = request.body["stream_options"]["include_usage"] == Value::Bool(true);
+        let include_usage = request.include_usage();
         if let (true, Some(usage)) = (include_usage, completion.usage) {
             let chunk = json!({
                 "id": id, "object": "chat.completion.chunk", "created": created, "model": model,
@@ -222,7 +222,7 @@ mod tests {
 
     fn request(prompt: &str, max_tokens: u32) -> UpstreamRequest {
         UpstreamRequest::from_params(
-            &ChatParams {
+            ChatParams {
                 model: "llama-3.1-8b-instant".into(),
                 system: None,
                 prompt: prompt.into(),
