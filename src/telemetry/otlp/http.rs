@@ -8,13 +8,16 @@
 //! Delivery follows the OTLP/HTTP spec: 429, 502, 503 and 504 and connection failures are
 //! retried with exponential back-off (100 ms doubling to 1.6 s, jittered; a `Retry-After` in
 //! seconds is honoured), at most 3 times and never past the export timeout. Spans the collector
-//! refuses in an OTLP partial success are reported, not counted as exported. This runs on the
-//! batch processor's own thread: a request never waits for it.
+//! refuses in an OTLP partial success are reported, not counted as exported. Every export
+//! says who sends it in `User-Agent` ([`EXPORTER_USER_AGENT`]). This runs on the batch
+//! processor's own thread: a request never waits for it.
 
 use std::io::Write as _;
 use std::time::{Duration, Instant};
 
-use axum::http::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use axum::http::header::{
+    CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, USER_AGENT,
+};
 use axum::http::{Method, Uri, header::RETRY_AFTER};
 use bytes::Bytes;
 use opentelemetry_sdk::Resource;
@@ -24,6 +27,15 @@ use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use super::wire::{Refused, encode_request, encode_resource, partial_success};
 use crate::config::{TelemetrySettings, http_uri};
 use crate::http_client::{HttpClient, Transport, collect, request, within};
+
+/// The `User-Agent` of every export, as the OTLP spec asks of exporters (the SDKs send
+/// `OTel-OTLP-Exporter-<language>/<version>`): our product and version, then the exporter's
+/// kind. An operator's own `User-Agent` in `OTEL_EXPORTER_OTLP_HEADERS` wins.
+pub const EXPORTER_USER_AGENT: &str = concat!(
+    "llm-observability/",
+    env!("CARGO_PKG_VERSION"),
+    " OTel-OTLP-Exporter-Rust"
+);
 
 /// Retries after the first attempt, as opentelemetry-otlp's recommended policy.
 const MAX_RETRIES: u32 = 3;
@@ -38,7 +50,8 @@ pub struct OtlpHttpExporter {
     /// no hand-off to another thread and back per batch. `None` only while dropping.
     runtime: Option<tokio::runtime::Runtime>,
     endpoint: Uri,
-    /// Content type, encoding and the operator's headers: the same for every export.
+    /// User agent, content type, encoding and the operator's headers: the same for every
+    /// export.
     headers: HeaderMap,
     gzip: bool,
     timeout: Duration,
@@ -72,6 +85,9 @@ impl OtlpHttpExporter {
             value.set_sensitive(true);
             headers.insert(name, value);
         }
+        headers
+            .entry(USER_AGENT)
+            .or_insert(HeaderValue::from_static(EXPORTER_USER_AGENT));
         headers.insert(
             CONTENT_TYPE,
             HeaderValue::from_static("application/x-protobuf"),
