@@ -6,14 +6,15 @@
 //! uses opentelemetry-otlp.
 //!
 //! Delivery follows the OTLP/HTTP spec: 429, 502, 503 and 504 and connection failures are
-//! retried with exponential back-off (100 ms doubling to 1.6 s, jittered; a `Retry-After` in
-//! seconds is honoured), at most 3 times and never past the export timeout. Spans the collector
+//! retried with exponential back-off (100 ms doubling to 1.6 s, jittered; a `Retry-After`, in
+//! seconds or as an HTTP date, is honoured), at most 3 times and never past the export
+//! timeout: a `Retry-After` beyond it ends the export at once. Spans the collector
 //! refuses in an OTLP partial success are reported, not counted as exported. Every export
 //! says who sends it in `User-Agent` ([`EXPORTER_USER_AGENT`]). This runs on the batch
 //! processor's own thread: a request never waits for it.
 
 use std::io::Write as _;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::http::header::{
     CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, USER_AGENT,
@@ -26,7 +27,7 @@ use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 
 use super::wire::{Refused, encode_request, encode_resource, partial_success};
 use crate::config::{TelemetrySettings, http_uri};
-use crate::http_client::{HttpClient, Transport, collect, request, within};
+use crate::http_client::{HttpClient, Transport, collect, request, retry_after, within};
 
 /// The `User-Agent` of every export, as the OTLP spec asks of exporters (the SDKs send
 /// `OTel-OTLP-Exporter-<language>/<version>`): our product and version, then the exporter's
@@ -185,8 +186,7 @@ impl OtlpHttpExporter {
             let retry_after = response
                 .headers()
                 .get(RETRY_AFTER)
-                .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok())
-                .map(Duration::from_secs);
+                .and_then(|v| retry_after(v, SystemTime::now()));
             // Read to the end: it may report refused spans, and the connection is reused.
             let answer = within(limit, collect(response.into_body()))
                 .await
