@@ -1,6 +1,6 @@
 //! The OTLP exporter against a scripted collector (the testkit's receiver), through the real
-//! binary: what a collector sees of an export, how its `Retry-After` is obeyed. Outcomes are
-//! read from `llm_gateway_spans_total` on the metrics port.
+//! binary: what a collector sees of an export, how its `Retry-After` is obeyed, an answer too
+//! big to read. Outcomes are read from `llm_gateway_spans_total` on the metrics port.
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -101,4 +101,26 @@ async fn a_retry_after_http_date_past_the_export_timeout_ends_the_export() {
         (0.0, 2.0, 0.0)
     );
     assert_eq!(receiver.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn an_answer_too_big_to_read_does_not_break_export() {
+    let receiver = OtlpReceiver::start();
+    receiver.script([Answer::Endless]);
+    let service = exporting_to(&receiver, &[("OTEL_EXPORTER_OTLP_TIMEOUT", "3000")]);
+
+    chat_ok(&service).await;
+
+    // A success status: the spans were taken, whatever follows.
+    assert_eq!(
+        outcomes_until(&service, |o| o.0 + o.1 >= 2.0).await,
+        (2.0, 0.0, 0.0)
+    );
+    // And the next export goes through (on a new connection).
+    chat_ok(&service).await;
+    assert_eq!(
+        outcomes_until(&service, |o| o.0 + o.1 >= 4.0).await,
+        (4.0, 0.0, 0.0)
+    );
+    assert_eq!(receiver.requests().len(), 2);
 }

@@ -10,8 +10,12 @@
 //! seconds or as an HTTP date, is honoured), at most 3 times and never past the export
 //! timeout: a `Retry-After` beyond it ends the export at once. Spans the collector
 //! refuses in an OTLP partial success are reported, not counted as exported. Every export
-//! says who sends it in `User-Agent` ([`EXPORTER_USER_AGENT`]). This runs on the batch
-//! processor's own thread: a request never waits for it.
+//! says who sends it in `User-Agent` ([`EXPORTER_USER_AGENT`]). The collector's answer is
+//! read up to [`MAX_ANSWER_BYTES`]; a longer one is not read further (nor its connection
+//! reused): with a success status the spans count as exported (a partial success in it is
+//! lost, as with an unreadable answer, which the spec says means full success), with an error
+//! status the status decides. This runs on the batch processor's own thread: a request never
+//! waits for it.
 
 use std::io::Write as _;
 use std::time::{Duration, Instant, SystemTime};
@@ -27,7 +31,7 @@ use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 
 use super::wire::{Refused, encode_request, encode_resource, partial_success};
 use crate::config::{TelemetrySettings, http_uri};
-use crate::http_client::{HttpClient, Transport, collect, request, retry_after, within};
+use crate::http_client::{HttpClient, Transport, collect_at_most, request, retry_after, within};
 
 /// The `User-Agent` of every export, as the OTLP spec asks of exporters (the SDKs send
 /// `OTel-OTLP-Exporter-<language>/<version>`): our product and version, then the exporter's
@@ -37,6 +41,12 @@ pub const EXPORTER_USER_AGENT: &str = concat!(
     env!("CARGO_PKG_VERSION"),
     " OTel-OTLP-Exporter-Rust"
 );
+
+/// The most of a collector's answer that is read. An `ExportTraceServiceResponse` is a count
+/// and a message, a few hundred bytes; 64 KiB leaves room for a long message and keeps a
+/// misbehaving collector (or whatever answers on its port) from making the export thread
+/// buffer without bound.
+pub const MAX_ANSWER_BYTES: usize = 64 << 10;
 
 /// Retries after the first attempt, as opentelemetry-otlp's recommended policy.
 const MAX_RETRIES: u32 = 3;
@@ -187,12 +197,17 @@ impl OtlpHttpExporter {
                 .headers()
                 .get(RETRY_AFTER)
                 .and_then(|v| retry_after(v, SystemTime::now()));
-            // Read to the end: it may report refused spans, and the connection is reused.
-            let answer = within(limit, collect(response.into_body()))
-                .await
-                .map_err(failed("the collector's answer broke off"))?;
+            // Read to the end (up to the cap): it may report refused spans, and the connection
+            // is reused.
+            let answer = within(
+                limit,
+                collect_at_most(response.into_body(), MAX_ANSWER_BYTES),
+            )
+            .await
+            .map_err(failed("the collector's answer broke off"))?;
             if status.is_success() {
-                return Ok(answer);
+                // Too long to read: the status says the spans were taken, which is all we know.
+                return Ok(answer.map(|(body, _)| body).unwrap_or_default());
             }
             let retryable = matches!(status.as_u16(), 429 | 502 | 503 | 504);
             Err((
