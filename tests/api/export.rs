@@ -1,8 +1,11 @@
 //! The OTLP exporter against a scripted collector (the testkit's receiver), through the real
-//! binary: what a collector sees of an export, how its `Retry-After` is obeyed, an answer too
-//! big to read. Outcomes are read from `llm_gateway_spans_total` on the metrics port.
+//! binary: what a collector sees of an export, how its `Retry-After` is obeyed, a partial
+//! success with only a warning, an answer too big to read. Outcomes are read from
+//! `llm_gateway_spans_total` on the metrics port, warnings from the JSON log.
 
 use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::Value;
 
 use crate::process::{chat_ok, span_outcomes};
 use crate::support::otlp::OtlpReceiver;
@@ -39,6 +42,30 @@ async fn outcomes_until(
             return outcomes;
         }
         assert!(Instant::now() < deadline, "span outcomes: {outcomes:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits (with a deadline) for a JSON log line whose message contains `text`.
+async fn log_line(service: &ServiceProcess, text: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let log = service.log();
+        let found = log
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|l| {
+                l["fields"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains(text))
+            });
+        if let Some(line) = found {
+            return line;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no log line with {text:?}:\n{log}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -101,6 +128,33 @@ async fn a_retry_after_http_date_past_the_export_timeout_ends_the_export() {
         (0.0, 2.0, 0.0)
     );
     assert_eq!(receiver.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn a_partial_success_with_only_a_message_is_logged_and_counted_exported() {
+    let receiver = OtlpReceiver::start();
+    receiver.script([Answer::PartialSuccess {
+        rejected: Some(0),
+        message: "span attributes truncated to 4 KiB".into(),
+    }]);
+    let service = exporting_to(&receiver, &[]);
+
+    chat_ok(&service).await;
+
+    assert_eq!(
+        outcomes_until(&service, |o| o.0 + o.1 >= 2.0).await,
+        (2.0, 0.0, 0.0)
+    );
+    let line = log_line(
+        &service,
+        "the OTLP collector accepted the spans with a warning",
+    )
+    .await;
+    assert_eq!(line["level"], "WARN", "{line}");
+    assert_eq!(
+        line["fields"]["warning"], "span attributes truncated to 4 KiB",
+        "{line}"
+    );
 }
 
 #[tokio::test]

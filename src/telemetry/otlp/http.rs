@@ -9,7 +9,8 @@
 //! retried with exponential back-off (100 ms doubling to 1.6 s, jittered; a `Retry-After`, in
 //! seconds or as an HTTP date, is honoured), at most 3 times and never past the export
 //! timeout: a `Retry-After` beyond it ends the export at once. Spans the collector
-//! refuses in an OTLP partial success are reported, not counted as exported. Every export
+//! refuses in an OTLP partial success are reported, not counted as exported, and a partial
+//! success refusing none but with a message is reported as the collector's warning. Every export
 //! says who sends it in `User-Agent` ([`EXPORTER_USER_AGENT`]). The collector's answer is
 //! read up to [`MAX_ANSWER_BYTES`]; a longer one is not read further (nor its connection
 //! reused): with a success status the spans count as exported (a partial success in it is
@@ -29,7 +30,7 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 
-use super::wire::{Refused, encode_request, encode_resource, partial_success};
+use super::wire::{PartialSuccess, encode_request, encode_resource, partial_success};
 use crate::config::{TelemetrySettings, http_uri};
 use crate::http_client::{HttpClient, Transport, collect_at_most, request, retry_after, within};
 
@@ -125,8 +126,8 @@ impl OtlpHttpExporter {
     }
 
     /// Exports a batch, retrying as the OTLP spec says; `Ok(Some(_))` if the collector took the
-    /// request but refused some spans (partial success).
-    pub async fn send(&self, batch: Vec<SpanData>) -> Result<Option<Refused>, OTelSdkError> {
+    /// request but refused some spans or warned (partial success).
+    pub async fn send(&self, batch: Vec<SpanData>) -> Result<Option<PartialSuccess>, OTelSdkError> {
         let body = self.body(&batch)?;
         drop(batch);
         let deadline = Instant::now() + self.timeout;

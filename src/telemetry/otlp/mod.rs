@@ -3,7 +3,8 @@
 //! HTTP transport is `http` and whose protobuf encoding is `wire`.
 //!
 //! What stands between finished spans and the transport: a bounded queue whose drops are
-//! counted, and an exporter wrapper that counts outcomes and logs failures rate-limited.
+//! counted, and an exporter wrapper that counts outcomes and logs failures and the collector's
+//! warnings (a partial success refusing nothing, with a message), rate-limited.
 //! The SDK's batch processor already bounds its queue, but drops silently. We keep our own
 //! count of spans handed to it and not yet exported, with the same cap: a span that would not
 //! fit is dropped here, counted, and never blocks the request that ended it.
@@ -26,10 +27,10 @@ use prometheus::{IntCounterVec, Opts};
 
 use crate::config::{OtlpProtocol, TelemetrySettings};
 use http::OtlpHttpExporter;
-use wire::Refused;
+use wire::PartialSuccess;
 
-/// At most one export-failure log line per this interval.
-const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(30);
+/// At most one export-failure log line, and one collector-warning line, per this interval.
+const LOG_INTERVAL: Duration = Duration::from_secs(30);
 
 /// `llm_gateway_spans_total{outcome}`: `exported`, `failed` (the collector was unreachable or
 /// refused them, wholly or in part) or `dropped` (the queue was full). Process-wide, like the tracer provider.
@@ -129,8 +130,11 @@ enum Exporter {
 
 impl Exporter {
     /// Exports a batch; `Ok(Some(_))` when the collector accepted the request but refused some
-    /// spans. (The gRPC exporter only logs partial success itself.)
-    async fn export_batch(&self, batch: Vec<SpanData>) -> Result<Option<Refused>, OTelSdkError> {
+    /// spans or warned. (The gRPC exporter only logs partial success itself.)
+    async fn export_batch(
+        &self,
+        batch: Vec<SpanData>,
+    ) -> Result<Option<PartialSuccess>, OTelSdkError> {
         match self {
             Self::Http(e) => e.send(batch).await,
             Self::Grpc(e) => e.export(batch).await.map(|()| None),
@@ -165,11 +169,13 @@ impl SpanExporter for Exporter {
     }
 }
 
-/// Counts export outcomes and logs failures at most once per interval, never per span.
+/// Counts export outcomes and logs failures, and the collector's warnings, at most once per
+/// interval each, never per span.
 #[derive(Debug)]
 struct CountingExporter {
     inner: Exporter,
-    last_logged: Mutex<Option<Instant>>,
+    failure_logged: Mutex<Option<Instant>>,
+    warning_logged: Mutex<Option<Instant>>,
 }
 
 impl CountingExporter {
@@ -177,9 +183,22 @@ impl CountingExporter {
     fn new(inner: Exporter) -> Self {
         Self {
             inner,
-            last_logged: Mutex::new(None),
+            failure_logged: Mutex::new(None),
+            warning_logged: Mutex::new(None),
         }
     }
+}
+
+/// Whether a line rate-limited by `last` may be logged now (and if so, notes it).
+fn log_due(last: &Mutex<Option<Instant>>) -> bool {
+    let Ok(mut last) = last.lock() else {
+        return false;
+    };
+    let due = last.is_none_or(|t| t.elapsed() >= LOG_INTERVAL);
+    if due {
+        *last = Some(Instant::now());
+    }
+    due
 }
 
 impl SpanExporter for CountingExporter {
@@ -192,8 +211,22 @@ impl SpanExporter for CountingExporter {
         let spans = spans as u64;
         let (failed, error) = match &result {
             Ok(None) => (0, None),
+            // Nothing refused, a message: the collector's warning, logged as the SDKs do.
+            Ok(Some(PartialSuccess {
+                rejected: 0,
+                message,
+            })) => {
+                if log_due(&self.warning_logged) {
+                    tracing::warn!(
+                        spans,
+                        warning = message.as_str(),
+                        "the OTLP collector accepted the spans with a warning (logged at most every 30 s)"
+                    );
+                }
+                (0, None)
+            }
             Ok(Some(refused)) => (
-                refused.spans.min(spans),
+                refused.rejected.min(spans),
                 Some(format!("the collector refused spans: {}", refused.message)),
             ),
             Err(e) => (spans, Some(e.to_string())),
@@ -204,10 +237,8 @@ impl SpanExporter for CountingExporter {
             }
         }
         if let Some(error) = error
-            && let Ok(mut last) = self.last_logged.lock()
-            && last.is_none_or(|t| t.elapsed() >= ERROR_LOG_INTERVAL)
+            && log_due(&self.failure_logged)
         {
-            *last = Some(Instant::now());
             tracing::warn!(
                 spans = failed,
                 error,
