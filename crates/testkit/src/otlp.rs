@@ -236,6 +236,8 @@ impl Sink {
 pub struct OtlpReceiver {
     pub addr: SocketAddr,
     sink: Arc<Sink>,
+    /// The open gRPC connections' tasks (gRPC receivers only).
+    connections: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
 }
 
 impl OtlpReceiver {
@@ -251,18 +253,28 @@ impl OtlpReceiver {
         let addr = serve_on_own_thread(port, move |listener| async move {
             axum::serve(listener, app).await.unwrap();
         });
-        Self { addr, sink }
+        Self {
+            addr,
+            sink,
+            connections: Arc::default(),
+        }
     }
 
     /// Starts an OTLP/gRPC receiver (HTTP/2 without TLS) on any port; it runs until the
     /// process ends. Its endpoint is [`OtlpReceiver::grpc_endpoint`].
     pub fn start_grpc() -> Self {
+        Self::start_grpc_on(0)
+    }
+
+    /// Starts an OTLP/gRPC receiver on a given port (0: any).
+    pub fn start_grpc_on(port: u16) -> Self {
         let sink = Sink::decoding();
-        let served = sink.clone();
-        let addr = serve_on_own_thread(0, move |listener| async move {
+        let connections: Arc<Mutex<Vec<tokio::task::AbortHandle>>> = Arc::default();
+        let (served, open) = (sink.clone(), connections.clone());
+        let addr = serve_on_own_thread(port, move |listener| async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let sink = served.clone();
-                tokio::spawn(async move {
+                let connection = tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |request| {
                         grpc_export(sink.clone(), request)
                     });
@@ -271,9 +283,22 @@ impl OtlpReceiver {
                         .serve_connection(TokioIo::new(stream), service)
                         .await;
                 });
+                open.lock().unwrap().push(connection.abort_handle());
             }
         });
-        Self { addr, sink }
+        Self {
+            addr,
+            sink,
+            connections,
+        }
+    }
+
+    /// gRPC receivers: closes every open connection at once, without a word (no GOAWAY), as a
+    /// collector that restarts or an idle timeout in between would. New ones are accepted.
+    pub fn close_connections(&self) {
+        for connection in self.connections.lock().unwrap().drain(..) {
+            connection.abort();
+        }
     }
 
     /// `http://127.0.0.1:PORT/v1/traces`.
