@@ -1,6 +1,6 @@
 //! Span export over OTLP, one way down: [`span_processor`] builds the pipeline
 //! (`BoundedProcessor` → the SDK's batch processor → `CountingExporter` → [`Exporter`]), whose
-//! HTTP transport is `http` and whose protobuf encoding is `wire`.
+//! own delivery is `exporter`, its HTTP transport `http` and its protobuf encoding `wire`.
 //!
 //! What stands between finished spans and the transport: a bounded queue whose drops are
 //! counted, and an exporter wrapper that counts outcomes and logs failures and the collector's
@@ -9,6 +9,7 @@
 //! count of spans handed to it and not yet exported, with the same cap: a span that would not
 //! fit is dropped here, counted, and never blocks the request that ended it.
 
+mod exporter;
 mod http;
 mod wire;
 
@@ -26,7 +27,7 @@ use opentelemetry_sdk::trace::{
 use prometheus::{IntCounterVec, Opts};
 
 use crate::config::{OtlpProtocol, TelemetrySettings};
-use http::OtlpHttpExporter;
+use exporter::OtlpExporter;
 use wire::PartialSuccess;
 
 /// At most one export-failure log line, and one collector-warning line, per this interval.
@@ -52,7 +53,7 @@ static PENDING: AtomicUsize = AtomicUsize::new(0);
 /// front of the SDK's batch processor, which exports on its own thread.
 pub fn span_processor(settings: &TelemetrySettings) -> Result<impl SpanProcessor + use<>, String> {
     let exporter = match settings.protocol {
-        OtlpProtocol::HttpProtobuf => Exporter::Http(OtlpHttpExporter::new(settings)?),
+        OtlpProtocol::HttpProtobuf => Exporter::Http(OtlpExporter::new(settings)?),
         OtlpProtocol::Grpc => Exporter::Grpc(
             opentelemetry_otlp::SpanExporter::builder()
                 .with_tonic()
@@ -123,7 +124,7 @@ impl<P: SpanProcessor> SpanProcessor for BoundedProcessor<P> {
 #[derive(Debug)]
 enum Exporter {
     /// `http/protobuf` (the default).
-    Http(OtlpHttpExporter),
+    Http(OtlpExporter),
     /// `grpc`.
     Grpc(opentelemetry_otlp::SpanExporter),
 }
