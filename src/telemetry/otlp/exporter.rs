@@ -1,17 +1,20 @@
 //! OTLP span export, encoded straight from the SDK's `SpanData` (`wire`) and sent over
-//! OTLP/HTTP (a protobuf POST, `http`).
+//! OTLP/HTTP (a protobuf POST, `http`) or OTLP/gRPC (the same protobuf in a unary call,
+//! `grpc`).
 //!
-//! Why not opentelemetry-otlp's HTTP exporter: it converts each span into opentelemetry-proto's
-//! structs (every attribute cloned), encodes those with prost and drops them, about 25,000
-//! instructions a span and a fifth of the gateway's CPU per request (BENCHMARKS.md). gRPC still
-//! uses opentelemetry-otlp.
+//! Why not opentelemetry-otlp's exporters: they convert each span into opentelemetry-proto's
+//! structs (every attribute cloned), encode those with prost and drop them, about 25,000
+//! instructions a span and a fifth of the gateway's CPU per request (BENCHMARKS.md). Its gRPC
+//! exporter also only logs a partial success and reports success, so spans a collector
+//! refused were counted exported (`grpc` says why gRPC is done by hand, not with tonic).
 //!
 //! Delivery follows the OTLP spec:
 //!
 //! - **Retries**: with exponential back-off (100 ms doubling to 1.6 s, jittered), at most 3
-//!   times and never past the export timeout; on 429, 502, 503 and 504 and connection
-//!   failures. The collector's own delay wins when longer: `Retry-After` (seconds or an HTTP
-//!   date); one beyond the export timeout ends the export at once.
+//!   times and never past the export timeout; over HTTP 429, 502, 503 and 504, over gRPC the
+//!   codes the spec calls retryable, and connection failures. The collector's own delay wins
+//!   when longer: `Retry-After` (seconds or an HTTP date) or gRPC's `RetryInfo`; one beyond
+//!   the export timeout ends the export at once.
 //! - **Partial success**: spans the collector refuses are reported, not counted as exported;
 //!   a partial success refusing none but with a message is reported as the collector's
 //!   warning.
@@ -19,7 +22,9 @@
 //! - **The answer is read up to 64 KiB** ([`MAX_ANSWER_BYTES`](super::http::MAX_ANSWER_BYTES));
 //!   a longer one is not read further. With a success status the spans count as exported (a
 //!   partial success in it is lost, as with an unreadable answer, which the spec says means
-//!   full success); with an error status the status decides.
+//!   full success); with an error status the status decides. Over gRPC, whose status comes
+//!   after the answer, an answer message at all means success: a server sends one only for a
+//!   successful call.
 //!
 //! This runs on the batch processor's own thread: a request never waits for it.
 
@@ -28,16 +33,17 @@ use std::time::{Duration, Instant};
 
 use axum::http::Uri;
 use axum::http::header::{
-    CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, USER_AGENT,
+    CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, TE, USER_AGENT,
 };
 use bytes::Bytes;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 
+use super::grpc;
 use super::http::{self, EXPORTER_USER_AGENT, Failure};
 use super::wire::{PartialSuccess, encode_request, encode_resource, partial_success};
-use crate::config::{TelemetrySettings, http_uri};
+use crate::config::{OtlpProtocol, TelemetrySettings, http_uri};
 use crate::http_client::HttpClient;
 
 /// Retries after the first attempt, as opentelemetry-otlp's recommended policy.
@@ -45,15 +51,15 @@ const MAX_RETRIES: u32 = 3;
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_millis(1600);
 
-/// Sends batches of spans to an OTLP collector as protobuf.
+/// Sends batches of spans to an OTLP collector as protobuf, over HTTP or gRPC.
 #[derive(Debug)]
 pub struct OtlpExporter {
     transport: Transport,
     /// A single-threaded runtime that the batch processor's own thread drives while it exports:
     /// no hand-off to another thread and back per batch. `None` only while dropping.
     runtime: Option<tokio::runtime::Runtime>,
-    /// User agent, content type, encoding and the operator's headers: the same for every
-    /// export.
+    /// User agent, content type, encoding and the operator's headers (gRPC: metadata): the
+    /// same for every export.
     headers: HeaderMap,
     gzip: bool,
     timeout: Duration,
@@ -69,6 +75,8 @@ pub struct OtlpExporter {
 enum Transport {
     /// OTLP/HTTP: a POST to the traces URL, over hyper-util's pooled HTTP/1.1 client.
     Http { client: HttpClient, endpoint: Uri },
+    /// OTLP/gRPC: `TraceService/Export` over one HTTP/2 connection.
+    Grpc(grpc::Channel),
 }
 
 impl OtlpExporter {
@@ -88,22 +96,34 @@ impl OtlpExporter {
         headers
             .entry(USER_AGENT)
             .or_insert(HeaderValue::from_static(EXPORTER_USER_AGENT));
-        let endpoint = http_uri(&settings.traces_endpoint).ok_or_else(|| {
-            format!(
-                "OTLP endpoint {:?} is not an http(s) URL",
-                settings.traces_endpoint
-            )
-        })?;
-        headers.insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("application/x-protobuf"),
-        );
-        if settings.export_gzip {
-            headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-        }
-        let transport = Transport::Http {
-            client: crate::http_client::client(settings.export_timeout)?,
-            endpoint,
+        let transport = match settings.protocol {
+            OtlpProtocol::HttpProtobuf => {
+                let endpoint = http_uri(&settings.traces_endpoint).ok_or_else(|| {
+                    format!(
+                        "OTLP endpoint {:?} is not an http(s) URL",
+                        settings.traces_endpoint
+                    )
+                })?;
+                headers.insert(
+                    CONTENT_TYPE,
+                    HeaderValue::from_static("application/x-protobuf"),
+                );
+                if settings.export_gzip {
+                    headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+                }
+                Transport::Http {
+                    client: crate::http_client::client(settings.export_timeout)?,
+                    endpoint,
+                }
+            }
+            OtlpProtocol::Grpc => {
+                headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+                headers.insert(TE, HeaderValue::from_static("trailers"));
+                Transport::Grpc(grpc::Channel::new(
+                    &settings.traces_endpoint,
+                    settings.export_timeout,
+                )?)
+            }
         };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -114,7 +134,8 @@ impl OtlpExporter {
             transport,
             runtime: Some(runtime),
             headers,
-            gzip: settings.export_gzip,
+            // The settings allow gzip with OTLP/HTTP only.
+            gzip: settings.export_gzip && settings.protocol == OtlpProtocol::HttpProtobuf,
             timeout: settings.export_timeout,
             resource: Vec::new(),
             resource_schema_url: String::new(),
@@ -150,12 +171,19 @@ impl OtlpExporter {
         }
     }
 
-    /// The request body for `spans`, gzipped if configured.
+    /// The request body for `spans`: gzipped if configured, framed as a gRPC message for gRPC.
     fn body(&self, spans: &[SpanData]) -> Result<Bytes, OTelSdkError> {
         use std::sync::atomic::Ordering::Relaxed;
+        let grpc = matches!(self.transport, Transport::Grpc(_));
         let mut buf = Vec::with_capacity(self.size_hint.load(Relaxed));
+        if grpc {
+            buf.resize(grpc::MESSAGE_PREFIX, 0);
+        }
         encode_request(&mut buf, &self.resource, &self.resource_schema_url, spans);
         self.size_hint.store(buf.len(), Relaxed);
+        if grpc {
+            grpc::frame(&mut buf).map_err(OTelSdkError::InternalFailure)?;
+        }
         if !self.gzip {
             return Ok(buf.into());
         }
@@ -182,6 +210,9 @@ impl OtlpExporter {
         match &self.transport {
             Transport::Http { client, endpoint } => {
                 runtime.block_on(http::post(client, endpoint, headers, body.clone(), limit))
+            }
+            Transport::Grpc(channel) => {
+                runtime.block_on(channel.export(headers, body.clone(), limit))
             }
         }
     }

@@ -1,5 +1,6 @@
 //! One OTLP/HTTP export attempt: the protobuf POSTed to the traces URL over hyper-util's pooled
-//! client (`http_client`), the answer read up to a cap; how an attempt fails, the `User-Agent`.
+//! client (`http_client`), the answer read up to a cap. And what the gRPC transport, HTTP/2
+//! underneath, shares with it: how an attempt fails, the answer's cap, the `User-Agent`.
 
 use std::time::{Duration, SystemTime};
 
@@ -29,7 +30,7 @@ pub const MAX_ANSWER_BYTES: usize = 64 << 10;
 pub struct Failure {
     /// Whether another attempt may succeed.
     pub retry: bool,
-    /// How long the collector asked to wait (`Retry-After`).
+    /// How long the collector asked to wait (`Retry-After`, gRPC `RetryInfo`).
     pub delay: Option<Duration>,
     /// What to log.
     pub message: String,

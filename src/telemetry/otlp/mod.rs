@@ -1,6 +1,6 @@
 //! Span export over OTLP, one way down: [`span_processor`] builds the pipeline
-//! (`BoundedProcessor` → the SDK's batch processor → `CountingExporter` → [`Exporter`]), whose
-//! own delivery is `exporter`, its HTTP transport `http` and its protobuf encoding `wire`.
+//! (`BoundedProcessor` → the SDK's batch processor → `CountingExporter` → `OtlpExporter`),
+//! whose delivery is `exporter`, its transports `http` and `grpc`, its protobuf `wire`.
 //!
 //! What stands between finished spans and the transport: a bounded queue whose drops are
 //! counted, and an exporter wrapper that counts outcomes and logs failures and the collector's
@@ -10,6 +10,7 @@
 //! fit is dropped here, counted, and never blocks the request that ended it.
 
 mod exporter;
+mod grpc;
 mod http;
 mod wire;
 
@@ -18,15 +19,14 @@ use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use opentelemetry::Context;
-use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
+use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{
     BatchConfigBuilder, BatchSpanProcessor, Span, SpanData, SpanExporter, SpanProcessor,
 };
 use prometheus::{IntCounterVec, Opts};
 
-use crate::config::{OtlpProtocol, TelemetrySettings};
+use crate::config::TelemetrySettings;
 use exporter::OtlpExporter;
 use wire::PartialSuccess;
 
@@ -52,16 +52,7 @@ static PENDING: AtomicUsize = AtomicUsize::new(0);
 /// The export pipeline for `settings` (not used when the SDK is disabled): our bounded queue in
 /// front of the SDK's batch processor, which exports on its own thread.
 pub fn span_processor(settings: &TelemetrySettings) -> Result<impl SpanProcessor + use<>, String> {
-    let exporter = match settings.protocol {
-        OtlpProtocol::HttpProtobuf => Exporter::Http(OtlpExporter::new(settings)?),
-        OtlpProtocol::Grpc => Exporter::Grpc(
-            opentelemetry_otlp::SpanExporter::builder()
-                .with_tonic()
-                .with_endpoint(settings.traces_endpoint.clone())
-                .build()
-                .map_err(|e| e.to_string())?,
-        ),
-    };
+    let exporter = OtlpExporter::new(settings)?;
     // The other OTEL_BSP_* variables are read by the SDK itself.
     let mut batch = BatchConfigBuilder::default()
         .with_max_queue_size(settings.max_queue_size)
@@ -120,68 +111,18 @@ impl<P: SpanProcessor> SpanProcessor for BoundedProcessor<P> {
     }
 }
 
-/// The configured transport: our own OTLP/HTTP protobuf encoder, or opentelemetry-otlp's gRPC.
-#[derive(Debug)]
-enum Exporter {
-    /// `http/protobuf` (the default).
-    Http(OtlpExporter),
-    /// `grpc`.
-    Grpc(opentelemetry_otlp::SpanExporter),
-}
-
-impl Exporter {
-    /// Exports a batch; `Ok(Some(_))` when the collector accepted the request but refused some
-    /// spans or warned. (The gRPC exporter only logs partial success itself.)
-    async fn export_batch(
-        &self,
-        batch: Vec<SpanData>,
-    ) -> Result<Option<PartialSuccess>, OTelSdkError> {
-        match self {
-            Self::Http(e) => e.send(batch).await,
-            Self::Grpc(e) => e.export(batch).await.map(|()| None),
-        }
-    }
-}
-
-impl SpanExporter for Exporter {
-    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        self.export_batch(batch).await.map(|_| ())
-    }
-
-    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        match self {
-            Self::Http(e) => e.shutdown_with_timeout(timeout),
-            Self::Grpc(e) => e.shutdown_with_timeout(timeout),
-        }
-    }
-
-    fn force_flush(&self) -> OTelSdkResult {
-        match self {
-            Self::Http(e) => e.force_flush(),
-            Self::Grpc(e) => e.force_flush(),
-        }
-    }
-
-    fn set_resource(&mut self, resource: &Resource) {
-        match self {
-            Self::Http(e) => e.set_resource(resource),
-            Self::Grpc(e) => e.set_resource(resource),
-        }
-    }
-}
-
 /// Counts export outcomes and logs failures, and the collector's warnings, at most once per
 /// interval each, never per span.
 #[derive(Debug)]
 struct CountingExporter {
-    inner: Exporter,
+    inner: OtlpExporter,
     failure_logged: Mutex<Option<Instant>>,
     warning_logged: Mutex<Option<Instant>>,
 }
 
 impl CountingExporter {
     /// Wraps an exporter.
-    fn new(inner: Exporter) -> Self {
+    fn new(inner: OtlpExporter) -> Self {
         Self {
             inner,
             failure_logged: Mutex::new(None),
@@ -205,7 +146,7 @@ fn log_due(last: &Mutex<Option<Instant>>) -> bool {
 impl SpanExporter for CountingExporter {
     async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
         let spans = batch.len();
-        let result = self.inner.export_batch(batch).await;
+        let result = self.inner.send(batch).await;
         let _ = PENDING.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
             Some(n.saturating_sub(spans))
         });

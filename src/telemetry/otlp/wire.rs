@@ -1,6 +1,6 @@
 //! The OTLP protobuf wire format, written straight from the SDK's `SpanData` in one pass over
 //! the borrowed spans (no intermediate message structs), and the one answer field the exporter
-//! reads back (partial success).
+//! reads back (partial success), with the field reader gRPC's status details use too.
 //!
 //! Field numbers: opentelemetry-proto v1 (`collector/trace/v1/trace_service.proto`,
 //! `trace/v1/trace.proto`, `common/v1/common.proto`, `resource/v1/resource.proto`). Like prost,
@@ -57,15 +57,16 @@ pub fn partial_success(answer: &[u8]) -> Option<PartialSuccess> {
     (partial.rejected > 0 || !partial.message.is_empty()).then_some(partial)
 }
 
-/// A protobuf field's value: what the partial-success reader needs.
-enum Field<'a> {
+/// A protobuf field's value: what the answer readers need (partial success, gRPC's status
+/// details).
+pub enum Field<'a> {
     Varint(u64),
     Bytes(&'a [u8]),
     Other,
 }
 
 /// The fields of a protobuf message, stopping at the first malformed one.
-fn fields(mut data: &[u8]) -> impl Iterator<Item = (u64, Field<'_>)> {
+pub fn fields(mut data: &[u8]) -> impl Iterator<Item = (u64, Field<'_>)> {
     fn read_varint(data: &mut &[u8]) -> Option<u64> {
         let mut value = 0u64;
         for shift in (0..64).step_by(7) {
