@@ -116,9 +116,23 @@ pub fn request(method: Method, uri: &Uri, headers: HeaderMap, body: Bytes) -> Re
     request
 }
 
-/// A whole response body.
-pub async fn collect(body: Incoming) -> Result<Bytes, hyper::Error> {
-    Ok(body.collect().await?.to_bytes())
+/// A response body of at most `limit` bytes, with its trailers (gRPC's status); `None` once
+/// it is longer: the rest is not read (the connection is then not reused), so a huge or
+/// endless answer costs at most `limit` bytes.
+pub async fn collect_at_most(
+    mut body: Incoming,
+    limit: usize,
+) -> Result<Option<(Bytes, Option<HeaderMap>)>, hyper::Error> {
+    let mut data = Vec::new();
+    let mut trailers = None;
+    while let Some(frame) = body.frame().await {
+        match frame?.into_data() {
+            Ok(chunk) if data.len() + chunk.len() > limit => return Ok(None),
+            Ok(chunk) => data.extend_from_slice(&chunk),
+            Err(frame) => trailers = frame.into_trailers().ok(),
+        }
+    }
+    Ok(Some((data.into(), trailers)))
 }
 
 /// How a transport step failed.

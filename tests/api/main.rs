@@ -5,6 +5,7 @@ mod support;
 mod chat;
 mod docs;
 mod egress;
+mod export;
 mod limits;
 mod metrics;
 mod openai;

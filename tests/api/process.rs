@@ -217,7 +217,9 @@ fn free_port() -> u16 {
     listener.local_addr().unwrap().port()
 }
 
-async fn span_outcomes(service: &crate::support::process::ServiceProcess) -> (f64, f64, f64) {
+pub(crate) async fn span_outcomes(
+    service: &crate::support::process::ServiceProcess,
+) -> (f64, f64, f64) {
     let text = reqwest::get(format!("http://127.0.0.1:{}/metrics", service.metrics_port))
         .await
         .unwrap()
@@ -235,7 +237,7 @@ async fn span_outcomes(service: &crate::support::process::ServiceProcess) -> (f6
     (get("exported"), get("failed"), get("dropped"))
 }
 
-async fn chat_ok(service: &crate::support::process::ServiceProcess) -> String {
+pub(crate) async fn chat_ok(service: &crate::support::process::ServiceProcess) -> String {
     let response = service.chat(json!({"prompt": "hi"})).await;
     assert_eq!(response.status(), 200);
     response.headers()["x-trace-id"]

@@ -1,13 +1,16 @@
 //! Span export over OTLP, one way down: [`span_processor`] builds the pipeline
-//! (`BoundedProcessor` → the SDK's batch processor → `CountingExporter` → [`Exporter`]), whose
-//! HTTP transport is `http` and whose protobuf encoding is `wire`.
+//! (`BoundedProcessor` → the SDK's batch processor → `CountingExporter` → `OtlpExporter`),
+//! whose delivery is `exporter`, its transports `http` and `grpc`, its protobuf `wire`.
 //!
 //! What stands between finished spans and the transport: a bounded queue whose drops are
-//! counted, and an exporter wrapper that counts outcomes and logs failures rate-limited.
+//! counted, and an exporter wrapper that counts outcomes and logs failures and the collector's
+//! warnings (a partial success refusing nothing, with a message), rate-limited.
 //! The SDK's batch processor already bounds its queue, but drops silently. We keep our own
 //! count of spans handed to it and not yet exported, with the same cap: a span that would not
 //! fit is dropped here, counted, and never blocks the request that ended it.
 
+mod exporter;
+mod grpc;
 mod http;
 mod wire;
 
@@ -16,20 +19,19 @@ use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use opentelemetry::Context;
-use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
+use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{
     BatchConfigBuilder, BatchSpanProcessor, Span, SpanData, SpanExporter, SpanProcessor,
 };
 use prometheus::{IntCounterVec, Opts};
 
-use crate::config::{OtlpProtocol, TelemetrySettings};
-use http::OtlpHttpExporter;
-use wire::Refused;
+use crate::config::TelemetrySettings;
+use exporter::OtlpExporter;
+use wire::PartialSuccess;
 
-/// At most one export-failure log line per this interval.
-const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(30);
+/// At most one export-failure log line, and one collector-warning line, per this interval.
+const LOG_INTERVAL: Duration = Duration::from_secs(30);
 
 /// `llm_gateway_spans_total{outcome}`: `exported`, `failed` (the collector was unreachable or
 /// refused them, wholly or in part) or `dropped` (the queue was full). Process-wide, like the tracer provider.
@@ -50,16 +52,7 @@ static PENDING: AtomicUsize = AtomicUsize::new(0);
 /// The export pipeline for `settings` (not used when the SDK is disabled): our bounded queue in
 /// front of the SDK's batch processor, which exports on its own thread.
 pub fn span_processor(settings: &TelemetrySettings) -> Result<impl SpanProcessor + use<>, String> {
-    let exporter = match settings.protocol {
-        OtlpProtocol::HttpProtobuf => Exporter::Http(OtlpHttpExporter::new(settings)?),
-        OtlpProtocol::Grpc => Exporter::Grpc(
-            opentelemetry_otlp::SpanExporter::builder()
-                .with_tonic()
-                .with_endpoint(settings.traces_endpoint.clone())
-                .build()
-                .map_err(|e| e.to_string())?,
-        ),
-    };
+    let exporter = OtlpExporter::new(settings)?;
     // The other OTEL_BSP_* variables are read by the SDK itself.
     let mut batch = BatchConfigBuilder::default()
         .with_max_queue_size(settings.max_queue_size)
@@ -118,82 +111,64 @@ impl<P: SpanProcessor> SpanProcessor for BoundedProcessor<P> {
     }
 }
 
-/// The configured transport: our own OTLP/HTTP protobuf encoder, or opentelemetry-otlp's gRPC.
-#[derive(Debug)]
-enum Exporter {
-    /// `http/protobuf` (the default).
-    Http(OtlpHttpExporter),
-    /// `grpc`.
-    Grpc(opentelemetry_otlp::SpanExporter),
-}
-
-impl Exporter {
-    /// Exports a batch; `Ok(Some(_))` when the collector accepted the request but refused some
-    /// spans. (The gRPC exporter only logs partial success itself.)
-    async fn export_batch(&self, batch: Vec<SpanData>) -> Result<Option<Refused>, OTelSdkError> {
-        match self {
-            Self::Http(e) => e.send(batch).await,
-            Self::Grpc(e) => e.export(batch).await.map(|()| None),
-        }
-    }
-}
-
-impl SpanExporter for Exporter {
-    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        self.export_batch(batch).await.map(|_| ())
-    }
-
-    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        match self {
-            Self::Http(e) => e.shutdown_with_timeout(timeout),
-            Self::Grpc(e) => e.shutdown_with_timeout(timeout),
-        }
-    }
-
-    fn force_flush(&self) -> OTelSdkResult {
-        match self {
-            Self::Http(e) => e.force_flush(),
-            Self::Grpc(e) => e.force_flush(),
-        }
-    }
-
-    fn set_resource(&mut self, resource: &Resource) {
-        match self {
-            Self::Http(e) => e.set_resource(resource),
-            Self::Grpc(e) => e.set_resource(resource),
-        }
-    }
-}
-
-/// Counts export outcomes and logs failures at most once per interval, never per span.
+/// Counts export outcomes and logs failures, and the collector's warnings, at most once per
+/// interval each, never per span.
 #[derive(Debug)]
 struct CountingExporter {
-    inner: Exporter,
-    last_logged: Mutex<Option<Instant>>,
+    inner: OtlpExporter,
+    failure_logged: Mutex<Option<Instant>>,
+    warning_logged: Mutex<Option<Instant>>,
 }
 
 impl CountingExporter {
     /// Wraps an exporter.
-    fn new(inner: Exporter) -> Self {
+    fn new(inner: OtlpExporter) -> Self {
         Self {
             inner,
-            last_logged: Mutex::new(None),
+            failure_logged: Mutex::new(None),
+            warning_logged: Mutex::new(None),
         }
     }
+}
+
+/// Whether a line rate-limited by `last` may be logged now (and if so, notes it).
+fn log_due(last: &Mutex<Option<Instant>>) -> bool {
+    let Ok(mut last) = last.lock() else {
+        return false;
+    };
+    let due = last.is_none_or(|t| t.elapsed() >= LOG_INTERVAL);
+    if due {
+        *last = Some(Instant::now());
+    }
+    due
 }
 
 impl SpanExporter for CountingExporter {
     async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
         let spans = batch.len();
-        let result = self.inner.export_batch(batch).await;
+        let result = self.inner.send(batch).await;
         let _ = PENDING.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
             Some(n.saturating_sub(spans))
         });
         let spans = spans as u64;
         let (failed, error) = match &result {
             Ok(None) => (0, None),
+            // Nothing refused, a message: the collector's warning, logged as the SDKs do.
+            Ok(Some(PartialSuccess {
+                rejected: 0,
+                message,
+            })) => {
+                if log_due(&self.warning_logged) {
+                    tracing::warn!(
+                        spans,
+                        warning = message.as_str(),
+                        "the OTLP collector accepted the spans with a warning (logged at most every 30 s)"
+                    );
+                }
+                (0, None)
+            }
             Ok(Some(refused)) => (
-                refused.spans.min(spans),
+                refused.rejected.min(spans),
                 Some(format!("the collector refused spans: {}", refused.message)),
             ),
             Err(e) => (spans, Some(e.to_string())),
@@ -204,10 +179,8 @@ impl SpanExporter for CountingExporter {
             }
         }
         if let Some(error) = error
-            && let Ok(mut last) = self.last_logged.lock()
-            && last.is_none_or(|t| t.elapsed() >= ERROR_LOG_INTERVAL)
+            && log_due(&self.failure_logged)
         {
-            *last = Some(Instant::now());
             tracing::warn!(
                 spans = failed,
                 error,

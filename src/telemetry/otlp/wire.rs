@@ -1,6 +1,6 @@
 //! The OTLP protobuf wire format, written straight from the SDK's `SpanData` in one pass over
 //! the borrowed spans (no intermediate message structs), and the one answer field the exporter
-//! reads back (partial success).
+//! reads back (partial success), with the field reader gRPC's status details use too.
 //!
 //! Field numbers: opentelemetry-proto v1 (`collector/trace/v1/trace_service.proto`,
 //! `trace/v1/trace.proto`, `common/v1/common.proto`, `resource/v1/resource.proto`). Like prost,
@@ -14,12 +14,13 @@ use opentelemetry::{Array, InstrumentationScope, KeyValue, Value};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::SpanData;
 
-/// Spans a collector refused in an otherwise successful export (OTLP partial success).
+/// An OTLP partial success: spans the collector refused in an otherwise successful export,
+/// or only a warning (`rejected` 0 with a message).
 #[derive(Debug)]
-pub struct Refused {
-    /// How many.
-    pub spans: u64,
-    /// The collector's reason.
+pub struct PartialSuccess {
+    /// How many spans were refused.
+    pub rejected: u64,
+    /// The collector's reason, or its warning.
     pub message: String,
 }
 
@@ -34,35 +35,38 @@ pub fn encode_resource(resource: &Resource) -> Vec<u8> {
 
 /// Reads `ExportTraceServiceResponse { ExportTracePartialSuccess partial_success = 1 }`, where
 /// `ExportTracePartialSuccess { int64 rejected_spans = 1; string error_message = 2 }`. An empty
-/// or unreadable answer means full success, as the spec says.
-pub fn partial_success(answer: &[u8]) -> Option<Refused> {
+/// or unreadable answer, or a partial success with neither field set, means full success, as
+/// the spec says; a message alone is a warning.
+pub fn partial_success(answer: &[u8]) -> Option<PartialSuccess> {
     let inner = fields(answer).find_map(|(field, value)| match (field, value) {
         (1, Field::Bytes(inner)) => Some(inner),
         _ => None,
     })?;
-    let mut refused = Refused {
-        spans: 0,
+    let mut partial = PartialSuccess {
+        rejected: 0,
         message: String::new(),
     };
     for (field, value) in fields(inner) {
         match (field, value) {
-            (1, Field::Varint(n)) => refused.spans = n,
-            (2, Field::Bytes(text)) => refused.message = String::from_utf8_lossy(text).into_owned(),
+            // An int64: a negative count (malformed) refuses nothing.
+            (1, Field::Varint(n)) => partial.rejected = u64::try_from(n as i64).unwrap_or(0),
+            (2, Field::Bytes(text)) => partial.message = String::from_utf8_lossy(text).into_owned(),
             _ => {}
         }
     }
-    (refused.spans > 0).then_some(refused)
+    (partial.rejected > 0 || !partial.message.is_empty()).then_some(partial)
 }
 
-/// A protobuf field's value: what the partial-success reader needs.
-enum Field<'a> {
+/// A protobuf field's value: what the answer readers need (partial success, gRPC's status
+/// details).
+pub enum Field<'a> {
     Varint(u64),
     Bytes(&'a [u8]),
     Other,
 }
 
 /// The fields of a protobuf message, stopping at the first malformed one.
-fn fields(mut data: &[u8]) -> impl Iterator<Item = (u64, Field<'_>)> {
+pub fn fields(mut data: &[u8]) -> impl Iterator<Item = (u64, Field<'_>)> {
     fn read_varint(data: &mut &[u8]) -> Option<u64> {
         let mut value = 0u64;
         for shift in (0..64).step_by(7) {
@@ -514,8 +518,13 @@ mod tests {
             .encode_to_vec()
         };
         let refused = partial_success(&answer(7, "span name too long")).unwrap();
-        assert_eq!(refused.spans, 7);
+        assert_eq!(refused.rejected, 7);
         assert_eq!(refused.message, "span name too long");
+        // A warning: nothing refused, but a message.
+        let warning = partial_success(&answer(0, "attributes truncated")).unwrap();
+        assert_eq!(warning.rejected, 0);
+        assert_eq!(warning.message, "attributes truncated");
+        assert_eq!(partial_success(&answer(-3, "")).map(|p| p.rejected), None);
         // Full success: no partial_success, an empty one, or an empty body.
         assert!(partial_success(&answer(0, "")).is_none());
         assert!(partial_success(&ExportTraceServiceResponse::default().encode_to_vec()).is_none());
