@@ -35,7 +35,8 @@ pub const LOG_SPAN: &str = "request";
 /// The `tracing` target of this crate: only its spans are exported.
 const CRATE_TARGET: &str = "llm_observability";
 /// The exporter's own HTTP stack must never produce spans or log storms of its own.
-const SILENCED: &str = "hyper=off,h2=off,tonic=off,tower=off,reqwest=off,opentelemetry=warn,opentelemetry_sdk=warn,opentelemetry_otlp=warn";
+const SILENCED: &str =
+    "hyper=off,h2=off,tower=off,reqwest=off,opentelemetry=warn,opentelemetry_sdk=warn";
 
 /// Why telemetry could not start.
 #[derive(Debug, thiserror::Error)]
