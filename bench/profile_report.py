@@ -24,8 +24,8 @@ COMPONENTS = [
     ("kernel: accept / connect / close / other", r"^accept|^__libc_connect|^__close|^close$|^socket$|setsockopt|getsockopt|^shutdown$"),
     ("OTLP exporter: SpanData -> protobuf (our encoder; opentelemetry-proto/prost for gRPC)",
      r"llm_observability::telemetry::otlp|opentelemetry_proto|^prost::|<prost::"),
-    ("OTLP exporter: HTTP POST (reqwest blocking client and its thread)",
-     r"opentelemetry_otlp|reqwest::|flate2|miniz"),
+    ("reqwest (provider calls: request building, redirect and retry layers)", r"reqwest::"),
+    ("OTLP exporter: gzip", r"flate2|miniz"),
     ("BatchSpanProcessor (queue, worker thread)", r"BatchSpanProcessor|batch_span_processor|std::sync::mpmc"),
     ("tracing-opentelemetry layer (span builders, attributes, events)", r"tracing_opentelemetry"),
     ("opentelemetry SDK (span end, ids, W3C propagation)", r"opentelemetry_sdk|opentelemetry::|opentelemetry_http"),
@@ -34,14 +34,13 @@ COMPONENTS = [
     ("prometheus metrics", r"prometheus::"),
     ("url parse + IDNA", r"url::|idna::"),
     ("serde_json (request/response bodies)", r"serde_json|serde_core|serde::"),
-    ("hyper-util client (upstream call)",
+    ("hyper-util client (provider calls under reqwest, and the OTLP POSTs)",
      r"hyper_util::client|hyper_rustls|hyper::client|dispatch::Client|role::Client"),
     ("hyper HTTP/1 server (parse, encode)", r"hyper::|hyper_util::server|httparse|^http::|<http::"),
     ("axum (router, extractors, middleware glue)", r"axum::|axum_core::|tower::|tower_http::|matchit"),
     ("llm_observability (own code, inlined callees included)", r"llm_observability::"),
     ("tokio (scheduler, timers, I/O driver)", r"tokio::|mio::"),
 ]
-OTLP_HTTP = COMPONENTS[5][0]
 ALLOC = re.compile(r"^(malloc|_int_malloc|_int_free|cfree|free|realloc|_int_realloc|calloc|"
                    r"malloc_consolidate|unlink_chunk|__rustc::__rust_|__rdl_|arena_get2|tcache)")
 
@@ -94,10 +93,8 @@ def main():
     for comm, frames in stacks:
         leaf_kernel, leaf = frames[0]
         leaves[("[k] " if leaf_kernel else "") + leaf] += 1
-        # reqwest's blocking client runs its requests on a runtime thread of its own; in the
-        # gateway only the OTLP exporter uses it.
-        category = OTLP_HTTP if comm.startswith("reqwest-in") else None
-        for kernel, sym in ([] if category else frames):
+        category = None
+        for kernel, sym in frames:
             if kernel:
                 continue
             for name, r in rx:
