@@ -63,6 +63,9 @@ impl SseSplitter {
                             self.after_cr = false;
                             i += 1;
                         }
+                        if i > MAX_EVENT_BYTES {
+                            return Err(too_large());
+                        }
                         events.push(self.buffer.split_to(i).freeze());
                         i = 0;
                     }
@@ -73,9 +76,7 @@ impl SseSplitter {
         }
         self.scanned = i;
         if self.buffer.len() > MAX_EVENT_BYTES {
-            return Err(LlmError::BadResponse(format!(
-                "a stream event exceeded {MAX_EVENT_BYTES} bytes"
-            )));
+            return Err(too_large());
         }
         Ok(events)
     }
@@ -86,6 +87,10 @@ impl SseSplitter {
         let rest = self.buffer.split().freeze();
         (!rest.iter().all(u8::is_ascii_whitespace)).then_some(rest)
     }
+}
+
+fn too_large() -> LlmError {
+    LlmError::BadResponse(format!("a stream event exceeded {MAX_EVENT_BYTES} bytes"))
 }
 
 /// The lines of an event, split at CRLF, LF or a lone CR (terminators removed).
@@ -191,5 +196,11 @@ mod tests {
         assert_eq!(splitter.push(b"\n\n").unwrap().len(), 1);
         assert!(splitter.push(b"data: ").unwrap().is_empty());
         assert!(splitter.push(&vec![b'x'; MAX_EVENT_BYTES]).is_err());
+
+        // Whole in one read, blank line included: still refused.
+        let mut one_read = b"data: ".to_vec();
+        one_read.resize(MAX_EVENT_BYTES + 10, b'x');
+        one_read.extend_from_slice(b"\n\n");
+        assert!(SseSplitter::default().push(&one_read).is_err());
     }
 }

@@ -359,7 +359,9 @@ async fn an_upstream_error_mid_stream_is_relayed_as_an_sse_error_and_recorded() 
         .to_owned();
     let data = sse_data(response).await;
 
-    let last: Value = serde_json::from_str(data.last().unwrap()).unwrap();
+    let shown: Vec<&str> = data.iter().map(|d| &d[..d.len().min(120)]).collect();
+    let last: Value =
+        serde_json::from_str(data.last().unwrap()).unwrap_or_else(|e| panic!("{e}: {shown:?}"));
     assert_eq!(last["error"]["message"], "Service Unavailable");
     let spans = otlp().wait_for_trace(&trace_id, 3).await;
     assert_eq!(
@@ -579,4 +581,65 @@ async fn api_chat_streams_from_upstreams_with_any_sse_line_ending() {
             "{endings:?}"
         );
     }
+}
+
+#[tokio::test]
+async fn an_upstream_error_event_echoing_the_key_is_relayed_redacted() {
+    const PLAIN_KEY: &str = "plain-secret-value";
+    let app = spawn_app_with(&[("GROQ_API_KEY", PLAIN_KEY)]).await;
+    let message = format!("upstream overloaded for key\n{PLAIN_KEY}");
+    app.upstream
+        .script([Reply::StreamThenErrorMessage(message.clone())]);
+
+    let response = post(&app, "/v1/chat/completions", json!({"model": "llama-3.1-8b-instant", "stream": true, "messages": [{"role": "user", "content": "hi"}]})).await;
+    assert_eq!(response.status(), 200);
+    let relayed = response.text().await.unwrap();
+    assert!(relayed.contains("upstream overloaded for key"), "{relayed}");
+    assert!(!relayed.contains(PLAIN_KEY), "{relayed}");
+    assert!(relayed.contains("[redacted]"), "{relayed}");
+
+    app.upstream
+        .script([Reply::StreamThenErrorMessage(message)]);
+    let response = post(&app, "/api/chat", json!({"prompt": "hi", "stream": true})).await;
+    let text = response.text().await.unwrap();
+    assert!(text.contains("event: error"), "{text}");
+    assert!(!text.contains(PLAIN_KEY), "{text}");
+}
+
+#[tokio::test]
+async fn an_event_over_the_size_limit_ends_the_stream_with_bad_response() {
+    let app = spawn_app().await;
+    let huge = llm_observability::llm::sse::MAX_EVENT_BYTES + 1024;
+    app.upstream.script([Reply::StreamHugeEvent(huge)]);
+
+    let response = post(&app, "/v1/chat/completions", json!({"model": "llama-3.1-8b-instant", "stream": true, "messages": [{"role": "user", "content": "hi"}]})).await;
+    assert_eq!(response.status(), 200);
+    let trace_id = response.headers()["x-trace-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let data = sse_data(response).await;
+    let shown: Vec<&str> = data.iter().map(|d| &d[..d.len().min(120)]).collect();
+    let last: Value =
+        serde_json::from_str(data.last().unwrap()).unwrap_or_else(|e| panic!("{e}: {shown:?}"));
+    assert_eq!(last["error"]["type"], "bad_response", "{last}");
+    assert!(
+        data.iter().all(|d| d.len() < 1 << 20),
+        "the huge event is not relayed"
+    );
+    let spans = otlp().wait_for_trace(&trace_id, 3).await;
+    assert_eq!(
+        attr(&chat_span(&spans).span.attributes, "error.type"),
+        Some(json!("bad_response"))
+    );
+
+    app.upstream.script([Reply::StreamHugeEvent(huge)]);
+    let response = post(&app, "/api/chat", json!({"prompt": "hi", "stream": true})).await;
+    let text = response.text().await.unwrap();
+    let error = text
+        .split("\n\n")
+        .find_map(|e| e.strip_prefix("event: error\ndata: "))
+        .expect("an error event");
+    let error: Value = serde_json::from_str(error).unwrap();
+    assert_eq!(error["error"]["type"], "bad_response");
 }

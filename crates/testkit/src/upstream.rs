@@ -97,6 +97,11 @@ pub enum Reply {
     },
     /// Two content chunks, then an error event in the stream.
     StreamThenError,
+    /// One content chunk, then an error event in the stream carrying this message.
+    StreamThenErrorMessage(String),
+    /// One content chunk, then a content chunk whose text is this many bytes (one SSE event
+    /// larger than the gateway accepts, for the cap), then the usual end.
+    StreamHugeEvent(usize),
     /// The answer of `Reply::stream()` (5 content chunks, usage, `[DONE]`) with its line
     /// endings rewritten, event by event in turn from `endings` (`"\r"`, `"\r\n"`, `"\n"`),
     /// and sent in pieces of `piece_bytes` so that terminators fall across pieces.
@@ -251,6 +256,21 @@ fn sse(state: Arc<FakeState>, reply: Reply, include_usage: bool) -> Response {
                 ))
                 .await;
             }
+            Reply::StreamThenErrorMessage(message) => {
+                let _ = send(STREAM.content_chunk("partial ")).await;
+                let _ = send(groq::error(&message, "internal_server_error", None)).await;
+            }
+            Reply::StreamHugeEvent(bytes) => {
+                let _ = send(STREAM.content_chunk("first ")).await;
+                if send(STREAM.content_chunk(&"x".repeat(bytes)))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                let _ = send(STREAM.final_chunk("req_stream_1", STREAM_USAGE_JSON)).await;
+                let _ = tx.send(Ok(Bytes::from_static(groq::DONE.as_bytes()))).await;
+            }
             Reply::StreamLineEndings {
                 endings,
                 piece_bytes,
@@ -402,6 +422,8 @@ async fn fake_chat(
         reply,
         Reply::Stream { .. }
             | Reply::StreamThenError
+            | Reply::StreamThenErrorMessage(_)
+            | Reply::StreamHugeEvent(_)
             | Reply::StreamLineEndings { .. }
             | Reply::StreamThenHang
     ) {
@@ -417,6 +439,8 @@ async fn fake_chat(
         }
         Reply::Stream { .. }
         | Reply::StreamThenError
+        | Reply::StreamThenErrorMessage(_)
+        | Reply::StreamHugeEvent(_)
         | Reply::StreamLineEndings { .. }
         | Reply::StreamThenHang => unreachable!(),
         Reply::Large(bytes) => {
