@@ -312,6 +312,9 @@ impl OpenAiCompatible {
         } else {
             HeaderMap::new()
         };
+        // What is left of the same deadline, not a fresh one: the call as a whole must end
+        // within LLM_TIMEOUT_SECS.
+        let remaining = deadline.saturating_duration_since(Instant::now());
         let bytes = bounded(remaining, response.bytes())
             .await
             .map_err(transport_failure)?;
