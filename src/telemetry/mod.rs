@@ -32,6 +32,8 @@ pub use trace_context::{REQUEST_TRACE_ID, current_trace_id, write_traceparent};
 /// server-span middleware. Log lines see no other span of ours, and it is never exported.
 pub const LOG_SPAN: &str = "request";
 
+/// What the log thread gathers before a `write` (it flushes whenever no line is waiting).
+const LOG_BUFFER_BYTES: usize = 64 * 1024;
 /// The `tracing` target of this crate: only its spans are exported.
 const CRATE_TARGET: &str = "llm_observability";
 /// The exporter's own HTTP stack must never produce spans or log storms of its own.
@@ -100,8 +102,12 @@ pub fn init(settings: &TelemetrySettings) -> Result<TelemetryGuard, TelemetryErr
     // lines carry the current span, not the list of all spans.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
     // Log lines are written by a dedicated thread: a request never waits on stdout. The buffer
-    // is bounded; under a log storm lines are dropped rather than requests slowed.
-    let (writer, log_writer) = tracing_appender::non_blocking(std::io::stdout());
+    // is bounded; under a log storm lines are dropped rather than requests slowed. The thread
+    // writes every line waiting and then flushes, so through a `BufWriter` a busy gateway makes
+    // one `write` for many lines instead of one per request, and an idle one still shows each
+    // line at once.
+    let stdout = std::io::BufWriter::with_capacity(LOG_BUFFER_BYTES, std::io::stdout());
+    let (writer, log_writer) = tracing_appender::non_blocking(stdout);
     let log_layer = match settings.log_format {
         LogFormat::Pretty => fmt::layer()
             .with_target(false)
