@@ -36,9 +36,9 @@ pub const LOG_SPAN: &str = "request";
 const LOG_BUFFER_BYTES: usize = 64 * 1024;
 /// The `tracing` target of this crate: only its spans are exported.
 const CRATE_TARGET: &str = "llm_observability";
-/// The exporter's own HTTP stack must never produce spans or log storms of its own.
-const SILENCED: &str =
-    "hyper=off,h2=off,tower=off,reqwest=off,opentelemetry=warn,opentelemetry_sdk=warn";
+/// The HTTP stacks must never produce spans or log storms of their own; a failed TLS
+/// verification already reaches our own log line with its cause, so its verifier stays quiet.
+const SILENCED: &str = "hyper=off,h2=off,tower=off,reqwest=off,rustls_platform_verifier=off,opentelemetry=warn,opentelemetry_sdk=warn";
 
 /// Why telemetry could not start.
 #[derive(Debug, thiserror::Error)]
