@@ -10,8 +10,8 @@
 //! spans the collector took. A unary call is small: POST the framed message with
 //! `content-type: application/grpc` and `te: trailers`, read one framed message and the
 //! `grpc-status` trailer, or the status alone in the headers ("trailers-only"). What tonic has
-//! besides (streaming, compression negotiation, load balancing) export does not use. h2 and
-//! hyper's client were already in the tree (through tonic); no new crate.
+//! besides (streaming, compression negotiation, load balancing) export does not use. hyper's
+//! HTTP/2 client (h2) replaces tonic, prost and opentelemetry-otlp in the build.
 //!
 //! No TLS, as before (opentelemetry-otlp was built without its TLS features): an `https://`
 //! gRPC endpoint is refused at start-up; OTLP/HTTP does TLS.
