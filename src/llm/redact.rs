@@ -77,7 +77,7 @@ impl Redactor {
             .filter(|s| s.len() >= MIN_SECRET_LEN)
             .map(str::to_owned)
             .collect();
-        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        secrets.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
         secrets.dedup();
         Self {
             secrets: secrets.into(),

@@ -1,6 +1,7 @@
 //! LLM requests: `/api/chat`'s parameters and their validation, the OpenAI chat body that goes
 //! upstream, and what the GenAI span records of it. The request limits are defined here once.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -296,20 +297,18 @@ impl UpstreamRequest {
 
     /// The conversation as OpenAI messages (for captured content): the client's, or
     /// `/api/chat`'s system and user messages.
-    pub fn messages(&self) -> std::borrow::Cow<'_, [Value]> {
+    pub fn messages(&self) -> Cow<'_, [Value]> {
         match &self.source {
-            Source::OpenAi(body) => body["messages"]
-                .as_array()
-                .map_or(std::borrow::Cow::Borrowed(&[][..]), |m| {
-                    std::borrow::Cow::Borrowed(m.as_slice())
-                }),
+            Source::OpenAi(body) => {
+                Cow::Borrowed(body["messages"].as_array().map_or(&[][..], Vec::as_slice))
+            }
             Source::Chat(params) => {
                 let mut messages = Vec::with_capacity(2);
                 if let Some(system) = &params.system {
                     messages.push(json!({"role": "system", "content": system}));
                 }
                 messages.push(json!({"role": "user", "content": params.prompt}));
-                std::borrow::Cow::Owned(messages)
+                Cow::Owned(messages)
             }
         }
     }
@@ -372,12 +371,14 @@ fn summarize(body: &Value) -> RequestSummary {
 /// `body` (a JSON object with at least one member) with `"name": value` added as its first
 /// member; `name` must not be in it already.
 fn splice_field(body: &[u8], name: &str, value: &Value) -> Bytes {
-    let open = body.iter().position(|b| *b == b'{').unwrap_or(0);
     let member = format!("{}:{value},", Value::from(name));
+    // The object's opening brace (only white space may come before it).
+    let after_brace = body.iter().position(|b| *b == b'{').map_or(0, |i| i + 1);
+    let (head, tail) = body.split_at(after_brace);
     let mut spliced = Vec::with_capacity(body.len() + member.len());
-    spliced.extend_from_slice(&body[..=open.min(body.len().saturating_sub(1))]);
+    spliced.extend_from_slice(head);
     spliced.extend_from_slice(member.as_bytes());
-    spliced.extend_from_slice(&body[(open + 1).min(body.len())..]);
+    spliced.extend_from_slice(tail);
     Bytes::from(spliced)
 }
 
