@@ -15,6 +15,15 @@ pub struct Usage {
     pub input_tokens: u64,
     /// Completion tokens.
     pub output_tokens: u64,
+    /// Prompt tokens served from the provider's cache (`prompt_tokens_details.cached_tokens`),
+    /// when reported; included in `input_tokens`.
+    pub cache_read_input_tokens: Option<u64>,
+    /// Prompt tokens written to the provider's cache, when the provider reports them
+    /// (`prompt_tokens_details.cache_write_tokens`); included in `input_tokens`.
+    pub cache_creation_input_tokens: Option<u64>,
+    /// Completion tokens spent on reasoning (`completion_tokens_details.reasoning_tokens`),
+    /// when reported; included in `output_tokens`.
+    pub reasoning_output_tokens: Option<u64>,
 }
 
 /// Groq's extra timings (seconds) and request id, when the upstream sends them.

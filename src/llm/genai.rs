@@ -95,6 +95,9 @@ impl Call {
             gen_ai.response.time_to_first_chunk = Empty,
             gen_ai.usage.input_tokens = Empty,
             gen_ai.usage.output_tokens = Empty,
+            gen_ai.usage.cache_read.input_tokens = Empty,
+            gen_ai.usage.cache_creation.input_tokens = Empty,
+            gen_ai.usage.reasoning.output_tokens = Empty,
             llmobs.cost.usd = Empty,
             openai.response.system_fingerprint = Empty,
             openai.response.service_tier = Empty,
@@ -203,6 +206,15 @@ impl Call {
             gen_ai.response.model = model,
             gen_ai.usage.input_tokens = usage.map(|u| saturating_i64(u.input_tokens)),
             gen_ai.usage.output_tokens = usage.map(|u| saturating_i64(u.output_tokens)),
+            gen_ai.usage.cache_read.input_tokens = usage
+                .and_then(|u| u.cache_read_input_tokens)
+                .map(saturating_i64),
+            gen_ai.usage.cache_creation.input_tokens = usage
+                .and_then(|u| u.cache_creation_input_tokens)
+                .map(saturating_i64),
+            gen_ai.usage.reasoning.output_tokens = usage
+                .and_then(|u| u.reasoning_output_tokens)
+                .map(saturating_i64),
             llmobs.cost.usd = cost,
             openai.response.system_fingerprint = completion.system_fingerprint.as_deref(),
             openai.response.service_tier = completion.service_tier.as_deref(),

@@ -116,6 +116,7 @@ mod tests {
         let usage = Usage {
             input_tokens: 1_000_000,
             output_tokens: 2_000_000,
+            ..Usage::default()
         };
         let cost = table.cost("llama-3.1-8b-instant", usage).unwrap();
         assert!((cost - (0.05 + 0.16)).abs() < 1e-12, "{cost}");

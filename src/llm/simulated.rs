@@ -172,6 +172,7 @@ fn generate(request: &UpstreamRequest) -> Completion {
         usage: Some(Usage {
             input_tokens,
             output_tokens,
+            ..Usage::default()
         }),
         system_fingerprint: None,
         service_tier: None,

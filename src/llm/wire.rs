@@ -49,10 +49,26 @@ struct WireFunction {
 struct WireUsage {
     prompt_tokens: u64,
     completion_tokens: u64,
+    prompt_tokens_details: Option<WirePromptDetails>,
+    completion_tokens_details: Option<WireCompletionDetails>,
     queue_time: Option<f64>,
     prompt_time: Option<f64>,
     completion_time: Option<f64>,
     total_time: Option<f64>,
+}
+
+/// `usage.prompt_tokens_details`: OpenAI and Groq send `cached_tokens`; a provider that
+/// charges for cache writes may send `cache_write_tokens` (OpenRouter does).
+#[derive(Deserialize, Clone, Copy)]
+struct WirePromptDetails {
+    cached_tokens: Option<u64>,
+    cache_write_tokens: Option<u64>,
+}
+
+/// `usage.completion_tokens_details`.
+#[derive(Deserialize, Clone, Copy)]
+struct WireCompletionDetails {
+    reasoning_tokens: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -66,6 +82,13 @@ impl WireUsage {
         Usage {
             input_tokens: self.prompt_tokens,
             output_tokens: self.completion_tokens,
+            cache_read_input_tokens: self.prompt_tokens_details.and_then(|d| d.cached_tokens),
+            cache_creation_input_tokens: self
+                .prompt_tokens_details
+                .and_then(|d| d.cache_write_tokens),
+            reasoning_output_tokens: self
+                .completion_tokens_details
+                .and_then(|d| d.reasoning_tokens),
         }
     }
 }
@@ -312,7 +335,8 @@ mod tests {
             c.usage,
             Some(Usage {
                 input_tokens: 12,
-                output_tokens: 3
+                output_tokens: 3,
+                ..Usage::default()
             })
         );
         assert_eq!(c.groq.request_id.as_deref(), Some("req_1"));
@@ -345,5 +369,35 @@ mod tests {
         assert!(info.usage_only);
         assert_eq!(info.usage.unwrap().input_tokens, 5);
         assert!(parse_chunk(b"data: [DONE]\n\n").unwrap().done);
+    }
+
+    #[test]
+    fn reads_cache_and_reasoning_token_details_from_answers_and_chunks() {
+        let details = r#""prompt_tokens_details":{"cached_tokens":4,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":10,"audio_tokens":0}"#;
+        let expected = Some(Usage {
+            input_tokens: 12,
+            output_tokens: 34,
+            cache_read_input_tokens: Some(4),
+            cache_creation_input_tokens: None,
+            reasoning_output_tokens: Some(10),
+        });
+        let body = format!(
+            r#"{{"id":"x","model":"m","choices":[{{"index":0,"message":{{"content":"hi"}},"finish_reason":"stop"}}],"usage":{{"prompt_tokens":12,"completion_tokens":34,{details}}}}}"#
+        );
+        assert_eq!(parse_completion(body.as_bytes()).unwrap().usage, expected);
+        let openai = format!(
+            "data: {{\"id\":\"c\",\"choices\":[],\"usage\":{{\"prompt_tokens\":12,\"completion_tokens\":34,{details}}}}}\n\n"
+        );
+        assert_eq!(parse_chunk(openai.as_bytes()).unwrap().usage, expected);
+        let groq = format!(
+            "data: {{\"id\":\"c\",\"choices\":[{{\"index\":0,\"delta\":{{}},\"finish_reason\":\"stop\"}}],\"x_groq\":{{\"id\":\"r\",\"usage\":{{\"prompt_tokens\":12,\"completion_tokens\":34,{details}}}}}}}\n\n"
+        );
+        assert_eq!(parse_chunk(groq.as_bytes()).unwrap().usage, expected);
+        // A provider that reports cache writes.
+        let writes = br#"{"id":"x","model":"m","choices":[{"index":0,"message":{"content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":3,"prompt_tokens_details":{"cached_tokens":0,"cache_write_tokens":8}}}"#;
+        let usage = parse_completion(writes).unwrap().usage.unwrap();
+        assert_eq!(usage.cache_read_input_tokens, Some(0));
+        assert_eq!(usage.cache_creation_input_tokens, Some(8));
+        assert_eq!(usage.reasoning_output_tokens, None);
     }
 }

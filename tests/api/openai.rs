@@ -210,6 +210,15 @@ async fn a_stream_is_relayed_chunk_by_chunk_and_observed_when_it_ends() {
         attr(a, "gen_ai.usage.output_tokens"),
         Some(json!(STREAM_USAGE.1))
     );
+    // The usage chunk's (and `x_groq.usage`'s) token details.
+    assert_eq!(
+        attr(a, "gen_ai.usage.cache_read.input_tokens"),
+        Some(json!(3))
+    );
+    assert_eq!(
+        attr(a, "gen_ai.usage.reasoning.output_tokens"),
+        Some(json!(5))
+    );
     assert_eq!(
         attr(a, "gen_ai.response.finish_reasons"),
         Some(json!(["stop"]))

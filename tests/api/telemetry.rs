@@ -75,6 +75,10 @@ async fn a_chat_call_exports_server_chat_and_http_client_spans_with_genai_attrib
         ("gen_ai.response.finish_reasons", json!(["stop"])),
         ("gen_ai.usage.input_tokens", json!(12)),
         ("gen_ai.usage.output_tokens", json!(34)),
+        // The fake reports `prompt_tokens_details.cached_tokens` and
+        // `completion_tokens_details.reasoning_tokens`, as Groq and OpenAI do.
+        ("gen_ai.usage.cache_read.input_tokens", json!(4)),
+        ("gen_ai.usage.reasoning.output_tokens", json!(10)),
         ("server.address", json!("127.0.0.1")),
         ("server.port", json!(port)),
         ("llmobs.cost.usd", body["cost_usd"].clone()),
@@ -90,6 +94,11 @@ async fn a_chat_call_exports_server_chat_and_http_client_spans_with_genai_attrib
         assert_eq!(attr(c, key), Some(value), "chat span attribute {key}");
     }
     assert_eq!(attr(c, "error.type"), None);
+    assert_eq!(
+        attr(c, "gen_ai.usage.cache_creation.input_tokens"),
+        None,
+        "Groq reports no cache writes"
+    );
     assert_eq!(attr(c, "gen_ai.input.messages"), None, "content is opt-in");
     assert_eq!(attr(c, "gen_ai.output.messages"), None, "content is opt-in");
 

@@ -25,6 +25,10 @@ pub const DONE: &str = "data: [DONE]\n\n";
 pub struct Usage {
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
+    /// `prompt_tokens_details.cached_tokens`: the part of the prompt served from cache.
+    pub cached_tokens: u64,
+    /// `completion_tokens_details.reasoning_tokens`: the part of the completion spent reasoning.
+    pub reasoning_tokens: u64,
     /// Seconds.
     pub queue_time: f64,
     /// The other timings, when the answer reports them.
@@ -47,6 +51,8 @@ impl Usage {
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "total_tokens": self.prompt_tokens + self.completion_tokens,
+            "prompt_tokens_details": {"cached_tokens": self.cached_tokens},
+            "completion_tokens_details": {"reasoning_tokens": self.reasoning_tokens},
         });
         if let Some(t) = self.timings {
             usage["prompt_time"] = json!(t.prompt_time);

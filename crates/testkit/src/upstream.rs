@@ -46,6 +46,8 @@ pub fn groq_success(model: &str) -> Value {
         usage: Usage {
             prompt_tokens: 12,
             completion_tokens: 34,
+            cached_tokens: 4,
+            reasoning_tokens: 10,
             queue_time: 0.012,
             timings: Some(groq::Timings {
                 prompt_time: 0.002,
@@ -69,6 +71,8 @@ const STREAM: groq::Stream<'static> = groq::Stream {
 const STREAM_USAGE_JSON: Usage = Usage {
     prompt_tokens: STREAM_USAGE.0,
     completion_tokens: STREAM_USAGE.1,
+    cached_tokens: 3,
+    reasoning_tokens: 5,
     queue_time: 0.01,
     timings: None,
 };
@@ -528,6 +532,8 @@ fn bench_completion(model: &str) -> Completion<'_> {
         usage: Usage {
             prompt_tokens: 16,
             completion_tokens: 62,
+            cached_tokens: 0,
+            reasoning_tokens: 0,
             queue_time: 0.012,
             timings: Some(groq::Timings {
                 prompt_time: 0.002,
