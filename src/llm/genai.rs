@@ -21,6 +21,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use super::{
     Completion, ErrorType, LlmError, PriceTable, Provider, UpstreamReport, UpstreamRequest,
 };
+use crate::config::ProviderKind;
 use crate::telemetry::{CallLabels, Metrics};
 
 /// What every call's telemetry shares: the metrics, the prices, the content opt-in.
@@ -52,6 +53,9 @@ pub(super) struct Call {
     /// The GenAI span: the parent of the attempts' HTTP client spans.
     pub(super) span: Span,
     provider: &'static str,
+    /// The provider is OpenAI: the `openai.*` attributes apply (the OpenAI conventions scope
+    /// them to `gen_ai.provider.name = openai`).
+    openai: bool,
     request_model: String,
     /// The bounded `model` label value for failures.
     model_label: String,
@@ -71,6 +75,7 @@ impl Call {
     ) -> Self {
         let summary = &request.summary;
         let (address, port) = provider.server().unzip();
+        let openai = provider.kind() == ProviderKind::OpenAi;
         let provider = provider.kind().as_str();
         let span = tracing::info_span!(
             "chat",
@@ -99,6 +104,7 @@ impl Call {
             gen_ai.usage.cache_creation.input_tokens = Empty,
             gen_ai.usage.reasoning.output_tokens = Empty,
             llmobs.cost.usd = Empty,
+            openai.request.service_tier = summary.service_tier.as_deref().filter(|_| openai),
             openai.response.system_fingerprint = Empty,
             openai.response.service_tier = Empty,
             groq.request.id = Empty,
@@ -128,6 +134,7 @@ impl Call {
             pricing: observer.pricing.clone(),
             span,
             provider,
+            openai,
             request_model: summary.model.clone(),
             model_label,
             capture: observer.capture_content,
@@ -199,6 +206,7 @@ impl Call {
         let usage = completion.usage;
         let cost = usage.and_then(|u| self.pricing.cost(model, u));
         let groq = &completion.groq;
+        let openai = self.openai;
         // One call for every field: each `record` is a subscriber round trip of its own.
         tracing::record_all!(
             span,
@@ -216,8 +224,9 @@ impl Call {
                 .and_then(|u| u.reasoning_output_tokens)
                 .map(saturating_i64),
             llmobs.cost.usd = cost,
-            openai.response.system_fingerprint = completion.system_fingerprint.as_deref(),
-            openai.response.service_tier = completion.service_tier.as_deref(),
+            openai.response.system_fingerprint =
+                completion.system_fingerprint.as_deref().filter(|_| openai),
+            openai.response.service_tier = completion.service_tier.as_deref().filter(|_| openai),
             groq.request.id = groq.request_id.as_deref(),
             groq.usage.queue_time = groq.queue_time,
             groq.usage.prompt_time = groq.prompt_time,

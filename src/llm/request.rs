@@ -122,6 +122,9 @@ pub struct RequestSummary {
     pub stream: bool,
     /// `gen_ai.output.type`: `json` or `text` when the request sets a response format.
     pub output_type: Option<&'static str>,
+    /// `openai.request.service_tier`: the request's `service_tier`, unless `auto` (recorded
+    /// only then, and only for OpenAI, as the OpenAI conventions say).
+    pub service_tier: Option<String>,
 }
 
 /// A chat request as it goes upstream: the exact bytes sent, and what telemetry reads of it.
@@ -365,6 +368,11 @@ fn summarize(body: &Value) -> RequestSummary {
         stop_sequences,
         stream: body.get("stream").and_then(Value::as_bool).unwrap_or(false),
         output_type,
+        service_tier: body
+            .get("service_tier")
+            .and_then(Value::as_str)
+            .filter(|tier| *tier != "auto")
+            .map(str::to_owned),
     }
 }
 

@@ -62,6 +62,7 @@ struct Seen {
     id: Option<String>,
     model: Option<String>,
     fingerprint: Option<String>,
+    service_tier: Option<String>,
     finish_reasons: Vec<String>,
     usage: Option<Usage>,
     groq: GroqExtras,
@@ -187,6 +188,9 @@ impl StreamState {
         if info.system_fingerprint.is_some() {
             seen.fingerprint = info.system_fingerprint;
         }
+        if info.service_tier.is_some() {
+            seen.service_tier = info.service_tier;
+        }
         seen.finish_reasons.extend(info.finish_reasons);
         if info.usage.is_some() {
             seen.usage = info.usage;
@@ -249,7 +253,7 @@ impl StreamState {
                 .collect(),
             usage: seen.usage,
             system_fingerprint: seen.fingerprint,
-            service_tier: None,
+            service_tier: seen.service_tier,
             groq: seen.groq,
         };
         let latency = self.call.started.elapsed();

@@ -174,6 +174,8 @@ pub struct ChunkInfo {
     pub model: Option<String>,
     /// `system_fingerprint`.
     pub system_fingerprint: Option<String>,
+    /// `service_tier`.
+    pub service_tier: Option<String>,
     /// True for the usage-only chunk (no choices) that `include_usage` adds.
     pub usage_only: bool,
     /// An error the upstream sent inside the stream: its message.
@@ -187,6 +189,7 @@ struct WireChunk {
     choices: Option<Vec<WireChoice>>,
     usage: Option<WireUsage>,
     system_fingerprint: Option<String>,
+    service_tier: Option<String>,
     x_groq: Option<WireXGroq>,
     error: Option<Value>,
 }
@@ -208,6 +211,7 @@ pub fn parse_chunk(event: &[u8]) -> Result<ChunkInfo, LlmError> {
         id: chunk.id,
         model: chunk.model,
         system_fingerprint: chunk.system_fingerprint,
+        service_tier: chunk.service_tier,
         ..ChunkInfo::default()
     };
     if let Some(error) = chunk.error {
@@ -364,9 +368,10 @@ mod tests {
         assert_eq!(info.finish_reasons, ["stop"]);
         assert_eq!(info.usage.unwrap().output_tokens, 7);
         assert_eq!(info.groq.unwrap().request_id.as_deref(), Some("req_9"));
-        let openai = b"data: {\"id\":\"c\",\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":7,\"total_tokens\":12}}\n\n";
+        let openai = b"data: {\"id\":\"c\",\"choices\":[],\"service_tier\":\"default\",\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":7,\"total_tokens\":12}}\n\n";
         let info = parse_chunk(openai).unwrap();
         assert!(info.usage_only);
+        assert_eq!(info.service_tier.as_deref(), Some("default"));
         assert_eq!(info.usage.unwrap().input_tokens, 5);
         assert!(parse_chunk(b"data: [DONE]\n\n").unwrap().done);
     }

@@ -56,6 +56,7 @@ async fn chat_completions_forwards_every_field_and_relays_the_answer_unchanged()
         "tool_choice": "auto",
         "response_format": {"type": "json_object"},
         "top_p": 0.9, "seed": 42, "n": 1, "stop": ["END"], "temperature": 0.3, "max_completion_tokens": 77,
+        "service_tier": "flex",
         "some_future_field": {"kept": true}
     });
 
@@ -101,6 +102,8 @@ async fn chat_completions_forwards_every_field_and_relays_the_answer_unchanged()
     );
     assert_eq!(attr(a, "gen_ai.request.stream"), None);
     assert_eq!(attr(a, "gen_ai.usage.output_tokens"), Some(json!(34)));
+    // Forwarded, but `openai.*` attributes are for `gen_ai.provider.name = openai` only.
+    assert_eq!(attr(a, "openai.request.service_tier"), None);
 }
 
 #[tokio::test]

@@ -87,13 +87,18 @@ async fn a_chat_call_exports_server_chat_and_http_client_spans_with_genai_attrib
         ("groq.usage.completion_time", json!(0.03)),
         ("groq.usage.total_time", json!(0.032)),
         ("groq.request.id", json!("req_fake_1")),
-        ("openai.response.system_fingerprint", json!("fp_fake")),
-        ("openai.response.service_tier", json!("on_demand")),
     ];
     for (key, value) in expected {
         assert_eq!(attr(c, key), Some(value), "chat span attribute {key}");
     }
     assert_eq!(attr(c, "error.type"), None);
+    // The OpenAI conventions scope `openai.*` to `gen_ai.provider.name = openai`.
+    for key in [
+        "openai.response.system_fingerprint",
+        "openai.response.service_tier",
+    ] {
+        assert_eq!(attr(c, key), None, "{key} on a Groq span");
+    }
     assert_eq!(
         attr(c, "gen_ai.usage.cache_creation.input_tokens"),
         None,
@@ -117,6 +122,40 @@ async fn a_chat_call_exports_server_chat_and_http_client_spans_with_genai_attrib
         attr(resource, "service.version"),
         Some(json!(env!("CARGO_PKG_VERSION")))
     );
+}
+
+#[tokio::test]
+async fn openai_attributes_are_recorded_when_the_provider_is_openai() {
+    let app = spawn_app_with(&[("LLM_PROVIDER", "openai")]).await;
+    let model = "llama-3.1-8b-instant";
+    let chat = |tier: &str| {
+        app.client
+            .post(app.url("/v1/chat/completions"))
+            .json(&json!({"model": model, "service_tier": tier, "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+    };
+
+    let response = chat("flex").await.unwrap();
+    assert_eq!(response.status(), 200);
+    let spans = otlp().wait_for_trace(&trace_of(&response).await, 3).await;
+    let c = &one(&spans, &format!("chat {model}")).span.attributes;
+    assert_eq!(attr(c, "gen_ai.provider.name"), Some(json!("openai")));
+    assert_eq!(attr(c, "openai.request.service_tier"), Some(json!("flex")));
+    assert_eq!(
+        attr(c, "openai.response.service_tier"),
+        Some(json!("on_demand"))
+    );
+    assert_eq!(
+        attr(c, "openai.response.system_fingerprint"),
+        Some(json!("fp_fake"))
+    );
+
+    // `auto` is not recorded (the conventions: "if the request includes a service_tier and
+    // the value is not 'auto'").
+    let response = chat("auto").await.unwrap();
+    let spans = otlp().wait_for_trace(&trace_of(&response).await, 3).await;
+    let c = &one(&spans, &format!("chat {model}")).span.attributes;
+    assert_eq!(attr(c, "openai.request.service_tier"), None);
 }
 
 #[tokio::test]

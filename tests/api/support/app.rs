@@ -41,7 +41,13 @@ pub async fn spawn_app_with(vars: &[(&str, &str)]) -> TestApp {
     otlp();
     let upstream = FakeUpstream::start().await;
     let base_url = upstream.base_url();
-    let mut all: Vec<(&str, &str)> = vec![("GROQ_API_KEY", API_KEY), ("GROQ_BASE_URL", &base_url)];
+    // The same fake answers as OpenAI when `LLM_PROVIDER=openai` is among `vars`.
+    let mut all: Vec<(&str, &str)> = vec![
+        ("GROQ_API_KEY", API_KEY),
+        ("GROQ_BASE_URL", &base_url),
+        ("OPENAI_API_KEY", API_KEY),
+        ("OPENAI_BASE_URL", &base_url),
+    ];
     all.extend_from_slice(vars);
     let app = Application::build(base_settings(&all))
         .await
