@@ -108,7 +108,7 @@ pub fn router(
         ))
         .layer(cors(&server.cors_allowed_origins));
     router.layer(axum::middleware::from_fn_with_state(
-        metrics,
+        middleware::TraceState::new(metrics, &server.trusted_proxies),
         middleware::trace_requests,
     ))
 }

@@ -159,6 +159,76 @@ async fn openai_attributes_are_recorded_when_the_provider_is_openai() {
 }
 
 #[tokio::test]
+async fn the_server_span_records_protocol_addresses_and_a_redacted_query() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .post(app.url("/api/chat?api_key=secret&x=1"))
+        .json(&json!({"prompt": "hi"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let spans = otlp().wait_for_trace(&trace_of(&response).await, 3).await;
+    let s = &one(&spans, "POST /api/chat").span.attributes;
+    assert_eq!(attr(s, "network.protocol.version"), Some(json!("1.1")));
+    assert_eq!(attr(s, "client.address"), Some(json!("127.0.0.1")));
+    assert_eq!(attr(s, "network.peer.address"), Some(json!("127.0.0.1")));
+    assert!(
+        attr(s, "network.peer.port").is_some_and(|p| p.as_i64().is_some_and(|p| p > 0)),
+        "{:?}",
+        attr(s, "network.peer.port")
+    );
+    assert_eq!(attr(s, "server.address"), Some(json!("127.0.0.1")));
+    assert_eq!(attr(s, "server.port"), Some(json!(app.addr.port())));
+    assert_eq!(attr(s, "url.path"), Some(json!("/api/chat")));
+    let query = attr(s, "url.query").expect("url.query");
+    let query = query.as_str().unwrap();
+    assert!(!query.contains("secret"), "{query}");
+    assert!(
+        query.starts_with("api_key=") && query.ends_with("&x=1"),
+        "{query}"
+    );
+
+    // No query string, no `url.query`.
+    let response = app.chat(json!({"prompt": "hi"})).await;
+    let spans = otlp().wait_for_trace(&trace_of(&response).await, 3).await;
+    let s = &one(&spans, "POST /api/chat").span.attributes;
+    assert_eq!(attr(s, "url.query"), None);
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_client_address_is_the_forwarded_client() {
+    let app = spawn_app_with(&[("TRUSTED_PROXIES", "127.0.0.1")]).await;
+    let response = app
+        .client
+        .post(app.url("/api/chat"))
+        .header("x-forwarded-for", "203.0.113.7")
+        .json(&json!({"prompt": "hi"}))
+        .send()
+        .await
+        .unwrap();
+    let spans = otlp().wait_for_trace(&trace_of(&response).await, 3).await;
+    let s = &one(&spans, "POST /api/chat").span.attributes;
+    assert_eq!(attr(s, "client.address"), Some(json!("203.0.113.7")));
+    assert_eq!(attr(s, "network.peer.address"), Some(json!("127.0.0.1")));
+
+    // An untrusted peer names no one else.
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .post(app.url("/api/chat"))
+        .header("x-forwarded-for", "203.0.113.7")
+        .json(&json!({"prompt": "hi"}))
+        .send()
+        .await
+        .unwrap();
+    let spans = otlp().wait_for_trace(&trace_of(&response).await, 3).await;
+    let s = &one(&spans, "POST /api/chat").span.attributes;
+    assert_eq!(attr(s, "client.address"), Some(json!("127.0.0.1")));
+}
+
+#[tokio::test]
 async fn the_upstream_receives_traceparent_of_the_http_client_span() {
     let app = spawn_app().await;
 

@@ -7,4 +7,4 @@ mod trace;
 
 pub use auth::{AuthenticatedKey, GatewayKeys, bearer_token, require_gateway_key};
 pub use ratelimit::{Buckets, ClientIdentity, ClientRateLimit, client_address, limit_clients};
-pub use trace::{TRACE_ID_HEADER, trace_requests};
+pub use trace::{TRACE_ID_HEADER, TraceState, trace_requests};

@@ -2,22 +2,27 @@
 //!
 //! Spans and labels use the matched route template (`MatchedPath`), never the raw URI, so
 //! names and label values stay bounded. The parent comes from an incoming W3C `traceparent`.
+//! The span's client is the one `client_address` names (the peer, or whom a trusted proxy
+//! vouches for); a query string is recorded with its credentials redacted.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderValue, Method};
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, Version, header};
 use axum::middleware::Next;
 use axum::response::Response;
+use ipnet::IpNet;
 use opentelemetry::global;
 use opentelemetry::trace::TraceContextExt;
 use opentelemetry_http::HeaderExtractor;
 use tracing::{Instrument, field::Empty};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
+use super::client_address;
 use crate::api::Rejection;
-use crate::llm::CallRecord;
+use crate::llm::{CallRecord, scrub_secrets};
 use crate::telemetry::{LOG_SPAN, Metrics, REQUEST_TRACE_ID};
 
 /// Response header carrying the trace id.
@@ -25,13 +30,44 @@ pub const TRACE_ID_HEADER: &str = "x-trace-id";
 /// The server span's `tracing` name (its exported name is `{METHOD} {route}`).
 const SERVER_SPAN: &str = "http_server";
 
+/// Query parameters whose values the HTTP conventions say to replace by `REDACTED` (compared
+/// ignoring case); other credentials in a query are left to `scrub_secrets`.
+const REDACTED_QUERY_KEYS: [&str; 7] = [
+    "X-Amz-Signature",
+    "X-Amz-Credential",
+    "X-Amz-Security-Token",
+    "AWSAccessKeyId",
+    "Signature",
+    "sig",
+    "X-Goog-Signature",
+];
+
+/// What the middleware needs: the metrics, and the proxies trusted to name the client
+/// (`TRUSTED_PROXIES`, the same list the rate limiter uses).
+#[derive(Debug, Clone)]
+pub struct TraceState {
+    metrics: Arc<Metrics>,
+    trusted_proxies: Arc<[IpNet]>,
+}
+
+impl TraceState {
+    /// The middleware's state.
+    pub fn new(metrics: Arc<Metrics>, trusted_proxies: &[IpNet]) -> Self {
+        Self {
+            metrics,
+            trusted_proxies: trusted_proxies.into(),
+        }
+    }
+}
+
 /// Middleware: server span, `http_server_request_duration_seconds`, gateway overhead and one
 /// log line per request.
 pub async fn trace_requests(
-    State(metrics): State<Arc<Metrics>>,
+    State(state): State<TraceState>,
     request: Request,
     next: Next,
 ) -> Response {
+    let metrics = &state.metrics;
     let started = Instant::now();
     let method = known_method(request.method());
     let route = request
@@ -48,6 +84,13 @@ pub async fn trace_requests(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| *addr);
+    let client =
+        peer.map(|peer| client_address(peer.ip(), request.headers(), &state.trusted_proxies));
+    let (server_address, server_port) = server_host(request.uri(), request.headers());
     let span = tracing::info_span!(
         SERVER_SPAN,
         otel.name = span_name,
@@ -56,7 +99,14 @@ pub async fn trace_requests(
         http.request.method = method,
         http.route = route.as_deref(),
         url.path = request.uri().path(),
+        url.query = request.uri().query().map(redact_query),
         url.scheme = "http",
+        network.protocol.version = protocol_version(request.version()),
+        client.address = client.map(|ip| ip.to_string()),
+        network.peer.address = peer.map(|p| p.ip().to_canonical().to_string()),
+        network.peer.port = peer.map(|p| i64::from(p.port())),
+        server.address = server_address,
+        server.port = server_port.map(i64::from),
         user_agent.original = user_agent,
         http.response.status_code = Empty,
         error.type = Empty,
@@ -140,6 +190,64 @@ pub async fn trace_requests(
     response
 }
 
+/// `network.protocol.version`: the HTTP version the request came with.
+fn protocol_version(version: Version) -> Option<&'static str> {
+    match version {
+        Version::HTTP_09 => Some("0.9"),
+        Version::HTTP_10 => Some("1.0"),
+        Version::HTTP_11 => Some("1.1"),
+        Version::HTTP_2 => Some("2"),
+        Version::HTTP_3 => Some("3"),
+        _ => None,
+    }
+}
+
+/// `server.address` and `server.port`: the name the client used, from the request target's
+/// authority (HTTP/2's `:authority`) or else the `Host` header; the port only when it names one.
+fn server_host<'a>(
+    uri: &'a axum::http::Uri,
+    headers: &'a HeaderMap,
+) -> (Option<&'a str>, Option<u16>) {
+    let authority = uri.authority().map(|a| a.as_str()).or_else(|| {
+        headers
+            .get(header::HOST)
+            .and_then(|host| host.to_str().ok())
+    });
+    let Some(authority) = authority.filter(|a| !a.is_empty()) else {
+        return (None, None);
+    };
+    // `[::1]:8080`, `example.com:8080`, `example.com`.
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((host, port)) if !port.contains(']') => (host, port.parse().ok()),
+        _ => (authority, None),
+    };
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    (Some(host), port)
+}
+
+/// `url.query` with credentials redacted: `scrub_secrets` removes them (`key=`, `token=`,
+/// key-like values), and the values of the keys the conventions list become `REDACTED`.
+fn redact_query(query: &str) -> String {
+    let scrubbed = scrub_secrets(query);
+    let pairs: Vec<String> = scrubbed
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((key, _))
+                if REDACTED_QUERY_KEYS
+                    .iter()
+                    .any(|k| k.eq_ignore_ascii_case(key)) =>
+            {
+                format!("{key}=REDACTED")
+            }
+            _ => pair.to_owned(),
+        })
+        .collect();
+    pairs.join("&")
+}
+
 /// The method, or `_OTHER` for anything non-standard (bounded label values).
 fn known_method(method: &Method) -> &'static str {
     match *method {
@@ -153,5 +261,41 @@ fn known_method(method: &Method) -> &'static str {
         Method::TRACE => "TRACE",
         Method::CONNECT => "CONNECT",
         _ => "_OTHER",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_query_keeps_its_shape_and_loses_its_credentials() {
+        assert_eq!(redact_query("x=1&y=two"), "x=1&y=two");
+        let redacted = redact_query("api_key=secret&x=1");
+        assert!(!redacted.contains("secret"), "{redacted}");
+        assert!(redacted.ends_with("&x=1"), "{redacted}");
+        assert_eq!(
+            redact_query("X-Amz-Signature=abc&sig=def&q=OpenTelemetry"),
+            "X-Amz-Signature=REDACTED&sig=REDACTED&q=OpenTelemetry"
+        );
+    }
+
+    #[test]
+    fn the_server_name_and_port_come_from_the_host() {
+        let uri: axum::http::Uri = "/v1/models".parse().unwrap();
+        let host = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::HOST, HeaderValue::from_str(value).unwrap());
+            headers
+        };
+        let h = host("gateway.example:8080");
+        assert_eq!(server_host(&uri, &h), (Some("gateway.example"), Some(8080)));
+        let h = host("gateway.example");
+        assert_eq!(server_host(&uri, &h), (Some("gateway.example"), None));
+        let h = host("[::1]:9000");
+        assert_eq!(server_host(&uri, &h), (Some("::1"), Some(9000)));
+        let h = host("[::1]");
+        assert_eq!(server_host(&uri, &h), (Some("::1"), None));
+        assert_eq!(server_host(&uri, &HeaderMap::new()), (None, None));
     }
 }
