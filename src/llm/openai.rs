@@ -210,6 +210,9 @@ impl OpenAiCompatible {
                 http.request.method = "POST",
                 http.request.resend_count = (attempt > 0).then_some(i64::from(attempt)),
                 http.response.status_code = Empty,
+                network.peer.address = Empty,
+                network.peer.port = Empty,
+                network.protocol.version = Empty,
                 server.address = %self.host,
                 server.port = i64::from(self.port),
                 url.full = %self.chat_url,
@@ -288,9 +291,14 @@ impl OpenAiCompatible {
             .map_err(transport_failure)?;
         let status = response.status();
         let failed = !status.is_success();
+        // The address actually connected to: the provider's, or the egress proxy's.
+        let peer = response.remote_addr();
         tracing::record_all!(
             span,
             http.response.status_code = i64::from(status.as_u16()),
+            network.peer.address = peer.map(|p| p.ip().to_canonical().to_string()),
+            network.peer.port = peer.map(|p| i64::from(p.port())),
+            network.protocol.version = crate::telemetry::protocol_version(response.version()),
             error.type = failed.then(|| {
                 if status.is_client_error() || status.is_server_error() {
                     status.as_str()

@@ -57,8 +57,8 @@ struct WireUsage {
     total_time: Option<f64>,
 }
 
-/// `usage.prompt_tokens_details`: OpenAI and Groq send `cached_tokens`; a provider that
-/// charges for cache writes may send `cache_write_tokens` (OpenRouter does).
+/// `usage.prompt_tokens_details`: OpenAI and Groq send `cached_tokens`; providers that bill
+/// cache writes report them as `cache_write_tokens` (OpenAI's newer models, OpenRouter).
 #[derive(Deserialize, Clone, Copy)]
 struct WirePromptDetails {
     cached_tokens: Option<u64>,

@@ -10,6 +10,7 @@
 
 mod metrics;
 mod otlp;
+mod semconv;
 mod trace_context;
 
 use opentelemetry::trace::TracerProvider as _;
@@ -26,6 +27,7 @@ use tracing_subscriber::{Layer, fmt};
 use crate::config::{LogFormat, TelemetrySettings};
 
 pub use metrics::{CallLabels, Metrics, router as metrics_router};
+pub use semconv::protocol_version;
 pub use trace_context::{REQUEST_TRACE_ID, current_trace_id, write_traceparent};
 
 /// The span that log lines of a request carry: only the trace and span ids, set once by the

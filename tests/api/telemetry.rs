@@ -112,6 +112,10 @@ async fn a_chat_call_exports_server_chat_and_http_client_spans_with_genai_attrib
     assert_eq!(attr(h, "http.response.status_code"), Some(json!(200)));
     assert_eq!(attr(h, "server.port"), Some(json!(port)));
     assert_eq!(attr(h, "http.request.resend_count"), None);
+    // The address the client actually connected to, and the protocol it spoke.
+    assert_eq!(attr(h, "network.peer.address"), Some(json!("127.0.0.1")));
+    assert_eq!(attr(h, "network.peer.port"), Some(json!(port)));
+    assert_eq!(attr(h, "network.protocol.version"), Some(json!("1.1")));
 
     let resource = &server.resource;
     assert_eq!(

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, Version, header};
+use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use ipnet::IpNet;
@@ -23,7 +23,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use super::client_address;
 use crate::api::Rejection;
 use crate::llm::{CallRecord, scrub_secrets};
-use crate::telemetry::{LOG_SPAN, Metrics, REQUEST_TRACE_ID};
+use crate::telemetry::{LOG_SPAN, Metrics, REQUEST_TRACE_ID, protocol_version};
 
 /// Response header carrying the trace id.
 pub const TRACE_ID_HEADER: &str = "x-trace-id";
@@ -188,18 +188,6 @@ pub async fn trace_requests(
         "request completed"
     );
     response
-}
-
-/// `network.protocol.version`: the HTTP version the request came with.
-fn protocol_version(version: Version) -> Option<&'static str> {
-    match version {
-        Version::HTTP_09 => Some("0.9"),
-        Version::HTTP_10 => Some("1.0"),
-        Version::HTTP_11 => Some("1.1"),
-        Version::HTTP_2 => Some("2"),
-        Version::HTTP_3 => Some("3"),
-        _ => None,
-    }
 }
 
 /// `server.address` and `server.port`: the name the client used, from the request target's
