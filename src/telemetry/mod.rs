@@ -14,7 +14,7 @@ mod semconv;
 mod trace_context;
 
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry::{KeyValue, global};
+use opentelemetry::{InstrumentationScope, KeyValue, global};
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use opentelemetry_sdk::{Resource, propagation::TraceContextPropagator};
 use tracing::subscriber::Interest;
@@ -27,7 +27,7 @@ use tracing_subscriber::{Layer, fmt};
 use crate::config::{LogFormat, TelemetrySettings};
 
 pub use metrics::{CallLabels, Metrics, router as metrics_router};
-pub use semconv::protocol_version;
+pub use semconv::{SCHEMA_URL, protocol_version};
 pub use trace_context::{REQUEST_TRACE_ID, current_trace_id, write_traceparent};
 
 /// The span that log lines of a request carry: only the trace and span ids, set once by the
@@ -83,7 +83,12 @@ impl TelemetryGuard {
 pub fn init(settings: &TelemetrySettings) -> Result<TelemetryGuard, TelemetryError> {
     global::set_text_map_propagator(TraceContextPropagator::new());
     let provider = tracer_provider(settings)?;
-    let tracer = provider.tracer("llm-observability");
+    // The schema URL names the semantic-conventions version the spans follow.
+    let scope = InstrumentationScope::builder("llm-observability")
+        .with_version(env!("CARGO_PKG_VERSION"))
+        .with_schema_url(SCHEMA_URL)
+        .build();
+    let tracer = provider.tracer_with_scope(scope);
 
     let otel_layer = tracing_opentelemetry::layer()
         .with_tracer(tracer)

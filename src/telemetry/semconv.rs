@@ -1,7 +1,12 @@
-//! What the spans share of the OpenTelemetry semantic conventions: attribute values more than
-//! one layer records.
+//! What the spans share of the OpenTelemetry semantic conventions: the schema URL of the
+//! version they follow, and the attribute values more than one layer records.
 
 use axum::http::Version;
+
+/// The semantic-conventions version the spans follow, as the instrumentation scope's schema
+/// URL: v1.41.0, the last release of the semantic-conventions repository that holds the GenAI
+/// conventions (README, "Semantic conventions").
+pub const SCHEMA_URL: &str = "https://opentelemetry.io/schemas/1.41.0";
 
 /// `network.protocol.version` of an HTTP exchange; `None` when the version is not known.
 pub fn protocol_version(version: Version) -> Option<&'static str> {

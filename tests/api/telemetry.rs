@@ -117,6 +117,15 @@ async fn a_chat_call_exports_server_chat_and_http_client_spans_with_genai_attrib
     assert_eq!(attr(h, "network.peer.port"), Some(json!(port)));
     assert_eq!(attr(h, "network.protocol.version"), Some(json!("1.1")));
 
+    // Every span's scope names the semantic-conventions version it follows.
+    for span in [server, chat, http] {
+        assert_eq!(span.scope_name, "llm-observability");
+        assert_eq!(
+            span.scope_schema_url,
+            "https://opentelemetry.io/schemas/1.41.0"
+        );
+    }
+
     let resource = &server.resource;
     assert_eq!(
         attr(resource, "service.name"),

@@ -95,6 +95,9 @@ pub struct ExportRequest {
 #[derive(Clone, Debug)]
 pub struct ExportedSpan {
     pub resource: Vec<KeyValue>,
+    /// The instrumentation scope's name and its `ScopeSpans.schema_url`.
+    pub scope_name: String,
+    pub scope_schema_url: String,
     pub span: Span,
 }
 
@@ -200,9 +203,12 @@ impl Sink {
                 if !keep {
                     continue;
                 }
+                let scope_name = scope.scope.map(|s| s.name).unwrap_or_default();
                 for span in scope.spans {
                     store.push(ExportedSpan {
                         resource: resource.clone(),
+                        scope_name: scope_name.clone(),
+                        scope_schema_url: scope.schema_url.clone(),
                         span,
                     });
                 }
