@@ -104,6 +104,7 @@ impl Call {
             gen_ai.usage.cache_creation.input_tokens = Empty,
             gen_ai.usage.reasoning.output_tokens = Empty,
             llmobs.cost.usd = Empty,
+            openai.api.type = openai.then_some("chat_completions"),
             openai.request.service_tier = summary.service_tier.as_deref().filter(|_| openai),
             openai.response.system_fingerprint = Empty,
             openai.response.service_tier = Empty,

@@ -94,6 +94,7 @@ async fn a_chat_call_exports_server_chat_and_http_client_spans_with_genai_attrib
     assert_eq!(attr(c, "error.type"), None);
     // The OpenAI conventions scope `openai.*` to `gen_ai.provider.name = openai`.
     for key in [
+        "openai.api.type",
         "openai.response.system_fingerprint",
         "openai.response.service_tier",
     ] {
@@ -153,6 +154,7 @@ async fn openai_attributes_are_recorded_when_the_provider_is_openai() {
     let spans = otlp().wait_for_trace(&trace_of(&response).await, 3).await;
     let c = &one(&spans, &format!("chat {model}")).span.attributes;
     assert_eq!(attr(c, "gen_ai.provider.name"), Some(json!("openai")));
+    assert_eq!(attr(c, "openai.api.type"), Some(json!("chat_completions")));
     assert_eq!(attr(c, "openai.request.service_tier"), Some(json!("flex")));
     assert_eq!(
         attr(c, "openai.response.service_tier"),
