@@ -84,21 +84,100 @@ async fn log_line(service: &ServiceProcess, text: &str) -> Value {
     }
 }
 
-#[tokio::test]
-async fn the_collector_sees_a_user_agent_and_the_configured_headers() {
-    let receiver = OtlpReceiver::start();
-    let service = exporting_to(
+/// An OTLP transport: how the receiver is started and the binary pointed at it.
+#[derive(Clone, Copy)]
+enum Transport {
+    Http,
+    Grpc,
+}
+
+impl Transport {
+    fn receiver(self) -> OtlpReceiver {
+        match self {
+            Transport::Http => OtlpReceiver::start(),
+            Transport::Grpc => OtlpReceiver::start_grpc(),
+        }
+    }
+
+    fn exporting_to(self, receiver: &OtlpReceiver, extra: &[(&str, &str)]) -> ServiceProcess {
+        match self {
+            Transport::Http => exporting_to(receiver, extra),
+            Transport::Grpc => exporting_over_grpc_to(receiver, extra),
+        }
+    }
+}
+
+/// Every export carries the `User-Agent`, the transport's content type and the configured
+/// headers (gRPC metadata).
+async fn the_collector_sees_who_exports(transport: Transport) -> axum::http::HeaderMap {
+    let receiver = transport.receiver();
+    let service = transport.exporting_to(
         &receiver,
         &[("OTEL_EXPORTER_OTLP_HEADERS", "x-tenant=team-a")],
     );
 
     chat_ok(&service).await;
 
+    assert_eq!(
+        outcomes_until(&service, |o| o.0 + o.1 >= 2.0).await,
+        (2.0, 0.0, 0.0)
+    );
     let requests = receiver.wait_for_requests(1).await;
-    let headers = &requests[0].headers;
+    let headers = requests[0].headers.clone();
     assert_eq!(headers["user-agent"], USER_AGENT, "{headers:?}");
-    assert_eq!(headers["content-type"], "application/x-protobuf");
     assert_eq!(headers["x-tenant"], "team-a");
+    headers
+}
+
+#[tokio::test]
+async fn the_collector_sees_a_user_agent_and_the_configured_headers() {
+    let headers = the_collector_sees_who_exports(Transport::Http).await;
+    assert_eq!(headers["content-type"], "application/x-protobuf");
+}
+
+#[tokio::test]
+async fn grpc_the_collector_sees_a_user_agent_and_the_configured_metadata() {
+    let headers = the_collector_sees_who_exports(Transport::Grpc).await;
+    assert_eq!(headers["content-type"], "application/grpc");
+    assert_eq!(headers["te"], "trailers");
+}
+
+/// A partial success refusing nothing but carrying a message: the spans count as exported and
+/// the collector's warning is logged.
+async fn a_warning_only_partial_success_is_logged(transport: Transport) {
+    let receiver = transport.receiver();
+    receiver.script([Answer::PartialSuccess {
+        rejected: Some(0),
+        message: "span attributes truncated to 4 KiB".into(),
+    }]);
+    let service = transport.exporting_to(&receiver, &[]);
+
+    chat_ok(&service).await;
+
+    assert_eq!(
+        outcomes_until(&service, |o| o.0 + o.1 >= 2.0).await,
+        (2.0, 0.0, 0.0)
+    );
+    let line = log_line(
+        &service,
+        "the OTLP collector accepted the spans with a warning",
+    )
+    .await;
+    assert_eq!(line["level"], "WARN", "{line}");
+    assert_eq!(
+        line["fields"]["warning"], "span attributes truncated to 4 KiB",
+        "{line}"
+    );
+}
+
+#[tokio::test]
+async fn a_partial_success_with_only_a_message_is_logged_and_counted_exported() {
+    a_warning_only_partial_success_is_logged(Transport::Http).await;
+}
+
+#[tokio::test]
+async fn grpc_a_partial_success_with_only_a_message_is_logged_and_counted_exported() {
+    a_warning_only_partial_success_is_logged(Transport::Grpc).await;
 }
 
 #[tokio::test]
@@ -148,33 +227,6 @@ async fn a_retry_after_http_date_past_the_export_timeout_ends_the_export() {
 }
 
 #[tokio::test]
-async fn a_partial_success_with_only_a_message_is_logged_and_counted_exported() {
-    let receiver = OtlpReceiver::start();
-    receiver.script([Answer::PartialSuccess {
-        rejected: Some(0),
-        message: "span attributes truncated to 4 KiB".into(),
-    }]);
-    let service = exporting_to(&receiver, &[]);
-
-    chat_ok(&service).await;
-
-    assert_eq!(
-        outcomes_until(&service, |o| o.0 + o.1 >= 2.0).await,
-        (2.0, 0.0, 0.0)
-    );
-    let line = log_line(
-        &service,
-        "the OTLP collector accepted the spans with a warning",
-    )
-    .await;
-    assert_eq!(line["level"], "WARN", "{line}");
-    assert_eq!(
-        line["fields"]["warning"], "span attributes truncated to 4 KiB",
-        "{line}"
-    );
-}
-
-#[tokio::test]
 async fn an_answer_too_big_to_read_does_not_break_export() {
     let receiver = OtlpReceiver::start();
     receiver.script([Answer::Endless]);
@@ -220,54 +272,6 @@ async fn grpc_spans_a_collector_refuses_in_a_partial_success_are_counted_failed(
             .contains("the collector refused spans: quota exceeded for tenant"),
         "{}",
         service.log()
-    );
-}
-
-#[tokio::test]
-async fn grpc_the_collector_sees_a_user_agent_and_the_configured_metadata() {
-    let receiver = OtlpReceiver::start_grpc();
-    let service = exporting_over_grpc_to(
-        &receiver,
-        &[("OTEL_EXPORTER_OTLP_HEADERS", "x-tenant=team-a")],
-    );
-
-    chat_ok(&service).await;
-
-    assert_eq!(
-        outcomes_until(&service, |o| o.0 + o.1 >= 2.0).await,
-        (2.0, 0.0, 0.0)
-    );
-    let requests = receiver.wait_for_requests(1).await;
-    let headers = &requests[0].headers;
-    assert_eq!(headers["user-agent"], USER_AGENT, "{headers:?}");
-    assert_eq!(headers["content-type"], "application/grpc");
-    assert_eq!(headers["te"], "trailers");
-    assert_eq!(headers["x-tenant"], "team-a");
-}
-
-#[tokio::test]
-async fn grpc_a_partial_success_with_only_a_message_is_logged_and_counted_exported() {
-    let receiver = OtlpReceiver::start_grpc();
-    receiver.script([Answer::PartialSuccess {
-        rejected: Some(0),
-        message: "span attributes truncated to 4 KiB".into(),
-    }]);
-    let service = exporting_over_grpc_to(&receiver, &[]);
-
-    chat_ok(&service).await;
-
-    assert_eq!(
-        outcomes_until(&service, |o| o.0 + o.1 >= 2.0).await,
-        (2.0, 0.0, 0.0)
-    );
-    let line = log_line(
-        &service,
-        "the OTLP collector accepted the spans with a warning",
-    )
-    .await;
-    assert_eq!(
-        line["fields"]["warning"], "span attributes truncated to 4 KiB",
-        "{line}"
     );
 }
 
