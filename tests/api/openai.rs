@@ -34,6 +34,26 @@ async fn sse_data(response: reqwest::Response) -> Vec<String> {
         .collect()
 }
 
+/// `/api/chat`'s stream: the text of its `data: {"delta"}` events, and its final `done` event.
+fn api_chat_stream(text: &str) -> (String, Value) {
+    let events: Vec<&str> = text.split("\n\n").filter(|e| !e.is_empty()).collect();
+    let deltas = events
+        .iter()
+        .filter_map(|e| e.strip_prefix("data: "))
+        .map(|d| {
+            serde_json::from_str::<Value>(d).unwrap()["delta"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    let done = events
+        .last()
+        .and_then(|e| e.strip_prefix("event: done\ndata: "))
+        .unwrap_or_else(|| panic!("done event last: {text}"));
+    (deltas, serde_json::from_str(done).unwrap())
+}
+
 fn chat_span(spans: &[ExportedSpan]) -> &ExportedSpan {
     spans
         .iter()
@@ -406,25 +426,8 @@ async fn api_chat_streams_deltas_then_a_done_event_with_usage_cost_and_trace_id(
         .to_str()
         .unwrap()
         .to_owned();
-    let text = response.text().await.unwrap();
-    let events: Vec<&str> = text.split("\n\n").filter(|e| !e.is_empty()).collect();
-    let deltas: String = events
-        .iter()
-        .filter_map(|e| e.strip_prefix("data: "))
-        .map(|d| {
-            serde_json::from_str::<Value>(d).unwrap()["delta"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect();
+    let (deltas, done) = api_chat_stream(&response.text().await.unwrap());
     assert!(deltas.starts_with("w0 "), "{deltas}");
-    let done = events
-        .last()
-        .unwrap()
-        .strip_prefix("event: done\ndata: ")
-        .expect("done event last");
-    let done: Value = serde_json::from_str(done).unwrap();
     assert_eq!(
         done["usage"],
         json!({"prompt_tokens": STREAM_USAGE.0, "completion_tokens": STREAM_USAGE.1, "total_tokens": STREAM_USAGE.0 + STREAM_USAGE.1})
@@ -567,27 +570,8 @@ async fn api_chat_streams_from_upstreams_with_any_sse_line_ending() {
         }]);
         let response = post(&app, "/api/chat", json!({"prompt": "hi", "stream": true})).await;
         assert_eq!(response.status(), 200, "{endings:?}");
-        let text = response.text().await.unwrap();
-        let events: Vec<&str> = text.split("\n\n").filter(|e| !e.is_empty()).collect();
-        let deltas: String = events
-            .iter()
-            .filter_map(|e| e.strip_prefix("data: "))
-            .map(|d| {
-                serde_json::from_str::<Value>(d).unwrap()["delta"]
-                    .as_str()
-                    .unwrap()
-                    .to_owned()
-            })
-            .collect();
+        let (deltas, done) = api_chat_stream(&response.text().await.unwrap());
         assert_eq!(deltas, "w0 xxxxw1 xxxxw2 xxxxw3 xxxxw4 xxxx", "{endings:?}");
-        let done: Value = serde_json::from_str(
-            events
-                .last()
-                .unwrap()
-                .strip_prefix("event: done\ndata: ")
-                .expect("done event last"),
-        )
-        .unwrap();
         assert_eq!(
             done["usage"]["completion_tokens"], STREAM_USAGE.1,
             "{endings:?}"
