@@ -54,6 +54,15 @@ fn api_chat_stream(text: &str) -> (String, Value) {
     (deltas, serde_json::from_str(done).unwrap())
 }
 
+/// The last `data:` payload of a stream as JSON (the payloads, shortened, if it is not JSON).
+fn last_event(data: &[String]) -> Value {
+    let last = data.last().expect("a stream with events");
+    serde_json::from_str(last).unwrap_or_else(|e| {
+        let shown: Vec<&str> = data.iter().map(|d| &d[..d.len().min(120)]).collect();
+        panic!("{e}: {shown:?}")
+    })
+}
+
 fn chat_span(spans: &[ExportedSpan]) -> &ExportedSpan {
     spans
         .iter()
@@ -391,9 +400,7 @@ async fn an_upstream_error_mid_stream_is_relayed_as_an_sse_error_and_recorded() 
         .to_owned();
     let data = sse_data(response).await;
 
-    let shown: Vec<&str> = data.iter().map(|d| &d[..d.len().min(120)]).collect();
-    let last: Value =
-        serde_json::from_str(data.last().unwrap()).unwrap_or_else(|e| panic!("{e}: {shown:?}"));
+    let last = last_event(&data);
     assert_eq!(last["error"]["message"], "Service Unavailable");
     let spans = otlp().wait_for_trace(&trace_id, 3).await;
     assert_eq!(
@@ -615,9 +622,7 @@ async fn an_event_over_the_size_limit_ends_the_stream_with_bad_response() {
         .unwrap()
         .to_owned();
     let data = sse_data(response).await;
-    let shown: Vec<&str> = data.iter().map(|d| &d[..d.len().min(120)]).collect();
-    let last: Value =
-        serde_json::from_str(data.last().unwrap()).unwrap_or_else(|e| panic!("{e}: {shown:?}"));
+    let last = last_event(&data);
     assert_eq!(last["error"]["type"], "bad_response", "{last}");
     assert!(
         data.iter().all(|d| d.len() < 1 << 20),

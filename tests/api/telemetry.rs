@@ -5,7 +5,7 @@ use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
 use serde_json::{Value, json};
 
-use crate::support::app::{spawn_app, spawn_app_with};
+use crate::support::app::{TestApp, spawn_app, spawn_app_with};
 use crate::support::otlp::{ExportedSpan, attr, hex, otlp};
 use crate::support::upstream::{API_KEY, Reply};
 
@@ -212,33 +212,30 @@ async fn the_server_span_records_protocol_addresses_and_a_redacted_query() {
     assert_eq!(attr(s, "url.query"), None);
 }
 
-#[tokio::test]
-async fn behind_a_trusted_proxy_the_client_address_is_the_forwarded_client() {
-    let app = spawn_app_with(&[("TRUSTED_PROXIES", "127.0.0.1")]).await;
+/// The spans of an `/api/chat` call whose `X-Forwarded-For` names `client`.
+async fn chat_forwarded_for(app: &TestApp, client: &str) -> Vec<ExportedSpan> {
     let response = app
         .client
         .post(app.url("/api/chat"))
-        .header("x-forwarded-for", "203.0.113.7")
+        .header("x-forwarded-for", client)
         .json(&json!({"prompt": "hi"}))
         .send()
         .await
         .unwrap();
-    let spans = otlp().wait_for_trace(&trace_of(&response).await, 3).await;
+    otlp().wait_for_trace(&trace_of(&response).await, 3).await
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_client_address_is_the_forwarded_client() {
+    let app = spawn_app_with(&[("TRUSTED_PROXIES", "127.0.0.1")]).await;
+    let spans = chat_forwarded_for(&app, "203.0.113.7").await;
     let s = &one(&spans, "POST /api/chat").span.attributes;
     assert_eq!(attr(s, "client.address"), Some(json!("203.0.113.7")));
     assert_eq!(attr(s, "network.peer.address"), Some(json!("127.0.0.1")));
 
     // An untrusted peer names no one else.
     let app = spawn_app().await;
-    let response = app
-        .client
-        .post(app.url("/api/chat"))
-        .header("x-forwarded-for", "203.0.113.7")
-        .json(&json!({"prompt": "hi"}))
-        .send()
-        .await
-        .unwrap();
-    let spans = otlp().wait_for_trace(&trace_of(&response).await, 3).await;
+    let spans = chat_forwarded_for(&app, "203.0.113.7").await;
     let s = &one(&spans, "POST /api/chat").span.attributes;
     assert_eq!(attr(s, "client.address"), Some(json!("127.0.0.1")));
 }
