@@ -59,6 +59,10 @@ CONTRACT_FAMILIES = {
     "http_server_request_duration_seconds": "histogram",
     "llm_gateway_overhead_seconds": "histogram",
     "llm_provider_ratelimit_remaining": "gauge",
+    # Model routing: a route's targets, its fallbacks and their circuit breakers.
+    "llm_route_attempts_total": "counter",
+    "llm_fallbacks_total": "counter",
+    "llm_route_target_state": "gauge",
     "process_cpu_seconds_total": "counter",
     "process_resident_memory_bytes": "gauge",
     "process_open_fds": "gauge",
