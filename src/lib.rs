@@ -25,7 +25,7 @@ use tokio::sync::watch;
 
 use api::AppState;
 use config::Settings;
-use llm::{ChatService, ConcurrencyLimit, PriceTable, Provider, RequestLimits};
+use llm::{ChatService, ConcurrencyLimit, ModelRouter, RequestLimits};
 use telemetry::Metrics;
 
 /// Why the application could not start.
@@ -39,16 +39,46 @@ pub enum StartupError {
         /// The cause.
         source: std::io::Error,
     },
-    /// The pricing file is unreadable or invalid.
-    #[error("{0}")]
-    Pricing(String),
-    /// The upstream client could not be built.
+    /// A provider (its client, its pricing file) could not be built.
     #[error("{0}")]
     Provider(String),
 }
 
+/// Re-reads the configuration file and swaps its providers and routes in; calls in flight
+/// finish on the configuration they started with.
+#[derive(Clone)]
+pub struct Reloader {
+    chat: Arc<ChatService>,
+    file: Option<std::path::PathBuf>,
+    defaults: config::ProviderDefaults,
+}
+
+impl Reloader {
+    /// Reloads the file (its key variables read from the environment again). On error the
+    /// running configuration stays, and the error says why in one line.
+    pub fn reload(&self) -> Result<String, String> {
+        let Some(file) = &self.file else {
+            return Err("no GATEWAY_CONFIG file: nothing to reload".into());
+        };
+        let settings = config::RoutingSettings::from_file(
+            file,
+            &|name: &str| std::env::var(name).ok(),
+            self.defaults.clone(),
+        )
+        .map_err(|e| e.to_string())?;
+        self.chat.router().reload(&settings)?;
+        Ok(format!(
+            "reloaded {}: {} providers, {} routes",
+            file.display(),
+            settings.providers.len(),
+            settings.routes.len()
+        ))
+    }
+}
+
 /// The bound, ready-to-serve application.
 pub struct Application {
+    reloader: Reloader,
     listener: TcpListener,
     metrics_listener: TcpListener,
     router: Router,
@@ -68,14 +98,15 @@ impl Application {
             telemetry,
         } = settings;
         let metrics = Arc::new(Metrics::new());
-        let pricing = match &llm.pricing_file {
-            Some(path) => PriceTable::from_file(path).map_err(StartupError::Pricing)?,
-            None => PriceTable::builtin(),
-        };
-        let provider = Provider::from_settings(&llm).map_err(StartupError::Provider)?;
-        let chat = ChatService::new(
-            provider,
-            pricing,
+        let router = ModelRouter::new(
+            &llm.routing,
+            llm.proxy.clone(),
+            llm.extra_ca_file.clone(),
+            metrics.clone(),
+        )
+        .map_err(StartupError::Provider)?;
+        let chat = Arc::new(ChatService::new(
+            router,
             metrics.clone(),
             telemetry.capture_message_content,
             ConcurrencyLimit::new(
@@ -83,9 +114,14 @@ impl Application {
                 limits.max_queue,
                 limits.queue_timeout,
             ),
-        );
+        ));
+        let reloader = Reloader {
+            chat: chat.clone(),
+            file: llm.routing.file.clone(),
+            defaults: llm.provider_defaults.clone(),
+        };
         let state = AppState {
-            chat: Arc::new(chat),
+            chat,
             limits: Arc::new(RequestLimits {
                 default_model: llm.default_model.as_str().into(),
                 max_prompt_chars: limits.max_prompt_chars,
@@ -100,6 +136,7 @@ impl Application {
         let listener = bind((server.app_host, server.app_port).into()).await?;
         let metrics_listener = bind((server.metrics_host, server.metrics_port).into()).await?;
         Ok(Self {
+            reloader,
             listener,
             metrics_listener,
             router: api::router(state, &server, &limits, &auth),
@@ -107,6 +144,11 @@ impl Application {
             shutdown_grace: server.shutdown_grace,
             header_read_timeout: server.header_read_timeout,
         })
+    }
+
+    /// What re-reads the configuration file (on `SIGHUP`).
+    pub fn reloader(&self) -> Reloader {
+        self.reloader.clone()
     }
 
     /// The API's port.

@@ -8,9 +8,9 @@ use std::process::ExitCode;
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-use llm_observability::Application;
 use llm_observability::config::{ProviderKind, Settings};
 use llm_observability::telemetry;
+use llm_observability::{Application, Reloader};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -39,12 +39,16 @@ async fn main() -> ExitCode {
 }
 
 async fn serve(settings: Settings) -> ExitCode {
-    if settings.llm.provider == ProviderKind::Simulated {
+    let routing = &settings.llm.routing;
+    if routing.file.is_none() && routing.providers[0].kind == ProviderKind::Simulated {
         tracing::warn!(
             "SIMULATED PROVIDER: no GROQ_API_KEY (or LLM_PROVIDER=simulated): answers are generated locally, labelled \"provider\": \"simulated\", and no LLM is called"
         );
     }
-    let provider = settings.llm.provider.as_str();
+    let providers: Vec<String> = routing.providers.iter().map(|p| p.name.clone()).collect();
+    let providers = providers.join(",");
+    let routes = routing.routes.len();
+    let config_file = routing.file.as_ref().map(|f| f.display().to_string());
     let model = settings.llm.default_model.clone();
     // Where provider calls go out, without the proxy's credentials.
     let proxy = settings
@@ -60,10 +64,13 @@ async fn serve(settings: Settings) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    tokio::spawn(reload_on_sighup(app.reloader()));
     tracing::info!(
         api_port = app.port(),
         metrics_port = app.metrics_port(),
-        provider,
+        providers,
+        routes,
+        config_file,
         default_model = %model,
         egress_proxy = proxy.as_deref(),
         "listening: POST /api/chat, docs at /docs, metrics at /metrics on the metrics port"
@@ -78,6 +85,30 @@ async fn serve(settings: Settings) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// Re-reads `GATEWAY_CONFIG` on every SIGHUP; a bad file keeps the running configuration.
+async fn reload_on_sighup(reloader: Reloader) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            // Building providers reads files (keys, CA, prices): off the async workers.
+            let reloader = reloader.clone();
+            match tokio::task::spawn_blocking(move || reloader.reload()).await {
+                Ok(Ok(summary)) => tracing::info!("{summary}"),
+                Ok(Err(why)) => {
+                    tracing::error!("configuration not reloaded, the running one is kept: {why}")
+                }
+                Err(_) => tracing::error!("configuration reload panicked; the running one is kept"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = reloader;
 }
 
 /// Completes on SIGINT or SIGTERM.

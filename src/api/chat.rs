@@ -66,7 +66,7 @@ pub struct ChatResponse {
     /// The model that answered.
     pub model: String,
     /// `groq`, `openai` or `simulated`.
-    pub provider: &'static str,
+    pub provider: String,
     /// The answer.
     pub content: String,
     /// Why generation stopped: `stop`, `length`, …
@@ -130,18 +130,19 @@ pub async fn chat(
     .validate(&state.limits)
     .map_err(ApiError::validation)?;
     let request = UpstreamRequest::from_params(params, stream);
-    let provider = state.chat.provider().kind().as_str();
     if stream {
-        return Ok(stream_chat(state, request, provider).await);
+        return Ok(stream_chat(state, request).await);
     }
     let (result, record) = state.chat.complete(request).await;
+    // The provider that answered (after any fallback).
+    let provider = record.as_ref().map(|r| r.provider.clone());
     let outcome = result.map(|outcome| {
         let completion = outcome.completion;
         let (content, finish_reason) = completion.first();
         Json(ChatResponse {
             id: completion.id.clone(),
             model: completion.model.clone(),
-            provider,
+            provider: provider.as_deref().unwrap_or_default().to_owned(),
             content: content.to_owned(),
             finish_reason: finish_reason.to_owned(),
             usage: completion.usage.map(UsageBody::from),
@@ -155,14 +156,12 @@ pub async fn chat(
 }
 
 /// `/api/chat` with `stream: true`: our own small SSE dialect over the shared stream core.
-async fn stream_chat(
-    state: AppState,
-    request: UpstreamRequest,
-    provider: &'static str,
-) -> Response {
+async fn stream_chat(state: AppState, request: UpstreamRequest) -> Response {
     // Read now: the stream is polled outside the request's task-local scope.
     let trace_id = telemetry::current_trace_id();
     let (opened, record) = state.chat.stream(request).await;
+    // The provider whose stream this is (fallback happens before it opens).
+    let provider = record.as_ref().map(|r| r.provider.clone());
     let outcome = opened.map(|events| {
         let frames = events.filter_map(move |event| {
             let frame = match event {
@@ -175,7 +174,7 @@ async fn stream_chat(
                     json!({
                         "id": summary.id,
                         "model": summary.model,
-                        "provider": provider,
+                        "provider": provider.as_deref(),
                         "finish_reason": summary.finish_reason,
                         "usage": summary.usage.map(UsageBody::from),
                         "cost_usd": summary.cost_usd,

@@ -202,6 +202,8 @@ impl IntoResponse for ApiError {
             }),
             ApiError::ClientRateLimited { .. } => Some("client_rate_limit"),
             ApiError::Internal => None,
+            // No call was made: no route serves the model.
+            ApiError::Llm(LlmError::UnknownModel(_)) => Some("model_not_found"),
             // Failed LLM calls are counted by the chat service (overloaded included).
             ApiError::Llm(_) => None,
         };

@@ -12,9 +12,16 @@ use super::state::AppState;
 pub struct Health {
     /// `ok` or `ready`.
     pub status: &'static str,
-    /// The provider answering LLM calls (readiness only).
+    /// The provider answering model names no route claims (or the first provider), readiness
+    /// only.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub provider: Option<&'static str>,
+    pub provider: Option<String>,
+    /// Every configured provider (readiness only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub providers: Option<Vec<String>>,
+    /// Every route (readiness only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub routes: Option<Vec<String>>,
 }
 
 /// Liveness: answers while the process runs.
@@ -24,15 +31,30 @@ pub async fn healthz() -> Json<Health> {
     Json(Health {
         status: "ok",
         provider: None,
+        providers: None,
+        routes: None,
     })
 }
 
 /// Readiness: the provider is configured and the service can take requests.
 #[utoipa::path(get, path = "/readyz", tag = "health",
-    responses((status = 200, description = "Ready", body = Health, example = json!({"status": "ready", "provider": "groq"}))))]
+    responses((status = 200, description = "Ready", body = Health, example = json!({"status": "ready", "provider": "groq", "providers": ["groq"], "routes": []}))))]
 pub async fn readyz(State(state): State<AppState>) -> Json<Health> {
+    let routes = state.chat.router().load();
+    let providers = routes.providers();
     Json(Health {
         status: "ready",
-        provider: Some(state.chat.provider().kind().as_str()),
+        provider: routes
+            .default_provider()
+            .or(providers.first())
+            .map(|p| p.name().to_string()),
+        providers: Some(providers.iter().map(|p| p.name().to_string()).collect()),
+        routes: Some(
+            routes
+                .route_names()
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
+        ),
     })
 }

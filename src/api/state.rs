@@ -21,8 +21,14 @@ pub struct AppState {
 
 /// A response for an LLM call's outcome, carrying the call's record for the request log line
 /// and the overhead metric (`middleware::trace`), whether the call succeeded or not.
-pub fn with_call_record(record: CallRecord, outcome: Result<Response, LlmError>) -> Response {
+/// (`None`: no call was made, the model is served by no route).
+pub fn with_call_record(
+    record: Option<CallRecord>,
+    outcome: Result<Response, LlmError>,
+) -> Response {
     let mut response = outcome.unwrap_or_else(|error| ApiError::from(error).into_response());
-    response.extensions_mut().insert(record);
+    if let Some(record) = record {
+        response.extensions_mut().insert(record);
+    }
     response
 }

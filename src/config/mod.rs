@@ -7,10 +7,12 @@
 //! `OTEL_TRACES_SAMPLER*` and `OTEL_RESOURCE_ATTRIBUTES` variables itself, as the specification
 //! asks. Every variable is documented in README ("Configuration") and `.env.example`.
 //!
-//! Providers and routes from a configuration file (`GATEWAY_CONFIG`) will extend
-//! [`LlmSettings`]: today it describes the one provider the environment names.
+//! Providers and routes come from the configuration file `GATEWAY_CONFIG` (`routing.rs`) or,
+//! without one, from the one provider the environment names; either way they are
+//! [`LlmSettings::routing`].
 
 mod env;
+mod routing;
 mod secret;
 
 use std::net::IpAddr;
@@ -19,7 +21,22 @@ use std::time::Duration;
 
 pub use env::{ConfigError, http_uri, without_credentials};
 use env::{Env, parse_headers};
+pub use routing::{
+    BreakerSettings, DEFAULT_FALLBACK_ON, FALLBACK_CLASSES, FileError, Price, PriceSetting,
+    ProviderDefaults, ProviderSettings, RouteSettings, RoutingSettings, Strategy, TargetSettings,
+};
 pub use secret::Secret;
+
+/// Why the settings cannot be used: a variable, or the configuration file.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// An environment variable has a bad value.
+    #[error(transparent)]
+    Env(#[from] ConfigError),
+    /// The configuration file is unreadable or invalid.
+    #[error(transparent)]
+    File(#[from] FileError),
+}
 
 /// Groq's OpenAI-compatible API root.
 pub const GROQ_BASE_URL: &str = "https://api.groq.com/openai/v1";
@@ -37,30 +54,26 @@ pub const MAX_LLM_RETRIES: u32 = 10;
 pub enum ProviderKind {
     /// Groq's OpenAI-compatible API.
     Groq,
-    /// Any OpenAI-compatible API (OpenAI itself by default).
+    /// OpenAI's API.
     OpenAi,
+    /// Any other OpenAI-compatible API (vLLM, Ollama, Together, Fireworks, DeepSeek, Mistral,
+    /// OpenRouter, Gemini's OpenAI endpoint, …).
+    OpenAiCompatible,
     /// The built-in simulated provider: no network, deterministic answers.
     Simulated,
 }
 
 impl ProviderKind {
-    /// The `gen_ai.provider.name` value and the `provider` metric label.
+    /// The kind's name in the configuration file; for Groq, OpenAI and the simulated
+    /// provider also their `gen_ai.provider.name` and their name in the environment-only mode.
     pub fn as_str(self) -> &'static str {
         match self {
             ProviderKind::Groq => "groq",
             ProviderKind::OpenAi => "openai",
+            ProviderKind::OpenAiCompatible => "openai_compatible",
             ProviderKind::Simulated => "simulated",
         }
     }
-}
-
-/// How the upstream is reached, for the two HTTP providers.
-#[derive(Debug, Clone)]
-pub struct UpstreamSettings {
-    /// API root, e.g. `https://api.groq.com/openai/v1`; `/chat/completions` is appended.
-    pub base_url: String,
-    /// Bearer key sent upstream.
-    pub api_key: Secret,
 }
 
 /// The egress proxy for calls to LLM providers (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`,
@@ -155,30 +168,21 @@ pub struct ServerSettings {
     pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
-/// The LLM provider and how it is called.
+/// The LLM providers, the routes to them, and how they are called.
 #[derive(Debug, Clone)]
 pub struct LlmSettings {
-    /// Which provider answers.
-    pub provider: ProviderKind,
-    /// Upstream address and key; `None` for the simulated provider.
-    pub upstream: Option<UpstreamSettings>,
+    /// Providers and routes (the file's, or the environment's one provider).
+    pub routing: RoutingSettings,
+    /// What the file's providers get when it does not say (the `LLM_*` variables); kept for
+    /// reloading the file.
+    pub provider_defaults: ProviderDefaults,
     /// Model used when a request names none.
     pub default_model: String,
-    /// Overall deadline of one LLM call, retries included.
-    pub timeout: Duration,
-    /// Deadline for opening a connection to the upstream.
-    pub connect_timeout: Duration,
-    /// Retries after the first attempt, on connection errors, 429 and 5xx.
-    pub max_retries: u32,
     /// The egress proxy for provider calls.
     pub proxy: ProxySettings,
     /// `LLM_CA_CERT_FILE`: PEM root certificates trusted for provider calls besides the
     /// system's (a TLS-inspecting egress proxy, a private model server).
     pub extra_ca_file: Option<PathBuf>,
-    /// Latency the simulated provider adds to each answer.
-    pub simulated_latency: Duration,
-    /// A JSON pricing table replacing the built-in one.
-    pub pricing_file: Option<PathBuf>,
 }
 
 /// What a request, a client and the process may use.
@@ -243,18 +247,18 @@ pub struct TelemetrySettings {
 
 impl Settings {
     /// Reads `.env` (if present) and the environment.
-    pub fn from_env() -> Result<Self, ConfigError> {
+    pub fn from_env() -> Result<Self, SettingsError> {
         // A missing .env is normal; a malformed one is not worth refusing to start over.
         let _ = dotenvy::dotenv();
         Self::from_lookup(|name| std::env::var(name).ok())
     }
 
     /// Builds settings from any variable lookup (the environment, or a map in tests).
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
         let env = Env(&lookup);
         Ok(Settings {
             server: ServerSettings::read(&env)?,
-            llm: LlmSettings::read(&env)?,
+            llm: LlmSettings::read(&env, &lookup)?,
             limits: LimitSettings::read(&env)?,
             auth: AuthSettings::read(&env),
             telemetry: TelemetrySettings::read(&env)?,
@@ -303,43 +307,11 @@ impl ServerSettings {
 }
 
 impl LlmSettings {
-    fn read<F: Fn(&str) -> Option<String>>(env: &Env<'_, F>) -> Result<Self, ConfigError> {
-        let groq_key = env.secret_or_file("GROQ_API_KEY", "GROQ_API_KEY_FILE")?;
-        let provider = match env.text("LLM_PROVIDER").as_deref() {
-            None if groq_key.is_some() => ProviderKind::Groq,
-            None => ProviderKind::Simulated,
-            Some("groq") => ProviderKind::Groq,
-            Some("openai") => ProviderKind::OpenAi,
-            Some("simulated") => ProviderKind::Simulated,
-            Some(other) => return Err(env.bad("LLM_PROVIDER", other, "groq, openai or simulated")),
-        };
-        let upstream = match provider {
-            ProviderKind::Simulated => None,
-            ProviderKind::Groq => Some(UpstreamSettings {
-                base_url: env.url("GROQ_BASE_URL", GROQ_BASE_URL)?,
-                api_key: groq_key.ok_or(ConfigError {
-                    var: "GROQ_API_KEY",
-                    shown: String::new(),
-                    expected: "a key when LLM_PROVIDER=groq (unset LLM_PROVIDER to use the simulated provider)",
-                })?,
-            }),
-            ProviderKind::OpenAi => Some(UpstreamSettings {
-                base_url: env.url("OPENAI_BASE_URL", OPENAI_BASE_URL)?,
-                api_key: env
-                    .secret_or_file("OPENAI_API_KEY", "OPENAI_API_KEY_FILE")?
-                    .ok_or(ConfigError {
-                        var: "OPENAI_API_KEY",
-                        shown: String::new(),
-                        expected: "a key when LLM_PROVIDER=openai",
-                    })?,
-            }),
-        };
-        Ok(Self {
-            provider,
-            upstream,
-            default_model: env
-                .text("LLM_DEFAULT_MODEL")
-                .unwrap_or_else(|| DEFAULT_MODEL.into()),
+    fn read<F: Fn(&str) -> Option<String>>(
+        env: &Env<'_, F>,
+        lookup: &F,
+    ) -> Result<Self, SettingsError> {
+        let provider_defaults = ProviderDefaults {
             timeout: env.seconds("LLM_TIMEOUT_SECS", 30.0, false)?,
             connect_timeout: env.seconds("LLM_CONNECT_TIMEOUT_SECS", 10.0, false)?,
             max_retries: env.bounded(
@@ -348,6 +320,27 @@ impl LlmSettings {
                 0..=MAX_LLM_RETRIES,
                 "a whole number 0-10",
             )?,
+            simulated_latency: Duration::from_millis(env.parse(
+                "SIMULATED_LATENCY_MS",
+                40,
+                "a whole number of milliseconds (0 allowed)",
+            )?),
+            pricing_file: env.text("PRICING_FILE").map(PathBuf::from),
+        };
+        let routing = match env.text("GATEWAY_CONFIG") {
+            Some(path) => RoutingSettings::from_file(
+                std::path::Path::new(&path),
+                &|name: &str| lookup(name),
+                provider_defaults.clone(),
+            )?,
+            None => RoutingSettings::single(env_provider(env, &provider_defaults)?),
+        };
+        Ok(Self {
+            routing,
+            provider_defaults,
+            default_model: env
+                .text("LLM_DEFAULT_MODEL")
+                .unwrap_or_else(|| DEFAULT_MODEL.into()),
             proxy: ProxySettings {
                 https: env.proxy(["HTTPS_PROXY", "https_proxy"])?,
                 http: env.proxy(["HTTP_PROXY", "http_proxy"])?,
@@ -359,22 +352,71 @@ impl LlmSettings {
                     Some(PathBuf::from(path))
                 }
                 Some(path) => {
-                    return Err(env.bad(
-                        "LLM_CA_CERT_FILE",
-                        &path,
-                        "a readable file of PEM certificates",
-                    ));
+                    return Err(env
+                        .bad(
+                            "LLM_CA_CERT_FILE",
+                            &path,
+                            "a readable file of PEM certificates",
+                        )
+                        .into());
                 }
                 None => None,
             },
-            simulated_latency: Duration::from_millis(env.parse(
-                "SIMULATED_LATENCY_MS",
-                40,
-                "a whole number of milliseconds (0 allowed)",
-            )?),
-            pricing_file: env.text("PRICING_FILE").map(PathBuf::from),
         })
     }
+}
+
+/// Without a configuration file: the one provider `LLM_PROVIDER` (or a `GROQ_API_KEY`) names,
+/// under its kind's name, answering every model name unchanged, as before routing existed.
+fn env_provider<F: Fn(&str) -> Option<String>>(
+    env: &Env<'_, F>,
+    defaults: &ProviderDefaults,
+) -> Result<ProviderSettings, ConfigError> {
+    let groq_key = env.secret_or_file("GROQ_API_KEY", "GROQ_API_KEY_FILE")?;
+    let kind = match env.text("LLM_PROVIDER").as_deref() {
+        None if groq_key.is_some() => ProviderKind::Groq,
+        None => ProviderKind::Simulated,
+        Some("groq") => ProviderKind::Groq,
+        Some("openai") => ProviderKind::OpenAi,
+        Some("simulated") => ProviderKind::Simulated,
+        Some(other) => return Err(env.bad("LLM_PROVIDER", other, "groq, openai or simulated")),
+    };
+    let (base_url, api_key) = match kind {
+        ProviderKind::Groq => (
+            env.url("GROQ_BASE_URL", GROQ_BASE_URL)?,
+            Some(groq_key.ok_or(ConfigError {
+                var: "GROQ_API_KEY",
+                shown: String::new(),
+                expected: "a key when LLM_PROVIDER=groq (unset LLM_PROVIDER to use the simulated provider)",
+            })?),
+        ),
+        ProviderKind::OpenAi => (
+            env.url("OPENAI_BASE_URL", OPENAI_BASE_URL)?,
+            Some(
+                env.secret_or_file("OPENAI_API_KEY", "OPENAI_API_KEY_FILE")?
+                    .ok_or(ConfigError {
+                        var: "OPENAI_API_KEY",
+                        shown: String::new(),
+                        expected: "a key when LLM_PROVIDER=openai",
+                    })?,
+            ),
+        ),
+        ProviderKind::OpenAiCompatible | ProviderKind::Simulated => (String::new(), None),
+    };
+    Ok(ProviderSettings {
+        name: kind.as_str().to_owned(),
+        kind,
+        gen_ai_name: kind.as_str().to_owned(),
+        base_url,
+        api_key,
+        timeout: defaults.timeout,
+        connect_timeout: defaults.connect_timeout,
+        max_retries: defaults.max_retries,
+        headers: Vec::new(),
+        prices: Vec::new(),
+        pricing_file: defaults.pricing_file.clone(),
+        simulated_latency: defaults.simulated_latency,
+    })
 }
 
 impl LimitSettings {
@@ -523,13 +565,24 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        Settings::from_lookup(|k| map.get(k).cloned())
+        Settings::from_lookup(|k| map.get(k).cloned()).map_err(|e| match e {
+            SettingsError::Env(e) => e,
+            SettingsError::File(e) => panic!("no file in these tests: {e}"),
+        })
+    }
+
+    /// The environment's one provider.
+    fn provider(s: &Settings) -> &ProviderSettings {
+        assert!(s.llm.routing.file.is_none());
+        &s.llm.routing.providers[0]
     }
 
     #[test]
     fn defaults_pick_the_simulated_provider_without_a_key() {
         let s = settings(&[]).unwrap();
-        assert_eq!(s.llm.provider, ProviderKind::Simulated);
+        assert_eq!(provider(&s).kind, ProviderKind::Simulated);
+        assert_eq!(s.llm.routing.default_provider.as_deref(), Some("simulated"));
+        assert!(!s.llm.routing.direct_addressing);
         assert_eq!(s.server.app_port, 8000);
         assert_eq!(s.server.metrics_port, 8001);
         assert_eq!(s.llm.default_model, "llama-3.1-8b-instant");
@@ -543,10 +596,13 @@ mod tests {
     #[test]
     fn a_groq_key_selects_groq_and_never_prints() {
         let s = settings(&[("GROQ_API_KEY", "gsk_secret123")]).unwrap();
-        assert_eq!(s.llm.provider, ProviderKind::Groq);
-        let upstream = s.llm.upstream.as_ref().unwrap();
-        assert_eq!(upstream.base_url, GROQ_BASE_URL);
-        assert_eq!(upstream.api_key.expose(), "gsk_secret123");
+        let groq = provider(&s);
+        assert_eq!(
+            (groq.kind, groq.name.as_str()),
+            (ProviderKind::Groq, "groq")
+        );
+        assert_eq!(groq.base_url, GROQ_BASE_URL);
+        assert_eq!(groq.api_key.as_ref().unwrap().expose(), "gsk_secret123");
         assert!(!format!("{s:?}").contains("gsk_secret123"));
     }
 
@@ -570,7 +626,10 @@ mod tests {
         let path = std::env::temp_dir().join(format!("groq-key-{}", std::process::id()));
         std::fs::write(&path, "gsk_from_file\n").unwrap();
         let s = settings(&[("GROQ_API_KEY_FILE", path.to_str().unwrap())]).unwrap();
-        assert_eq!(s.llm.upstream.unwrap().api_key.expose(), "gsk_from_file");
+        assert_eq!(
+            provider(&s).api_key.as_ref().unwrap().expose(),
+            "gsk_from_file"
+        );
         let err = settings(&[("GROQ_API_KEY_FILE", "/no/such/file")]).unwrap_err();
         assert_eq!(err.var, "GROQ_API_KEY_FILE");
         std::fs::remove_file(path).unwrap();
@@ -646,7 +705,10 @@ mod tests {
         std::fs::write(&path, "sk-from-file\n").unwrap();
         let file = path.to_str().unwrap();
         let s = settings(&[("LLM_PROVIDER", "openai"), ("OPENAI_API_KEY_FILE", file)]).unwrap();
-        assert_eq!(s.llm.upstream.unwrap().api_key.expose(), "sk-from-file");
+        assert_eq!(
+            provider(&s).api_key.as_ref().unwrap().expose(),
+            "sk-from-file"
+        );
         // GROQ_API_KEY_FILE is not a fallback for the OpenAI key, nor the other way round.
         let err = settings(&[("LLM_PROVIDER", "openai"), ("GROQ_API_KEY_FILE", file)]).unwrap_err();
         assert_eq!(err.var, "OPENAI_API_KEY");
@@ -658,10 +720,7 @@ mod tests {
     #[test]
     fn out_of_range_values_are_refused_not_capped() {
         assert_eq!(
-            settings(&[("LLM_MAX_RETRIES", "10")])
-                .unwrap()
-                .llm
-                .max_retries,
+            provider(&settings(&[("LLM_MAX_RETRIES", "10")]).unwrap()).max_retries,
             10
         );
         for (var, value) in [

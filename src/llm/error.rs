@@ -30,11 +30,37 @@ pub enum ErrorType {
     Cancelled,
     /// Our own concurrency limit is reached.
     Overloaded,
+    /// The model name is neither a route nor `provider/model`, and there is no default provider.
+    ModelNotFound,
+    /// Every target of the route is skipped: their circuits are open.
+    CircuitOpen,
     /// A bug: never expected.
     Internal,
 }
 
 impl ErrorType {
+    /// Every class, for reading one from its name.
+    const ALL: [ErrorType; 13] = [
+        ErrorType::InvalidRequest,
+        ErrorType::Timeout,
+        ErrorType::RateLimited,
+        ErrorType::Authentication,
+        ErrorType::UpstreamClientError,
+        ErrorType::UpstreamServerError,
+        ErrorType::ConnectionError,
+        ErrorType::BadResponse,
+        ErrorType::Cancelled,
+        ErrorType::Overloaded,
+        ErrorType::ModelNotFound,
+        ErrorType::CircuitOpen,
+        ErrorType::Internal,
+    ];
+
+    /// The class of that name (a route's `fallback_on`).
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == name)
+    }
+
     /// The label value; stable, documented, low cardinality.
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -48,6 +74,8 @@ impl ErrorType {
             ErrorType::BadResponse => "bad_response",
             ErrorType::Cancelled => "cancelled",
             ErrorType::Overloaded => "overloaded",
+            ErrorType::ModelNotFound => "model_not_found",
+            ErrorType::CircuitOpen => "circuit_open",
             ErrorType::Internal => "internal",
         }
     }
@@ -112,6 +140,17 @@ pub enum LlmError {
     /// Our own concurrency limit and its wait queue are full.
     #[error("the gateway is at LLM_MAX_CONCURRENCY and its wait queue is full")]
     Overloaded,
+    /// No route, provider prefix or default provider serves this model name.
+    #[error("no route serves the model {0:?}")]
+    UnknownModel(String),
+    /// Every target of the route has an open circuit.
+    #[error("every target of the route {route:?} has an open circuit")]
+    CircuitOpen {
+        /// The route.
+        route: String,
+        /// Seconds until the first target may be probed again.
+        retry_after: u64,
+    },
 }
 
 impl LlmError {
@@ -128,6 +167,8 @@ impl LlmError {
             LlmError::Redirected { .. } => ErrorType::BadResponse,
             LlmError::InStream(_) => ErrorType::UpstreamServerError,
             LlmError::Overloaded => ErrorType::Overloaded,
+            LlmError::UnknownModel(_) => ErrorType::ModelNotFound,
+            LlmError::CircuitOpen { .. } => ErrorType::CircuitOpen,
         }
     }
 
@@ -147,6 +188,8 @@ impl LlmError {
             LlmError::Redirected { .. } => StatusCode::BAD_GATEWAY,
             LlmError::InStream(_) => StatusCode::BAD_GATEWAY,
             LlmError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            LlmError::UnknownModel(_) => StatusCode::NOT_FOUND,
+            LlmError::CircuitOpen { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -179,6 +222,12 @@ impl LlmError {
             ),
             LlmError::InStream(message) => format!("the LLM provider failed mid-stream: {message}"),
             LlmError::Overloaded => "the gateway is at capacity; retry shortly".into(),
+            LlmError::UnknownModel(model) => format!(
+                "the model {model:?} is not served by this gateway: name one of its routes (GET /v1/models lists them), or a provider and its model as provider/model"
+            ),
+            LlmError::CircuitOpen { route, retry_after } => format!(
+                "every provider of the route {route:?} is failing and skipped for now; retry in {retry_after} s"
+            ),
         }
     }
 
@@ -195,6 +244,7 @@ impl LlmError {
         match self {
             LlmError::RateLimited { retry_after, .. } => *retry_after,
             LlmError::Overloaded => Some(1),
+            LlmError::CircuitOpen { retry_after, .. } => Some(*retry_after),
             _ => None,
         }
     }
@@ -212,6 +262,8 @@ impl LlmError {
             LlmError::Redirected { .. } => "LlmError::Redirected",
             LlmError::InStream(_) => "LlmError::InStream",
             LlmError::Overloaded => "LlmError::Overloaded",
+            LlmError::UnknownModel(_) => "LlmError::UnknownModel",
+            LlmError::CircuitOpen { .. } => "LlmError::CircuitOpen",
         }
     }
 }

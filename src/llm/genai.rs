@@ -2,9 +2,14 @@
 //! OpenTelemetry GenAI conventions), its metrics, and the conventions' message JSON for
 //! captured prompts and completions.
 //!
+//! The span describes the logical call: `gen_ai.request.model` is the name the client asked
+//! for (a route's name, say), while `gen_ai.provider.name`, `server.*` and the `provider` label
+//! are those of the target that answered (or was asked last); each HTTP attempt is a child span
+//! (`openai.rs`).
+//!
 //! Label policy: the `model` label is the model the upstream answered with on success; on
-//! failure it is the requested model only if it is a known (priced) model, else `unknown`, so a
-//! client cannot grow label cardinality with made-up names.
+//! failure it is the requested model only if it is a route or a model its provider prices,
+//! else `unknown`, so a client cannot grow label cardinality with made-up names.
 //!
 //! Integers go to spans as i64: `tracing-opentelemetry` exports u64 fields as strings.
 
@@ -18,25 +23,21 @@ use serde_json::json;
 use tracing::{Span, field::Empty};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use super::{
-    Completion, ErrorType, LlmError, PriceTable, Provider, UpstreamReport, UpstreamRequest,
-};
-use crate::config::ProviderKind;
+use super::{Completion, ErrorType, LlmError, Provider, UpstreamReport, UpstreamRequest};
 use crate::telemetry::{CallLabels, Metrics};
 
-/// What every call's telemetry shares: the metrics, the prices, the content opt-in.
+/// What every call's telemetry shares: the metrics and the content opt-in.
 #[derive(Debug, Clone)]
 pub(super) struct Observer {
     pub(super) metrics: Arc<Metrics>,
-    pub(super) pricing: Arc<PriceTable>,
     pub(super) capture_content: bool,
 }
 
 /// What the request log line and the overhead metric need from a call, success or not.
 #[derive(Debug, Clone)]
 pub struct CallRecord {
-    /// `provider` label.
-    pub provider: &'static str,
+    /// `provider` label: the provider that answered (or was asked last).
+    pub provider: Arc<str>,
     /// The bounded `model` label value.
     pub model: String,
     /// Input and output tokens, when known.
@@ -49,13 +50,12 @@ pub struct CallRecord {
 /// and the handler or stream was dropped), it records the call as `cancelled`.
 pub(super) struct Call {
     metrics: Arc<Metrics>,
-    pricing: Arc<PriceTable>,
     /// The GenAI span: the parent of the attempts' HTTP client spans.
     pub(super) span: Span,
-    provider: &'static str,
-    /// The provider is OpenAI: the `openai.*` attributes apply (the OpenAI conventions scope
-    /// them to `gen_ai.provider.name = openai`).
-    openai: bool,
+    /// The provider asked now; at the end, the one that answered.
+    provider: Arc<Provider>,
+    /// The model id that provider is asked for (prices a dated answer, `gpt-4o-mini-…`).
+    upstream_model: String,
     request_model: String,
     /// The bounded `model` label value for failures.
     model_label: String,
@@ -67,22 +67,25 @@ pub(super) struct Call {
 }
 
 impl Call {
-    /// Opens the GenAI span and counts the call as in flight.
+    /// Opens the GenAI span and counts the call as in flight at its first provider.
+    /// `model_label` is the bounded `model` label for a failure; `route`, the route's name.
     pub(super) fn start(
         observer: &Observer,
-        provider: &Provider,
         request: &UpstreamRequest,
+        first: (&Arc<Provider>, &str),
+        route: Option<&str>,
+        model_label: String,
     ) -> Self {
         let summary = &request.summary;
+        let (provider, upstream_model) = first;
         let (address, port) = provider.server().unzip();
-        let openai = provider.kind() == ProviderKind::OpenAi;
-        let provider = provider.kind().as_str();
+        let openai = is_openai(provider);
         let span = tracing::info_span!(
             "chat",
             otel.name = format!("chat {}", summary.model),
             otel.kind = "client",
             gen_ai.operation.name = "chat",
-            gen_ai.provider.name = provider,
+            gen_ai.provider.name = &**provider.gen_ai_name(),
             gen_ai.request.model = %summary.model,
             gen_ai.request.max_tokens = summary.max_tokens,
             gen_ai.request.temperature = summary.temperature,
@@ -95,6 +98,10 @@ impl Call {
             gen_ai.output.type = summary.output_type,
             server.address = address,
             server.port = port.map(i64::from),
+            llmobs.provider.name = &**provider.name(),
+            llmobs.route.name = route,
+            llmobs.route.attempts = Empty,
+            llmobs.route.fallback_reason = Empty,
             gen_ai.response.id = Empty,
             gen_ai.response.model = Empty,
             gen_ai.response.time_to_first_chunk = Empty,
@@ -105,7 +112,7 @@ impl Call {
             gen_ai.usage.reasoning.output_tokens = Empty,
             llmobs.cost.usd = Empty,
             openai.api.type = openai.then_some("chat_completions"),
-            openai.request.service_tier = summary.service_tier.as_deref().filter(|_| openai),
+            openai.request.service_tier = Empty,
             openai.response.system_fingerprint = Empty,
             openai.response.service_tier = Empty,
             groq.request.id = Empty,
@@ -121,21 +128,18 @@ impl Call {
                 string_array(summary.stop_sequences.iter().cloned()),
             );
         }
+        if openai && let Some(tier) = &summary.service_tier {
+            span.record("openai.request.service_tier", tier.as_str());
+        }
         if observer.capture_content {
             record_input_content(&span, request);
         }
-        observer.metrics.record_call_start(provider);
-        let model_label = if observer.pricing.knows(&summary.model) {
-            summary.model.clone()
-        } else {
-            "unknown".to_owned()
-        };
+        observer.metrics.record_call_start(provider.name());
         Self {
             metrics: observer.metrics.clone(),
-            pricing: observer.pricing.clone(),
             span,
-            provider,
-            openai,
+            provider: provider.clone(),
+            upstream_model: upstream_model.to_owned(),
             request_model: summary.model.clone(),
             model_label,
             capture: observer.capture_content,
@@ -144,10 +148,58 @@ impl Call {
         }
     }
 
+    /// The call moves on to another target: the span names its provider, and the call counts
+    /// as in flight there.
+    pub(super) fn switch_target(&mut self, provider: &Arc<Provider>, upstream_model: &str) {
+        upstream_model.clone_into(&mut self.upstream_model);
+        if Arc::ptr_eq(provider, &self.provider) {
+            return;
+        }
+        self.metrics
+            .record_call_moved(self.provider.name(), provider.name());
+        let (address, port) = provider.server().unzip();
+        tracing::record_all!(
+            self.span,
+            gen_ai.provider.name = &**provider.gen_ai_name(),
+            llmobs.provider.name = &**provider.name(),
+            server.address = address,
+            server.port = port.map(i64::from),
+            openai.api.type = is_openai(provider).then_some("chat_completions"),
+        );
+        self.provider = provider.clone();
+    }
+
+    /// How the route went: targets tried and, if it fell back, why (the first failure's
+    /// `error.type`).
+    pub(super) fn record_route(&self, attempts: u32, fallback_reason: Option<&'static str>) {
+        tracing::record_all!(
+            self.span,
+            llmobs.route.attempts = i64::from(attempts),
+            llmobs.route.fallback_reason = fallback_reason,
+        );
+    }
+
+    /// A span event for each move to the route's next target: from, to, and why.
+    pub(super) fn note_fallback(&self, from: &str, to: &str, reason: &'static str) {
+        self.span.add_event(
+            "llmobs.route.fallback",
+            vec![
+                KeyValue::new("llmobs.route.from_provider", from.to_owned()),
+                KeyValue::new("llmobs.route.to_provider", to.to_owned()),
+                KeyValue::new("llmobs.route.fallback_reason", reason),
+            ],
+        );
+    }
+
+    /// The provider asked now.
+    pub(super) fn provider(&self) -> &Arc<Provider> {
+        &self.provider
+    }
+
     /// What the request log line and the overhead metric need, before the answer is known.
     pub(super) fn record(&self, upstream_wait: Duration) -> CallRecord {
         CallRecord {
-            provider: self.provider,
+            provider: self.provider.name().clone(),
             model: self.model_label.clone(),
             tokens: None,
             upstream_wait,
@@ -158,7 +210,8 @@ impl Call {
     fn success_labels<'a>(&'a self, response_model: Option<&'a str>) -> CallLabels<'a> {
         CallLabels {
             operation: "chat",
-            provider: self.provider,
+            provider: self.provider.name(),
+            gen_ai_provider: self.provider.gen_ai_name(),
             request_model: &self.request_model,
             response_model: response_model.unwrap_or(&self.request_model),
             error_type: "",
@@ -177,8 +230,9 @@ impl Call {
 
     /// Rate-limit gauges and retry counts from the provider's report.
     pub(super) fn upstream_report(&self, report: &UpstreamReport) {
+        let provider = self.provider.name();
         for reason in &report.retries {
-            self.metrics.record_upstream_retry(self.provider, reason);
+            self.metrics.record_upstream_retry(provider, reason);
         }
         for (kind, value) in [
             ("requests", report.remaining_requests),
@@ -186,7 +240,7 @@ impl Call {
         ] {
             if let Some(remaining) = value {
                 self.metrics
-                    .record_provider_ratelimit(self.provider, kind, remaining);
+                    .record_provider_ratelimit(provider, kind, remaining);
             }
         }
     }
@@ -205,9 +259,9 @@ impl Call {
             completion.model.as_str()
         };
         let usage = completion.usage;
-        let cost = usage.and_then(|u| self.pricing.cost(model, u));
+        let cost = usage.and_then(|u| self.provider.prices().cost(model, &self.upstream_model, u));
         let groq = &completion.groq;
-        let openai = self.openai;
+        let openai = is_openai(&self.provider);
         // One call for every field: each `record` is a subscriber round trip of its own.
         tracing::record_all!(
             span,
@@ -276,7 +330,8 @@ impl Call {
         );
         let labels = CallLabels {
             operation: "chat",
-            provider: self.provider,
+            provider: self.provider.name(),
+            gen_ai_provider: self.provider.gen_ai_name(),
             request_model: &self.model_label,
             response_model: "",
             error_type: kind,
@@ -296,6 +351,12 @@ impl Drop for Call {
             );
         }
     }
+}
+
+/// The `openai.*` attributes apply: the OpenAI conventions scope them to
+/// `gen_ai.provider.name = openai`.
+fn is_openai(provider: &Provider) -> bool {
+    &**provider.gen_ai_name() == "openai"
 }
 
 /// OpenTelemetry integers are i64; `tracing`'s u64 would be exported as a string.

@@ -4,14 +4,19 @@
 //! - `request`: `/api/chat` parameters and their validation, the OpenAI body sent upstream,
 //!   what the GenAI span records of it; the request limits.
 //! - `completion`: what a provider answers; `error`: why a call failed and its class.
-//! - `provider`: the provider enum over `openai` (Groq and any OpenAI-compatible API) and
-//!   `simulated`; `wire` is OpenAI's JSON and chunk format, `sse` splits streams into events.
-//! - `service`: the entry point (`ChatService`), with `limiter` (concurrency), `genai` (the
-//!   call's span and metrics) and `stream` (the stream relay); `pricing` prices the tokens and
+//! - `provider`: a configured provider over its API, `openai` (Groq, OpenAI and any
+//!   OpenAI-compatible API) or `simulated`; `wire` is OpenAI's JSON and chunk format, `sse`
+//!   splits streams into events; `pricing` is each provider's price table.
+//! - `router`: which provider answers a model name (routes, `provider/model`, the default
+//!   provider), the order a route's targets are tried in, and the live configuration that
+//!   `SIGHUP` swaps; `breaker` is a target's circuit breaker.
+//! - `service`: the entry point (`ChatService`): routing and fallback, with `limiter`
+//!   (concurrency), `genai` (the call's span and metrics) and `stream` (the stream relay);
 //!   `redact` keeps secrets out of relayed upstream text.
 //!
 //! The layer depends on `config`, `http_client` and `telemetry`, never on `api`.
 
+mod breaker;
 mod completion;
 mod error;
 mod genai;
@@ -21,12 +26,14 @@ pub mod pricing;
 mod provider;
 mod redact;
 mod request;
+mod router;
 mod service;
 mod simulated;
 pub mod sse;
 mod stream;
 pub mod wire;
 
+pub use breaker::BreakerState;
 pub use completion::{ByteStream, Choice, Completion, GroqExtras, ToolCall, UpstreamReport, Usage};
 pub use error::{ErrorType, LlmError};
 pub use genai::CallRecord;
@@ -39,6 +46,7 @@ pub use request::{
     ChatInput, ChatParams, DEFAULT_MAX_TOKENS, MAX_MODEL_LEN, MAX_TOKENS_LIMIT, RequestLimits,
     RequestSummary, UpstreamRequest,
 };
+pub use router::{ModelRouter, Routes};
 pub use service::{ChatOutcome, ChatService};
 pub use simulated::Simulated;
 pub use stream::{StreamEvent, StreamSummary};

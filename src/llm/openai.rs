@@ -3,8 +3,12 @@
 //! One pooled reqwest client per provider (`crate::http_client::provider_client`, with the
 //! configured egress proxy). Each attempt is its own HTTP client span carrying `traceparent`
 //! upstream; retries (connection errors, 429, 5xx) back off exponentially with jitter and all
-//! fit inside one overall deadline. Redirects are not followed and not retried.
+//! fit inside one overall deadline. Redirects are not followed and not retried. A stream counts
+//! as open once its first bytes arrive, so that a stream failing before them is retried (or
+//! falls back to the route's next target) before the client has received anything.
 
+use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use axum::http::Method;
@@ -13,9 +17,10 @@ use bytes::Bytes;
 use serde::Deserialize;
 use tracing::{Span, field::Empty};
 
+use super::provider::{Answer, Attempt};
 use super::wire::parse_completion;
-use super::{ByteStream, Completion, LlmError, Redactor, UpstreamReport, UpstreamRequest};
-use crate::config::{LlmSettings, ProviderKind, UpstreamSettings};
+use super::{ByteStream, Completion, LlmError, Redactor, UpstreamReport};
+use crate::config::{ProviderSettings, ProxySettings};
 use crate::http_client::{Transport, retry_after, within};
 
 /// Longest `Retry-After` we wait out ourselves; beyond it the 429 goes to the client.
@@ -28,12 +33,16 @@ pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
 /// An OpenAI-compatible upstream.
 #[derive(Debug)]
 pub struct OpenAiCompatible {
-    kind: ProviderKind,
+    /// The configured name (`llmobs.provider.name` on attempt spans).
+    name: Arc<str>,
+    /// `gen_ai.provider.name` on attempt spans.
+    gen_ai_name: Arc<str>,
     client: reqwest::Client,
     /// Parsed once: parsing a URL string on every request showed in profiles.
     chat_url: reqwest::Url,
     models_url: reqwest::Url,
-    auth: HeaderValue,
+    /// `Authorization` and the configured extra headers, sent with every request.
+    headers: HeaderMap,
     host: String,
     port: u16,
     timeout: Duration,
@@ -42,10 +51,10 @@ pub struct OpenAiCompatible {
     redactor: Redactor,
 }
 
-/// A successful attempt: a whole answer, or an open stream.
-enum Answer {
+/// A successful HTTP attempt: a whole answer, or a stream with its first bytes.
+enum Reply {
     Complete(Bytes, Completion),
-    Stream(reqwest::Response),
+    Stream(reqwest::Response, Bytes),
 }
 
 /// One failed attempt, and whether another may follow.
@@ -69,45 +78,62 @@ async fn bounded<T>(
 impl OpenAiCompatible {
     /// Builds the client; the key goes into a sensitive header value once.
     pub fn new(
-        kind: ProviderKind,
-        upstream: &UpstreamSettings,
-        settings: &LlmSettings,
+        settings: &ProviderSettings,
+        name: Arc<str>,
+        gen_ai_name: Arc<str>,
+        proxy: &ProxySettings,
+        extra_ca_file: Option<&Path>,
     ) -> Result<Self, String> {
         let timeout = settings.timeout;
         let endpoint = |path: &str| {
-            reqwest::Url::parse(&format!("{}/{path}", upstream.base_url))
-                .map_err(|e| format!("invalid upstream URL {}: {e}", upstream.base_url))
+            reqwest::Url::parse(&format!("{}/{path}", settings.base_url))
+                .map_err(|e| format!("invalid upstream URL {}: {e}", settings.base_url))
         };
         let chat_url = endpoint("chat/completions")?;
         let host = chat_url.host_str().unwrap_or_default().to_owned();
         let port = chat_url.port_or_known_default().unwrap_or(443);
-        // A key with characters no header can carry can never authenticate; sending it
-        // without Authorization makes the upstream answer 401, which maps to `authentication`.
-        let mut auth = HeaderValue::from_str(&format!("Bearer {}", upstream.api_key.expose()))
-            .unwrap_or_else(|_| HeaderValue::from_static(""));
-        auth.set_sensitive(true);
+        let mut headers = HeaderMap::new();
+        for (header, value) in &settings.headers {
+            let (Ok(header), Ok(mut value)) = (
+                header::HeaderName::try_from(header.as_str()),
+                HeaderValue::try_from(value.expose()),
+            ) else {
+                return Err(format!(
+                    "provider {}: invalid header {header}",
+                    settings.name
+                ));
+            };
+            // Extra headers often carry credentials (`api-key`, `x-portkey-api-key`).
+            value.set_sensitive(true);
+            headers.insert(header, value);
+        }
+        if let Some(key) = &settings.api_key {
+            // A key with characters no header can carry can never authenticate; sending it
+            // without Authorization makes the upstream answer 401, which maps to
+            // `authentication`.
+            if let Ok(mut auth) = HeaderValue::from_str(&format!("Bearer {}", key.expose())) {
+                auth.set_sensitive(true);
+                headers.insert(header::AUTHORIZATION, auth);
+            }
+        }
         let client = crate::http_client::provider_client(
             settings.connect_timeout.min(timeout),
-            &settings.proxy,
-            settings.extra_ca_file.as_deref(),
+            proxy,
+            extra_ca_file,
         )?;
         Ok(Self {
-            kind,
+            name,
+            gen_ai_name,
             client,
             models_url: endpoint("models")?,
             chat_url,
-            auth,
+            headers,
             host,
             port,
             timeout,
             max_retries: settings.max_retries,
-            redactor: Redactor::new([upstream.api_key.expose()]),
+            redactor: Redactor::new(settings.api_key.iter().map(|k| k.expose())),
         })
-    }
-
-    /// Groq or OpenAI.
-    pub fn kind(&self) -> ProviderKind {
-        self.kind
     }
 
     /// The upstream's host and port.
@@ -120,55 +146,39 @@ impl OpenAiCompatible {
         &self.redactor
     }
 
-    /// A whole completion: the raw body (relayed as is) and what it says.
-    pub async fn complete(
+    /// A whole completion (the raw body, relayed as is, and what it says), or an open stream
+    /// of SSE bytes. A stream's deadline covers the wait for its first bytes; after that each
+    /// chunk may take up to the timeout (a long answer is not cut off).
+    pub async fn answer(
         &self,
-        request: &UpstreamRequest,
+        attempt: &Attempt<'_>,
+        stream: bool,
         parent: &Span,
         report: &mut UpstreamReport,
-    ) -> Result<(Bytes, Completion), LlmError> {
-        match self.send(request, false, parent, report).await? {
-            Answer::Complete(raw, completion) => Ok((raw, completion)),
-            Answer::Stream(_) => Err(LlmError::BadResponse("unexpected stream".into())),
-        }
-    }
-
-    /// An open stream of SSE bytes. The deadline covers the wait for the first byte; after
-    /// that each chunk may take up to the timeout (a long answer is not cut off).
-    pub async fn stream(
-        &self,
-        request: &UpstreamRequest,
-        parent: &Span,
-        report: &mut UpstreamReport,
-    ) -> Result<ByteStream, LlmError> {
-        let response = match self.send(request, true, parent, report).await? {
-            Answer::Stream(response) => response,
-            Answer::Complete(..) => return Err(LlmError::BadResponse("expected a stream".into())),
+    ) -> Result<Answer, LlmError> {
+        let (response, first) = match self.send(attempt, stream, parent, report).await? {
+            Reply::Complete(raw, completion) => return Ok(Answer::Complete(raw, completion)),
+            Reply::Stream(response, first) => (response, first),
         };
         let idle = self.timeout;
-        Ok(Box::pin(futures_util::stream::unfold(
-            response,
-            move |mut response| async move {
-                let next = match tokio::time::timeout(idle, response.chunk()).await {
-                    Err(_) => Some(Err(LlmError::Timeout(idle))),
-                    Ok(Ok(None)) => None,
-                    Ok(Ok(Some(bytes))) => Some(Ok(bytes)),
-                    Ok(Err(e)) => Some(Err(LlmError::Connection(format!(
-                        "the stream broke: {}",
-                        crate::http_client::describe(&e.without_url())
-                    )))),
-                };
-                next.map(|item| (item, response))
-            },
-        )))
+        let rest = futures_util::stream::unfold(response, move |mut response| async move {
+            let next = match tokio::time::timeout(idle, response.chunk()).await {
+                Err(_) => Some(Err(LlmError::Timeout(idle))),
+                Ok(Ok(None)) => None,
+                Ok(Ok(Some(bytes))) => Some(Ok(bytes)),
+                Ok(Err(e)) => Some(Err(broken_stream(e))),
+            };
+            next.map(|item| (item, response))
+        });
+        let first = futures_util::stream::once(async move { Ok::<_, LlmError>(first) });
+        let stream: ByteStream = Box::pin(futures_util::StreamExt::chain(first, rest));
+        Ok(Answer::Stream(stream))
     }
 
     /// `GET {base}/models`, relayed as is.
     pub async fn list_models(&self) -> Result<Bytes, LlmError> {
         let mut request = reqwest::Request::new(Method::GET, self.models_url.clone());
-        request
-            .headers_mut()
-            .insert(header::AUTHORIZATION, self.auth.clone());
+        *request.headers_mut() = self.headers.clone();
         let failed = |failure| match failure {
             Transport::Timeout => LlmError::Timeout(self.timeout),
             Transport::Broken(detail) => LlmError::Connection(detail),
@@ -190,15 +200,14 @@ impl OpenAiCompatible {
     /// Sends the chat request, retrying what is worth retrying within the deadline.
     async fn send(
         &self,
-        request: &UpstreamRequest,
+        attempt: &Attempt<'_>,
         stream: bool,
         parent: &Span,
         report: &mut UpstreamReport,
-    ) -> Result<Answer, LlmError> {
-        let body = request.body.clone();
+    ) -> Result<Reply, LlmError> {
         let started = Instant::now();
         let deadline = started + self.timeout;
-        let mut attempt: u32 = 0;
+        let mut retry: u32 = 0;
         let result = loop {
             // Never entered: it ends when dropped, after the attempt.
             let span = tracing::info_span!(
@@ -207,8 +216,16 @@ impl OpenAiCompatible {
                 otel.name = "POST",
                 otel.kind = "client",
                 otel.status_code = Empty,
+                gen_ai.provider.name = &*self.gen_ai_name,
+                gen_ai.request.model = attempt.model,
+                llmobs.provider.name = &*self.name,
+                llmobs.attempt.kind = match (retry, attempt.fallback) {
+                    (0, false) => "initial",
+                    (0, true) => "fallback",
+                    _ => "retry",
+                },
                 http.request.method = "POST",
-                http.request.resend_count = (attempt > 0).then_some(i64::from(attempt)),
+                http.request.resend_count = (retry > 0).then_some(i64::from(retry)),
                 http.response.status_code = Empty,
                 network.peer.address = Empty,
                 network.peer.port = Empty,
@@ -219,18 +236,18 @@ impl OpenAiCompatible {
                 error.type = Empty,
             );
             let outcome = self
-                .attempt(body.clone(), stream, deadline, &span, report)
+                .attempt(attempt.body.clone(), stream, deadline, &span, report)
                 .await;
             let failure = match outcome {
                 Ok(answer) => break Ok(answer),
                 Err(failure) => failure,
             };
             span.record("otel.status_code", "error");
-            if !failure.retryable || attempt >= self.max_retries {
+            if !failure.retryable || retry >= self.max_retries {
                 break Err(failure.error);
             }
             let backoff = failure.retry_after.unwrap_or_else(|| {
-                let step = BASE_BACKOFF * 2u32.saturating_pow(attempt);
+                let step = BASE_BACKOFF * 2u32.saturating_pow(retry);
                 step + step.mul_f64(fastrand::f64())
             });
             if failure.retry_after.is_some_and(|d| d > MAX_RETRY_AFTER)
@@ -238,16 +255,16 @@ impl OpenAiCompatible {
             {
                 break Err(failure.error);
             }
-            tracing::debug!(parent: &span, attempt, ?backoff, error = %failure.error, "retrying the upstream");
+            tracing::debug!(parent: &span, retry, ?backoff, error = %failure.error, "retrying the upstream");
             report.retries.push(match failure.error {
                 LlmError::RateLimited { .. } => "429",
                 LlmError::UpstreamServer { .. } => "5xx",
                 _ => "connection",
             });
             tokio::time::sleep(backoff).await;
-            attempt += 1;
+            retry += 1;
         };
-        report.wait = started.elapsed();
+        report.wait += started.elapsed();
         result
     }
 
@@ -258,11 +275,11 @@ impl OpenAiCompatible {
         deadline: Instant,
         span: &Span,
         report: &mut UpstreamReport,
-    ) -> Result<Answer, AttemptError> {
+    ) -> Result<Reply, AttemptError> {
         let remaining = deadline.saturating_duration_since(Instant::now());
         let mut request = reqwest::Request::new(Method::POST, self.chat_url.clone());
         let headers = request.headers_mut();
-        headers.insert(header::AUTHORIZATION, self.auth.clone());
+        headers.clone_from(&self.headers);
         headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
@@ -313,7 +330,7 @@ impl OpenAiCompatible {
             .get(header::RETRY_AFTER)
             .and_then(|v| retry_after(v, SystemTime::now()));
         if stream && status.is_success() {
-            return Ok(Answer::Stream(response));
+            return first_bytes(response, deadline, span).await;
         }
         let headers = if failed {
             response.headers().clone()
@@ -329,7 +346,7 @@ impl OpenAiCompatible {
 
         if status.is_success() {
             return parse_completion(&bytes)
-                .map(|completion| Answer::Complete(bytes, completion))
+                .map(|completion| Reply::Complete(bytes, completion))
                 .map_err(|error| {
                     span.record("error.type", "bad_response");
                     AttemptError {
@@ -347,6 +364,41 @@ impl OpenAiCompatible {
             retry_after,
         })
     }
+}
+
+/// Waits (within the deadline) for a stream's first bytes: until they arrive nothing has been
+/// relayed, so a failure here is retried or falls back like a failed status.
+async fn first_bytes(
+    mut response: reqwest::Response,
+    deadline: Instant,
+    span: &Span,
+) -> Result<Reply, AttemptError> {
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    let failure = |kind: &'static str, error: LlmError, retryable: bool| {
+        span.record("error.type", kind);
+        Err(AttemptError {
+            error,
+            retryable,
+            retry_after: None,
+        })
+    };
+    match tokio::time::timeout(remaining, response.chunk()).await {
+        Ok(Ok(Some(first))) => Ok(Reply::Stream(response, first)),
+        Ok(Ok(None)) => failure(
+            "connection_error",
+            LlmError::Connection("the stream ended before its first event".into()),
+            true,
+        ),
+        Ok(Err(e)) => failure("connection_error", broken_stream(e), true),
+        // The deadline is used up: nothing is left for a retry.
+        Err(_) => failure("timeout", LlmError::Timeout(remaining), false),
+    }
+}
+
+/// A stream whose connection broke.
+fn broken_stream(error: reqwest::Error) -> LlmError {
+    let detail = crate::http_client::describe(&error.without_url());
+    LlmError::Connection(format!("the stream broke: {detail}"))
 }
 
 /// Maps an upstream status other than 2xx to our error and whether it is worth retrying. A

@@ -1,7 +1,10 @@
 //! Prices per model, for `cost_usd` and `llm_cost_usd_total`.
 //!
 //! An unknown model has no cost (`null`), never a silent 0, and is warned about once.
-//! The built-in table is `pricing.json` beside this file; `PRICING_FILE` replaces it.
+//! Each provider has its own table, so the same model at two providers costs what each
+//! charges: the built-in table of its kind (`pricing.json`, Groq's; `pricing-openai.json`),
+//! or its `pricing_file` (`PRICING_FILE` by default), plus the `prices` the configuration
+//! file gives it.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -10,20 +13,14 @@ use std::sync::Mutex;
 use serde::Deserialize;
 
 use super::Usage;
+pub use crate::config::Price;
+use crate::config::{ProviderKind, ProviderSettings};
 
 const BUILTIN: &str = include_str!("pricing.json");
+const BUILTIN_OPENAI: &str = include_str!("pricing-openai.json");
 /// Unknown models we remember having warned about; past this we stop remembering (and warning)
 /// so that a flood of made-up model names cannot grow memory.
 const MAX_WARNED: usize = 256;
-
-/// USD per million tokens.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
-pub struct Price {
-    /// Input (prompt) tokens.
-    pub input_per_million: f64,
-    /// Output (completion) tokens.
-    pub output_per_million: f64,
-}
 
 #[derive(Deserialize)]
 struct PricingFile {
@@ -43,11 +40,28 @@ impl PriceTable {
         Self::parse(BUILTIN).unwrap_or_else(|e| panic!("built-in pricing.json is invalid: {e}"))
     }
 
+    /// A provider's table: its pricing file or its kind's built-in table (none for an
+    /// OpenAI-compatible server), with the configuration's prices over it.
+    pub fn for_provider(settings: &ProviderSettings) -> Result<Self, String> {
+        let mut table = match (&settings.pricing_file, settings.kind) {
+            (Some(path), _) => Self::from_file(path)?,
+            // The simulated provider answers for Groq's models: it prices them alike.
+            (None, ProviderKind::Groq | ProviderKind::Simulated) => Self::builtin(),
+            (None, ProviderKind::OpenAi) => Self::parse(BUILTIN_OPENAI)
+                .unwrap_or_else(|e| panic!("built-in pricing-openai.json is invalid: {e}")),
+            (None, ProviderKind::OpenAiCompatible) => Self::parse(r#"{"models": {}}"#)?,
+        };
+        for setting in &settings.prices {
+            table.models.insert(setting.model.clone(), setting.price);
+        }
+        Ok(table)
+    }
+
     /// Reads a pricing file in the built-in table's format.
     pub fn from_file(path: &Path) -> Result<Self, String> {
         let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read PRICING_FILE {}: {e}", path.display()))?;
-        Self::parse(&text).map_err(|e| format!("invalid PRICING_FILE {}: {e}", path.display()))
+            .map_err(|e| format!("cannot read the pricing file {}: {e}", path.display()))?;
+        Self::parse(&text).map_err(|e| format!("invalid pricing file {}: {e}", path.display()))
     }
 
     fn parse(text: &str) -> Result<Self, String> {
@@ -78,9 +92,11 @@ impl PriceTable {
         self.models.contains_key(model)
     }
 
-    /// The cost of a call, or `None` for an unpriced model (warned about once per model).
-    pub fn cost(&self, model: &str, usage: Usage) -> Option<f64> {
-        match self.models.get(model) {
+    /// The cost of a call answered as `model` (asked as `asked`, which prices it when the
+    /// answer names a dated version, e.g. `gpt-4o-mini-2024-07-18`), or `None` for an unpriced
+    /// model (warned about once per model).
+    pub fn cost(&self, model: &str, asked: &str, usage: Usage) -> Option<f64> {
+        match self.models.get(model).or_else(|| self.models.get(asked)) {
             Some(price) => Some(
                 (usage.input_tokens as f64 * price.input_per_million
                     + usage.output_tokens as f64 * price.output_per_million)
@@ -118,9 +134,16 @@ mod tests {
             output_tokens: 2_000_000,
             ..Usage::default()
         };
-        let cost = table.cost("llama-3.1-8b-instant", usage).unwrap();
+        let cost = table.cost("llama-3.1-8b-instant", "x", usage).unwrap();
         assert!((cost - (0.05 + 0.16)).abs() < 1e-12, "{cost}");
-        assert_eq!(table.cost("no-such-model", usage), None);
+        assert_eq!(table.cost("no-such-model", "x", usage), None);
+        let dated = table
+            .cost("llama-3.1-8b-instant-2026", "llama-3.1-8b-instant", usage)
+            .unwrap();
+        assert_eq!(
+            dated, cost,
+            "priced as asked when the answer names a version"
+        );
     }
 
     #[test]

@@ -1,4 +1,8 @@
-//! The provider that answers LLM calls, behind one interface.
+//! A provider that answers LLM calls: its identity (the configured name, its
+//! `gen_ai.provider.name`, its address), its prices, and its API behind one interface.
+
+use std::path::Path;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use tracing::Span;
@@ -7,89 +11,147 @@ use super::{
     ByteStream, Completion, LlmError, OpenAiCompatible, PriceTable, Redactor, Simulated,
     UpstreamReport, UpstreamRequest,
 };
-use crate::config::{LlmSettings, ProviderKind};
+use crate::config::{ProviderKind, ProviderSettings, ProxySettings};
 
-/// The provider that answers LLM calls. An enum rather than a trait object: two
-/// implementations, static dispatch, no boxing on the hot path.
+/// A configured provider.
 #[derive(Debug)]
-#[allow(clippy::large_enum_variant)] // one instance per process: size is irrelevant
-pub enum Provider {
-    /// Groq or any other OpenAI-compatible API.
+pub struct Provider {
+    /// The configured name: the `provider` label and `llmobs.provider.name`.
+    name: Arc<str>,
+    /// `gen_ai.provider.name`.
+    gen_ai_name: Arc<str>,
+    kind: ProviderKind,
+    prices: PriceTable,
+    api: Api,
+}
+
+/// The API a provider speaks. An enum rather than a trait object: static dispatch, no boxing
+/// on the hot path.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // one per configured provider: size is irrelevant
+enum Api {
+    /// Groq, OpenAI or any other OpenAI-compatible API.
     Http(OpenAiCompatible),
     /// The offline simulated provider.
     Simulated(Simulated),
 }
 
+/// A successful try: a whole answer (the raw body to relay and what it says), or an open
+/// stream whose first bytes have arrived.
+#[allow(clippy::large_enum_variant)] // one per call, moved a few times: boxing would cost more
+pub enum Answer {
+    /// The body and what it says.
+    Complete(Bytes, Completion),
+    /// The stream's bytes.
+    Stream(ByteStream),
+}
+
+/// One try of a route target: the model id it is asked for and the body naming it.
+#[derive(Debug, Clone)]
+pub struct Attempt<'a> {
+    /// The upstream model id.
+    pub model: &'a str,
+    /// The request body, with that model.
+    pub body: Bytes,
+    /// An earlier target failed: this try is a fallback.
+    pub fallback: bool,
+}
+
 impl Provider {
-    /// Builds the provider the settings ask for.
-    pub fn from_settings(settings: &LlmSettings) -> Result<Self, String> {
-        Ok(match &settings.upstream {
-            Some(upstream) => Provider::Http(OpenAiCompatible::new(
-                settings.provider,
-                upstream,
+    /// Builds a provider and its HTTP client (through the egress proxy, trusting the extra CA).
+    pub fn new(
+        settings: &ProviderSettings,
+        proxy: &ProxySettings,
+        extra_ca_file: Option<&Path>,
+    ) -> Result<Self, String> {
+        let name: Arc<str> = settings.name.as_str().into();
+        let gen_ai_name: Arc<str> = settings.gen_ai_name.as_str().into();
+        let api = match settings.kind {
+            ProviderKind::Simulated => Api::Simulated(Simulated::new(settings.simulated_latency)),
+            _ => Api::Http(OpenAiCompatible::new(
                 settings,
+                name.clone(),
+                gen_ai_name.clone(),
+                proxy,
+                extra_ca_file,
             )?),
-            None => Provider::Simulated(Simulated::new(settings.simulated_latency)),
+        };
+        Ok(Self {
+            prices: PriceTable::for_provider(settings)
+                .map_err(|e| format!("provider {}: {e}", settings.name))?,
+            name,
+            gen_ai_name,
+            kind: settings.kind,
+            api,
         })
     }
 
-    /// `gen_ai.provider.name` and the `provider` label.
+    /// The configured name.
+    pub fn name(&self) -> &Arc<str> {
+        &self.name
+    }
+
+    /// `gen_ai.provider.name`.
+    pub fn gen_ai_name(&self) -> &Arc<str> {
+        &self.gen_ai_name
+    }
+
+    /// Its API.
     pub fn kind(&self) -> ProviderKind {
-        match self {
-            Provider::Http(p) => p.kind(),
-            Provider::Simulated(_) => ProviderKind::Simulated,
-        }
+        self.kind
+    }
+
+    /// Its prices.
+    pub fn prices(&self) -> &PriceTable {
+        &self.prices
     }
 
     /// `server.address` and `server.port` of the upstream, if there is one.
     pub fn server(&self) -> Option<(&str, u16)> {
-        match self {
-            Provider::Http(p) => Some(p.server()),
-            Provider::Simulated(_) => None,
+        match &self.api {
+            Api::Http(p) => Some(p.server()),
+            Api::Simulated(_) => None,
         }
     }
 
     /// What removes the provider's key and key-like text from relayed upstream text.
     pub fn redactor(&self) -> Redactor {
-        match self {
-            Provider::Http(p) => p.redactor().clone(),
-            Provider::Simulated(_) => Redactor::default(),
+        match &self.api {
+            Api::Http(p) => p.redactor().clone(),
+            Api::Simulated(_) => Redactor::default(),
         }
     }
 
-    /// Asks for a whole completion: the raw body to relay and what it says. `span` (the GenAI
-    /// span) is the parent of the HTTP client spans: passed explicitly rather than entered on
-    /// every poll, which costs a clock read and a dispatch per poll.
-    pub async fn complete(
+    /// Asks for a whole completion, or opens a stream (retries happen only before its first
+    /// byte). `span` (the GenAI span) is the parent of the HTTP client spans: passed
+    /// explicitly rather than entered on every poll, which costs a clock read and a dispatch
+    /// per poll.
+    pub async fn answer(
         &self,
         request: &UpstreamRequest,
+        attempt: &Attempt<'_>,
+        stream: bool,
         span: &Span,
         report: &mut UpstreamReport,
-    ) -> Result<(Bytes, Completion), LlmError> {
-        match self {
-            Provider::Http(p) => p.complete(request, span, report).await,
-            Provider::Simulated(p) => p.complete(request, report).await,
-        }
-    }
-
-    /// Opens a streamed completion; retries happen only before the first byte is relayed.
-    pub async fn stream(
-        &self,
-        request: &UpstreamRequest,
-        span: &Span,
-        report: &mut UpstreamReport,
-    ) -> Result<ByteStream, LlmError> {
-        match self {
-            Provider::Http(p) => p.stream(request, span, report).await,
-            Provider::Simulated(p) => p.stream(request, report).await,
+    ) -> Result<Answer, LlmError> {
+        match (&self.api, stream) {
+            (Api::Http(p), _) => p.answer(attempt, stream, span, report).await,
+            (Api::Simulated(p), false) => p
+                .complete(request, attempt.model, report)
+                .await
+                .map(|(raw, completion)| Answer::Complete(raw, completion)),
+            (Api::Simulated(p), true) => p
+                .stream(request, attempt.model, report)
+                .await
+                .map(Answer::Stream),
         }
     }
 
     /// The upstream's model list, OpenAI-shaped.
-    pub async fn list_models(&self, known: &PriceTable) -> Result<Bytes, LlmError> {
-        match self {
-            Provider::Http(p) => p.list_models().await,
-            Provider::Simulated(_) => Ok(Simulated::list_models(known)),
+    pub async fn list_models(&self) -> Result<Bytes, LlmError> {
+        match &self.api {
+            Api::Http(p) => p.list_models().await,
+            Api::Simulated(_) => Ok(Simulated::list_models(&self.prices)),
         }
     }
 }

@@ -291,6 +291,21 @@ impl UpstreamRequest {
         }
     }
 
+    /// The body for a provider that knows the model as `model`: the same bytes when that is
+    /// the name the client used, else with the top-level `"model"` value replaced in place
+    /// (the rest of the client's bytes untouched).
+    pub fn body_for(&self, model: &str) -> Bytes {
+        if model == self.summary.model {
+            return self.body.clone();
+        }
+        replace_member(&self.body, "model", &Value::from(model)).unwrap_or_else(|| {
+            // Unreachable for a body we parsed; print it again rather than send the wrong model.
+            let mut body: Value = serde_json::from_slice(&self.body).unwrap_or_default();
+            body["model"] = Value::from(model);
+            Bytes::from(body.to_string())
+        })
+    }
+
     /// Whether the upstream is asked for the usage-only chunk (`stream_options.include_usage`).
     pub fn include_usage(&self) -> bool {
         self.usage_injected
@@ -390,6 +405,112 @@ fn splice_field(body: &[u8], name: &str, value: &Value) -> Bytes {
     Bytes::from(spliced)
 }
 
+/// `body` (a JSON object) with the value of every top-level member called `name` replaced by
+/// `value`; `None` if `body` is not a JSON object or has no such member. Nested members of the
+/// same name (a message's `"model"` field, say) are left alone.
+fn replace_member(body: &[u8], name: &str, value: &Value) -> Option<Bytes> {
+    let mut spans = Vec::new();
+    let mut i = skip_space(body, 0);
+    if body.get(i) != Some(&b'{') {
+        return None;
+    }
+    i = skip_space(body, i + 1);
+    while body.get(i)? != &b'}' {
+        let key_end = skip_string(body, i)?;
+        let raw_key = &body[i..key_end];
+        let is_name = if raw_key.contains(&b'\\') {
+            serde_json::from_slice::<String>(raw_key).ok()? == name
+        } else {
+            &raw_key[1..raw_key.len() - 1] == name.as_bytes()
+        };
+        i = skip_space(body, key_end);
+        if body.get(i)? != &b':' {
+            return None;
+        }
+        let value_start = skip_space(body, i + 1);
+        let value_end = skip_value(body, value_start)?;
+        if is_name {
+            spans.push(value_start..value_end);
+        }
+        i = skip_space(body, value_end);
+        match body.get(i)? {
+            b',' => i = skip_space(body, i + 1),
+            b'}' => {}
+            _ => return None,
+        }
+    }
+    if spans.is_empty() {
+        return None;
+    }
+    let value = value.to_string();
+    let mut out = Vec::with_capacity(body.len() + value.len());
+    let mut copied = 0;
+    for span in spans {
+        out.extend_from_slice(&body[copied..span.start]);
+        out.extend_from_slice(value.as_bytes());
+        copied = span.end;
+    }
+    out.extend_from_slice(&body[copied..]);
+    Some(Bytes::from(out))
+}
+
+fn skip_space(body: &[u8], mut i: usize) -> usize {
+    while body.get(i).is_some_and(|b| b" \t\r\n".contains(b)) {
+        i += 1;
+    }
+    i
+}
+
+/// The index after the string starting at `i` (its opening quote).
+fn skip_string(body: &[u8], i: usize) -> Option<usize> {
+    if body.get(i) != Some(&b'"') {
+        return None;
+    }
+    let mut j = i + 1;
+    loop {
+        match body.get(j)? {
+            b'\\' => j += 2,
+            b'"' => return Some(j + 1),
+            _ => j += 1,
+        }
+    }
+}
+
+/// The index after the JSON value starting at `i`.
+fn skip_value(body: &[u8], i: usize) -> Option<usize> {
+    match body.get(i)? {
+        b'"' => skip_string(body, i),
+        b'{' | b'[' => {
+            let mut depth = 0usize;
+            let mut j = i;
+            loop {
+                match body.get(j)? {
+                    b'"' => {
+                        j = skip_string(body, j)?;
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return Some(j + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                j += 1;
+            }
+        }
+        _ => {
+            let mut j = i;
+            while body.get(j).is_some_and(|b| !b" \t\r\n,}]".contains(b)) {
+                j += 1;
+            }
+            (j > i).then_some(j)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -437,6 +558,48 @@ mod tests {
         );
         decided.request_stream_usage();
         assert!(!decided.usage_injected && !decided.include_usage());
+    }
+
+    #[test]
+    fn a_route_target_gets_the_clients_bytes_with_only_the_top_level_model_replaced() {
+        for raw in [
+            r#"{"model":"fast","messages":[{"role":"user","content":"hi"}]}"#,
+            r#" { "messages" : [ {"role":"user","content":"say \"model\": x } ]"} ] , "model" : "fast" , "n": 1 } "#,
+            r#"{"metadata":{"model":"keep-me"},"model":"fast","messages":[{"role":"user","content":[{"type":"text","text":"{[\\"}]}],"temperature":0.5,"stop":null,"tools":[]}"#,
+            r#"{"mod\u0065l":"fast","messages":[{"role":"user","content":"é ✓"}]}"#,
+        ] {
+            let request = openai(raw);
+            assert_eq!(
+                request.body_for("fast"),
+                raw.as_bytes(),
+                "same name: same bytes"
+            );
+            let body = request.body_for("llama3.1:8b");
+            let sent: Value = serde_json::from_slice(&body).unwrap();
+            let mut expected: Value = serde_json::from_str(raw).unwrap();
+            expected["model"] = Value::from("llama3.1:8b");
+            assert_eq!(sent, expected, "{raw}");
+            assert_eq!(
+                body.len(),
+                raw.len() + "llama3.1:8b".len() - "fast".len(),
+                "nothing else reprinted: {raw}"
+            );
+        }
+        // /api/chat's typed body, with the stream usage we add.
+        let mut chat = UpstreamRequest::from_params(
+            ChatParams {
+                model: "fast".into(),
+                system: None,
+                prompt: "hi".into(),
+                max_tokens: 5,
+                temperature: 0.1,
+            },
+            true,
+        );
+        chat.request_stream_usage();
+        let sent: Value = serde_json::from_slice(&chat.body_for("m2")).unwrap();
+        assert_eq!(sent["model"], "m2");
+        assert_eq!(sent["stream_options"]["include_usage"], true);
     }
 
     #[test]

@@ -1,19 +1,27 @@
 //! The chat service: the one entry point of an LLM call. Every endpoint calls
-//! [`ChatService::complete`] or [`ChatService::stream`], so every call takes a concurrency slot
-//! and gets the same telemetry (`genai`), whether it is whole or streamed (`stream`).
+//! [`ChatService::complete`] or [`ChatService::stream`], so every call is routed (`router`),
+//! takes a concurrency slot, and gets the same telemetry (`genai`), whether it is whole or
+//! streamed (`stream`).
+//!
+//! A route's targets are tried in the order the route gives; a failure of one of the route's
+//! fallback classes moves on to the next target, any other failure (a client's 400) is the
+//! answer. Each target's own retries happen inside its provider; a stream falls back only
+//! before its first bytes, so the client never receives two answers.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::Stream;
+use serde_json::{Value, json};
 
+use super::breaker::Admission;
 use super::genai::{Call, CallRecord, Observer};
 use super::limiter::Slot;
+use super::provider::{Answer, Attempt};
+use super::router::{ModelRouter, Plan, Route};
 use super::stream::{StreamEvent, StreamState};
-use super::{
-    Completion, ConcurrencyLimit, LlmError, PriceTable, Provider, UpstreamReport, UpstreamRequest,
-};
+use super::{Completion, ConcurrencyLimit, LlmError, Provider, UpstreamReport, UpstreamRequest};
 use crate::telemetry::Metrics;
 
 /// A successful whole call, with what the gateway adds to the provider's answer.
@@ -25,35 +33,100 @@ pub struct ChatOutcome {
     pub completion: Completion,
     /// Cost in USD, `None` for an unpriced model.
     pub cost_usd: Option<f64>,
-    /// Wall time of the call, retries included.
+    /// Wall time of the call, retries and fallbacks included.
     pub latency: Duration,
 }
 
-/// Runs LLM calls with their telemetry.
+/// Runs LLM calls with their routing and telemetry.
 #[derive(Debug)]
 pub struct ChatService {
-    provider: Provider,
+    router: ModelRouter,
     observer: Observer,
     limit: ConcurrencyLimit,
 }
 
+/// What a call's route amounted to.
+struct Routed {
+    answer: Result<Answer, LlmError>,
+    report: UpstreamReport,
+}
+
 impl ChatService {
-    /// A service over one provider.
+    /// A service over the router's providers and routes.
     pub fn new(
-        provider: Provider,
-        pricing: PriceTable,
+        router: ModelRouter,
         metrics: Arc<Metrics>,
         capture_content: bool,
         limit: ConcurrencyLimit,
     ) -> Self {
         Self {
-            provider,
+            router,
             observer: Observer {
                 metrics,
-                pricing: Arc::new(pricing),
                 capture_content,
             },
             limit,
+        }
+    }
+
+    /// The providers and routes.
+    pub fn router(&self) -> &ModelRouter {
+        &self.router
+    }
+
+    /// The models clients may name, OpenAI-shaped. Without a configuration file, the one
+    /// provider's own list, unchanged. With one: every route (`owned_by: "route"`), then each
+    /// provider's models as `provider/model` when direct addressing is on, and the default
+    /// provider's under their own names. A provider that cannot list its models is left out
+    /// (and logged); the list fails only if nothing at all can be listed.
+    pub async fn list_models(&self) -> Result<Bytes, LlmError> {
+        let routes = self.router.load();
+        if routes.file.is_none()
+            && let Some(provider) = routes.default_provider()
+        {
+            return provider.list_models().await;
+        }
+        let mut data: Vec<Value> = routes
+            .route_names()
+            .into_iter()
+            .map(|name| json!({"id": name, "object": "model", "created": 0, "owned_by": "route"}))
+            .collect();
+        let default = routes.default_provider();
+        let listed: Vec<&Arc<Provider>> = routes
+            .providers()
+            .iter()
+            .filter(|p| routes.direct_addressing() || default.is_some_and(|d| Arc::ptr_eq(d, p)))
+            .collect();
+        let lists = futures_util::future::join_all(listed.iter().map(|p| p.list_models())).await;
+        let mut last_error = None;
+        for (provider, list) in listed.into_iter().zip(lists) {
+            let models = match list.and_then(|bytes| model_ids(&bytes)) {
+                Ok(models) => models,
+                Err(error) => {
+                    tracing::warn!(provider = &**provider.name(), error = %error, "cannot list the provider's models; leaving them out of /v1/models");
+                    last_error = Some(error);
+                    continue;
+                }
+            };
+            let is_default = default.is_some_and(|d| Arc::ptr_eq(d, provider));
+            for mut model in models {
+                let Some(id) = model["id"].as_str().map(str::to_owned) else {
+                    continue;
+                };
+                if is_default {
+                    data.push(model.clone());
+                }
+                if routes.direct_addressing() {
+                    model["id"] = Value::from(format!("{}/{id}", provider.name()));
+                    data.push(model);
+                }
+            }
+        }
+        match last_error {
+            Some(error) if data.is_empty() => Err(error),
+            _ => Ok(Bytes::from(
+                json!({"object": "list", "data": data}).to_string(),
+            )),
         }
     }
 
@@ -69,35 +142,52 @@ impl ChatService {
         }
     }
 
-    /// The provider answering calls.
-    pub fn provider(&self) -> &Provider {
-        &self.provider
+    /// Opens the call's telemetry at the plan's first target.
+    fn begin(&self, plan: &Plan<'_>, request: &UpstreamRequest) -> Call {
+        let model = request.summary.model.as_str();
+        let (first, route, model_label) = match plan {
+            Plan::Route(route, order) => {
+                let target = &route.targets[order[0]];
+                (
+                    (&target.provider, &*target.model),
+                    Some(&*route.name),
+                    model.to_owned(),
+                )
+            }
+            Plan::Single(provider, upstream_model) => {
+                let label = if provider.prices().knows(upstream_model) {
+                    model.to_owned()
+                } else {
+                    "unknown".to_owned()
+                };
+                ((*provider, *upstream_model), None, label)
+            }
+        };
+        Call::start(&self.observer, request, first, route, model_label)
     }
 
-    /// The upstream's model list.
-    pub async fn list_models(&self) -> Result<Bytes, LlmError> {
-        self.provider.list_models(&self.observer.pricing).await
-    }
-
-    /// One traced, counted, whole LLM call.
+    /// One traced, counted, whole LLM call; the record is `None` when no call was made (an
+    /// unknown model).
     pub async fn complete(
         &self,
         request: UpstreamRequest,
-    ) -> (Result<ChatOutcome, LlmError>, CallRecord) {
-        let mut call = Call::start(&self.observer, &self.provider, &request);
+    ) -> (Result<ChatOutcome, LlmError>, Option<CallRecord>) {
+        let routes = self.router.load();
+        // A model no route serves is the client's mistake: no call, no span; the API layer
+        // counts it as a rejection.
+        let plan = match routes.resolve(&request.summary.model) {
+            Ok(plan) => plan,
+            Err(error) => return (Err(error), None),
+        };
+        let mut call = self.begin(&plan, &request);
         let _slot = match self.slot(&mut call).await {
             Ok(slot) => slot,
-            Err(error) => return (Err(error), call.record(Duration::ZERO)),
+            Err(error) => return (Err(error), Some(call.record(Duration::ZERO))),
         };
-        let mut report = UpstreamReport::default();
-        let result = self
-            .provider
-            .complete(&request, &call.span, &mut report)
-            .await;
-        call.upstream_report(&report);
+        let Routed { answer, report } = self.route(plan, &request, false, &mut call).await;
         let mut record = call.record(report.wait);
-        let result = match result {
-            Ok((raw, completion)) => {
+        let result = match answer {
+            Ok(Answer::Complete(raw, completion)) => {
                 let latency = call.started.elapsed();
                 let cost_usd = call.succeed(&completion);
                 record.model = completion.model.clone();
@@ -109,12 +199,17 @@ impl ChatService {
                     latency,
                 })
             }
+            Ok(Answer::Stream(_)) => {
+                let error = LlmError::BadResponse("unexpected stream".into());
+                call.fail(&error);
+                Err(error)
+            }
             Err(error) => {
                 call.fail(&error);
                 Err(error)
             }
         };
-        (result, record)
+        (result, Some(record))
     }
 
     /// One traced, counted, streamed LLM call. The GenAI span and the call's metrics end when
@@ -125,36 +220,166 @@ impl ChatService {
         mut request: UpstreamRequest,
     ) -> (
         Result<impl Stream<Item = StreamEvent> + Send + 'static, LlmError>,
-        CallRecord,
+        Option<CallRecord>,
     ) {
         request.request_stream_usage();
-        let mut call = Call::start(&self.observer, &self.provider, &request);
+        let routes = self.router.load();
+        let plan = match routes.resolve(&request.summary.model) {
+            Ok(plan) => plan,
+            Err(error) => return (Err(error), None),
+        };
+        let mut call = self.begin(&plan, &request);
         let slot = match self.slot(&mut call).await {
             Ok(slot) => slot,
-            Err(error) => return (Err(error), call.record(Duration::ZERO)),
+            Err(error) => return (Err(error), Some(call.record(Duration::ZERO))),
         };
-        let mut report = UpstreamReport::default();
-        let opened = self
-            .provider
-            .stream(&request, &call.span, &mut report)
-            .await;
-        call.upstream_report(&report);
+        let Routed { answer, report } = self.route(plan, &request, true, &mut call).await;
         let record = call.record(report.wait);
-        let upstream = match opened {
-            Ok(upstream) => upstream,
+        let upstream = match answer {
+            Ok(Answer::Stream(upstream)) => upstream,
+            Ok(Answer::Complete(..)) => {
+                let error = LlmError::BadResponse("expected a stream".into());
+                call.fail(&error);
+                return (Err(error), Some(record));
+            }
             Err(error) => {
                 call.fail(&error);
-                return (Err(error), record);
+                return (Err(error), Some(record));
             }
         };
-        let stream = StreamState::new(
-            slot,
-            upstream,
-            call,
-            request.usage_injected,
-            self.provider.redactor(),
-        )
-        .into_events();
-        (Ok(stream), record)
+        let redactor = call.provider().redactor();
+        let stream =
+            StreamState::new(slot, upstream, call, request.usage_injected, redactor).into_events();
+        (Ok(stream), Some(record))
     }
+
+    /// Asks the plan's providers in turn until one answers or a failure is final.
+    async fn route(
+        &self,
+        plan: Plan<'_>,
+        request: &UpstreamRequest,
+        stream: bool,
+        call: &mut Call,
+    ) -> Routed {
+        let mut report = UpstreamReport::default();
+        let answer = match plan {
+            Plan::Single(provider, upstream_model) => {
+                let attempt = Attempt {
+                    model: upstream_model,
+                    body: request.body_for(upstream_model),
+                    fallback: false,
+                };
+                let answer = ask(provider, request, &attempt, stream, call, &mut report).await;
+                call.upstream_report(&report);
+                answer
+            }
+            Plan::Route(route, order) => {
+                self.fall_back(route, &order, request, stream, call, &mut report)
+                    .await
+            }
+        };
+        Routed { answer, report }
+    }
+
+    /// A route's targets in `order`: skipped while their circuit is open, moved past on a
+    /// failure of the route's fallback classes.
+    async fn fall_back(
+        &self,
+        route: &Route,
+        order: &[usize],
+        request: &UpstreamRequest,
+        stream: bool,
+        call: &mut Call,
+        report: &mut UpstreamReport,
+    ) -> Result<Answer, LlmError> {
+        let metrics = &self.observer.metrics;
+        let mut tried = 0;
+        let mut first_reason = None;
+        // The last visited target and why the call moved on from it.
+        let mut previous: Option<(&Arc<Provider>, &'static str)> = None;
+        let mut soonest_probe: Option<Duration> = None;
+        let mut last_error = None;
+        for &index in order {
+            let target = &route.targets[index];
+            let provider_name = target.provider.name();
+            if let Some((from, reason)) = previous.take() {
+                metrics.record_fallback(&route.name, from.name(), provider_name, reason);
+                call.note_fallback(from.name(), provider_name, reason);
+                first_reason.get_or_insert(reason);
+            }
+            if let Admission::Skip(wait) = target.breaker.admit() {
+                metrics.record_route_attempt(
+                    &route.name,
+                    provider_name,
+                    &target.model,
+                    "circuit_open",
+                );
+                soonest_probe = Some(soonest_probe.map_or(wait, |w| w.min(wait)));
+                previous = Some((&target.provider, "circuit_open"));
+                continue;
+            }
+            tried += 1;
+            call.switch_target(&target.provider, &target.model);
+            let attempt = Attempt {
+                model: &target.model,
+                body: request.body_for(&target.model),
+                fallback: first_reason.is_some(),
+            };
+            let started = Instant::now();
+            let answer = ask(&target.provider, request, &attempt, stream, call, report).await;
+            call.upstream_report(report);
+            report.retries.clear();
+            let error = match answer {
+                Ok(answer) => {
+                    target.breaker.succeed();
+                    target.observe_latency(started.elapsed());
+                    metrics.record_route_attempt(&route.name, provider_name, &target.model, "ok");
+                    call.record_route(tried, first_reason);
+                    return Ok(answer);
+                }
+                Err(error) => error,
+            };
+            let class = error.error_type();
+            metrics.record_route_attempt(&route.name, provider_name, &target.model, class.as_str());
+            if !route.falls_back_on(class) {
+                // The client's own mistake (or a class the route does not fall back on): the
+                // target is up, and the answer is this error.
+                target.breaker.succeed();
+                call.record_route(tried, first_reason);
+                return Err(error);
+            }
+            target.breaker.fail();
+            previous = Some((&target.provider, class.as_str()));
+            last_error = Some(error);
+        }
+        call.record_route(tried, first_reason);
+        Err(last_error.unwrap_or_else(|| LlmError::CircuitOpen {
+            route: route.name.to_string(),
+            retry_after: soonest_probe.map_or(1, |w| w.as_secs() + u64::from(w.subsec_nanos() > 0)),
+        }))
+    }
+}
+
+/// The `data` entries of an OpenAI model list.
+fn model_ids(list: &[u8]) -> Result<Vec<Value>, LlmError> {
+    let mut list: Value = serde_json::from_slice(list)
+        .map_err(|e| LlmError::BadResponse(format!("a model list that is not JSON: {e}")))?;
+    match list["data"].take() {
+        Value::Array(models) => Ok(models),
+        _ => Err(LlmError::BadResponse("a model list without data".into())),
+    }
+}
+
+/// One provider's answer (its retries included).
+async fn ask(
+    provider: &Provider,
+    request: &UpstreamRequest,
+    attempt: &Attempt<'_>,
+    stream: bool,
+    call: &Call,
+    report: &mut UpstreamReport,
+) -> Result<Answer, LlmError> {
+    provider
+        .answer(request, attempt, stream, &call.span, report)
+        .await
 }

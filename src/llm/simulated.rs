@@ -60,10 +60,11 @@ impl Simulated {
     pub async fn complete(
         &self,
         request: &UpstreamRequest,
+        model: &str,
         report: &mut UpstreamReport,
     ) -> Result<(Bytes, Completion), LlmError> {
         self.wait(report).await;
-        let completion = generate(request);
+        let completion = generate(request, model);
         Ok((render_completion(&completion, now()), completion))
     }
 
@@ -72,10 +73,11 @@ impl Simulated {
     pub async fn stream(
         &self,
         request: &UpstreamRequest,
+        model: &str,
         report: &mut UpstreamReport,
     ) -> Result<ByteStream, LlmError> {
         self.wait(report).await;
-        let completion = generate(request);
+        let completion = generate(request, model);
         let created = now();
         let (id, model) = (completion.id.as_str(), completion.model.as_str());
         let (content, finish_reason) = completion.first();
@@ -139,7 +141,7 @@ impl Simulated {
         if !self.latency.is_zero() {
             tokio::time::sleep(self.latency).await;
         }
-        report.wait = self.latency;
+        report.wait += self.latency;
     }
 }
 
@@ -149,8 +151,8 @@ fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// The deterministic completion for a request.
-fn generate(request: &UpstreamRequest) -> Completion {
+/// The deterministic completion for a request, answered as `model`.
+fn generate(request: &UpstreamRequest, model: &str) -> Completion {
     let (prompt, system) = request.prompt_and_system();
     let system = request.system_instructions.clone().or(system);
     let max_tokens = request
@@ -163,7 +165,7 @@ fn generate(request: &UpstreamRequest) -> Completion {
     let input_tokens = estimate_tokens(&prompt) + system.as_deref().map_or(0, estimate_tokens);
     Completion {
         id: format!("chatcmpl-sim-{seed:016x}"),
-        model: request.summary.model.clone(),
+        model: model.to_owned(),
         choices: vec![Choice {
             content,
             tool_calls: vec![],
@@ -239,18 +241,18 @@ mod tests {
         let sim = Simulated::new(Duration::ZERO);
         let mut report = UpstreamReport::default();
         let (_, a) = sim
-            .complete(&request("Explain observability", 256), &mut report)
+            .complete(&request("Explain observability", 256), "m", &mut report)
             .await
             .unwrap();
         let (_, b) = sim
-            .complete(&request("Explain observability", 256), &mut report)
+            .complete(&request("Explain observability", 256), "m", &mut report)
             .await
             .unwrap();
         assert_eq!(a.first(), b.first());
         assert_eq!(a.first().1, "stop");
         assert!(a.first().0.starts_with("[simulated]"));
         let (_, short) = sim
-            .complete(&request("Explain observability", 5), &mut report)
+            .complete(&request("Explain observability", 5), "m", &mut report)
             .await
             .unwrap();
         assert_eq!(short.first().1, "length");
@@ -263,9 +265,9 @@ mod tests {
         let sim = Simulated::new(Duration::ZERO);
         let mut report = UpstreamReport::default();
         let req = request("Explain observability", 256);
-        let (_, whole) = sim.complete(&req, &mut report).await.unwrap();
+        let (_, whole) = sim.complete(&req, "m", &mut report).await.unwrap();
         let events: Vec<Bytes> = sim
-            .stream(&req, &mut report)
+            .stream(&req, "m", &mut report)
             .await
             .unwrap()
             .map(|e| e.unwrap())

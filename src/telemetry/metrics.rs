@@ -12,7 +12,7 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use prometheus::{
-    CounterVec, Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec,
+    CounterVec, Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use std::sync::Arc;
@@ -52,8 +52,10 @@ const GENAI_LABELS: &[&str] = &[
 pub struct CallLabels<'a> {
     /// `chat`.
     pub operation: &'a str,
-    /// The provider's name.
+    /// The provider's configured name (the `provider` label of the `llm_*` metrics).
     pub provider: &'a str,
+    /// Its `gen_ai.provider.name` (the `gen_ai_provider_name` label).
+    pub gen_ai_provider: &'a str,
     /// The requested model (for failures: the bounded model label).
     pub request_model: &'a str,
     /// The model that answered; empty for failures.
@@ -66,7 +68,7 @@ impl CallLabels<'_> {
     fn values(&self) -> [&str; 5] {
         [
             self.operation,
-            self.provider,
+            self.gen_ai_provider,
             self.request_model,
             self.response_model,
             self.error_type,
@@ -106,6 +108,12 @@ pub struct Metrics {
     retries: IntCounterVec,
     /// `llm_gateway_rejections_total{reason}`: requests the gateway refused itself.
     rejections: IntCounterVec,
+    /// `llm_fallbacks_total{route, from_provider, to_provider, reason}`.
+    fallbacks: IntCounterVec,
+    /// `llm_route_attempts_total{route, provider, model, outcome}`.
+    route_attempts: IntCounterVec,
+    /// `llm_route_target_state{route, provider, model}`: 0 closed, 1 open, 2 half-open.
+    route_target_state: IntGaugeVec,
 }
 
 fn histogram(name: &str, help: &str, buckets: &[f64], labels: &[&str]) -> HistogramVec {
@@ -221,6 +229,24 @@ impl Metrics {
                 "Requests the gateway refused itself, by reason.",
                 &["reason"],
             ),
+            fallbacks: counter(
+                "llm_fallbacks_total",
+                "Calls that moved from one route target to the next, by the reason (error type, or circuit_open).",
+                &["route", "from_provider", "to_provider", "reason"],
+            ),
+            route_attempts: counter(
+                "llm_route_attempts_total",
+                "Tries of a route target (a try includes its retries), by outcome: ok, an error type, or circuit_open (skipped).",
+                &["route", "provider", "model", "outcome"],
+            ),
+            route_target_state: IntGaugeVec::new(
+                Opts::new(
+                    "llm_route_target_state",
+                    "Circuit breaker state of a route target: 0 closed, 1 open, 2 half-open.",
+                ),
+                &["route", "provider", "model"],
+            )
+            .unwrap_or_else(|e| panic!("metric llm_route_target_state is malformed: {e}")),
             registry,
         };
         metrics.register_all();
@@ -243,6 +269,9 @@ impl Metrics {
             Box::new(self.ratelimit_remaining.clone()),
             Box::new(self.retries.clone()),
             Box::new(self.rejections.clone()),
+            Box::new(self.fallbacks.clone()),
+            Box::new(self.route_attempts.clone()),
+            Box::new(self.route_target_state.clone()),
             Box::new(prometheus::process_collector::ProcessCollector::for_self()),
             Box::new(super::otlp::SPAN_OUTCOMES.clone()),
         ];
@@ -320,6 +349,39 @@ impl Metrics {
             .with_label_values(&values)
             .observe(elapsed.as_secs_f64());
         self.time_per_output_chunk.with_label_values(&values)
+    }
+
+    /// A call moved to another provider (a route's fallback): in flight there, not here.
+    pub fn record_call_moved(&self, from: &str, to: &str) {
+        self.in_flight.with_label_values(&[from]).dec();
+        self.in_flight.with_label_values(&[to]).inc();
+    }
+
+    /// `llm_fallbacks_total{route, from_provider, to_provider, reason}`.
+    pub fn record_fallback(&self, route: &str, from: &str, to: &str, reason: &str) {
+        self.fallbacks
+            .with_label_values(&[route, from, to, reason])
+            .inc();
+    }
+
+    /// `llm_route_attempts_total{route, provider, model, outcome}`.
+    pub fn record_route_attempt(&self, route: &str, provider: &str, model: &str, outcome: &str) {
+        self.route_attempts
+            .with_label_values(&[route, provider, model, outcome])
+            .inc();
+    }
+
+    /// The `llm_route_target_state` gauge of one route target, for its circuit breaker.
+    pub fn route_target_state(&self, route: &str, provider: &str, model: &str) -> IntGauge {
+        self.route_target_state
+            .with_label_values(&[route, provider, model])
+    }
+
+    /// Forgets a route target's state (a reloaded configuration no longer has it).
+    pub fn forget_route_target(&self, route: &str, provider: &str, model: &str) {
+        let _ = self
+            .route_target_state
+            .remove_label_values(&[route, provider, model]);
     }
 
     /// `llm_upstream_retries_total{provider, reason}`.

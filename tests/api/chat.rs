@@ -161,5 +161,8 @@ async fn health_and_readiness_answer() {
         .unwrap();
 
     assert_eq!(health, json!({"status": "ok"}));
-    assert_eq!(ready, json!({"status": "ready", "provider": "groq"}));
+    assert_eq!(
+        ready,
+        json!({"status": "ready", "provider": "groq", "providers": ["groq"], "routes": []})
+    );
 }

@@ -173,7 +173,7 @@ pub async fn trace_requests(
     }
     let call = response.extensions().get::<CallRecord>();
     if let Some(call) = call {
-        metrics.record_gateway_overhead(call.provider, elapsed.saturating_sub(call.upstream_wait));
+        metrics.record_gateway_overhead(&call.provider, elapsed.saturating_sub(call.upstream_wait));
     }
     let _entered = log_span.enter();
     let (input_tokens, output_tokens) = call.and_then(|c| c.tokens).unzip();
