@@ -91,6 +91,16 @@ impl Completion {
     }
 }
 
+/// A successful try: a whole answer (the raw body to relay and what it says), or an open
+/// stream whose first bytes have arrived.
+#[allow(clippy::large_enum_variant)] // one per call, moved a few times: boxing would cost more
+pub enum Answer {
+    /// The body and what it says.
+    Complete(Bytes, Completion),
+    /// The stream's bytes.
+    Stream(ByteStream),
+}
+
 /// A stream of SSE bytes from the provider.
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, LlmError>> + Send>>;
 

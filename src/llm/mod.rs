@@ -34,7 +34,9 @@ mod stream;
 pub mod wire;
 
 pub use breaker::BreakerState;
-pub use completion::{ByteStream, Choice, Completion, GroqExtras, ToolCall, UpstreamReport, Usage};
+pub use completion::{
+    Answer, ByteStream, Choice, Completion, GroqExtras, ToolCall, UpstreamReport, Usage,
+};
 pub use error::{ErrorType, LlmError};
 pub use genai::CallRecord;
 pub use limiter::ConcurrencyLimit;
@@ -43,8 +45,8 @@ pub use pricing::PriceTable;
 pub use provider::Provider;
 pub use redact::{Redactor, scrub_secrets};
 pub use request::{
-    ChatInput, ChatParams, DEFAULT_MAX_TOKENS, MAX_MODEL_LEN, MAX_TOKENS_LIMIT, RequestLimits,
-    RequestSummary, UpstreamRequest,
+    Attempt, ChatInput, ChatParams, DEFAULT_MAX_TOKENS, MAX_MODEL_LEN, MAX_TOKENS_LIMIT,
+    RequestLimits, RequestSummary, UpstreamRequest,
 };
 pub use router::{ModelRouter, Routes};
 pub use service::{ChatOutcome, ChatService};

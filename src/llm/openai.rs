@@ -17,9 +17,8 @@ use bytes::Bytes;
 use serde::Deserialize;
 use tracing::{Span, field::Empty};
 
-use super::provider::{Answer, Attempt};
 use super::wire::parse_completion;
-use super::{ByteStream, Completion, LlmError, Redactor, UpstreamReport};
+use super::{Answer, Attempt, ByteStream, Completion, LlmError, Redactor, UpstreamReport};
 use crate::config::{ProviderSettings, ProxySettings};
 use crate::http_client::{Transport, retry_after, within};
 

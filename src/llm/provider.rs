@@ -8,8 +8,8 @@ use bytes::Bytes;
 use tracing::Span;
 
 use super::{
-    ByteStream, Completion, LlmError, OpenAiCompatible, PriceTable, Redactor, Simulated,
-    UpstreamReport, UpstreamRequest,
+    Answer, Attempt, LlmError, OpenAiCompatible, PriceTable, Redactor, Simulated, UpstreamReport,
+    UpstreamRequest,
 };
 use crate::config::{ProviderKind, ProviderSettings, ProxySettings};
 
@@ -34,27 +34,6 @@ enum Api {
     Http(OpenAiCompatible),
     /// The offline simulated provider.
     Simulated(Simulated),
-}
-
-/// A successful try: a whole answer (the raw body to relay and what it says), or an open
-/// stream whose first bytes have arrived.
-#[allow(clippy::large_enum_variant)] // one per call, moved a few times: boxing would cost more
-pub enum Answer {
-    /// The body and what it says.
-    Complete(Bytes, Completion),
-    /// The stream's bytes.
-    Stream(ByteStream),
-}
-
-/// One try of a route target: the model id it is asked for and the body naming it.
-#[derive(Debug, Clone)]
-pub struct Attempt<'a> {
-    /// The upstream model id.
-    pub model: &'a str,
-    /// The request body, with that model.
-    pub body: Bytes,
-    /// An earlier target failed: this try is a fallback.
-    pub fallback: bool,
 }
 
 impl Provider {

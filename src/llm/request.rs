@@ -354,6 +354,17 @@ impl UpstreamRequest {
     }
 }
 
+/// One try of a route target: the model id it is asked for and the body naming it.
+#[derive(Debug, Clone)]
+pub struct Attempt<'a> {
+    /// The upstream model id.
+    pub model: &'a str,
+    /// The request body, with that model.
+    pub body: Bytes,
+    /// An earlier target failed: this try is a fallback.
+    pub fallback: bool,
+}
+
 /// What the GenAI span records of an OpenAI request body.
 fn summarize(body: &Value) -> RequestSummary {
     let number = |field: &str| body.get(field).and_then(Value::as_f64);

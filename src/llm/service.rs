@@ -18,10 +18,12 @@ use serde_json::{Value, json};
 use super::breaker::Admission;
 use super::genai::{Call, CallRecord, Observer};
 use super::limiter::Slot;
-use super::provider::{Answer, Attempt};
 use super::router::{ModelRouter, Plan, Route};
 use super::stream::{StreamEvent, StreamState};
-use super::{Completion, ConcurrencyLimit, LlmError, Provider, UpstreamReport, UpstreamRequest};
+use super::{
+    Answer, Attempt, Completion, ConcurrencyLimit, LlmError, Provider, UpstreamReport,
+    UpstreamRequest,
+};
 use crate::telemetry::Metrics;
 
 /// A successful whole call, with what the gateway adds to the provider's answer.
