@@ -57,6 +57,8 @@ pub(super) struct Call {
     /// The model id that provider is asked for (prices a dated answer, `gpt-4o-mini-…`).
     upstream_model: String,
     request_model: String,
+    /// The span names its provider (a route's: once the route has ended).
+    provider_recorded: bool,
     /// The bounded `model` label value for failures.
     model_label: String,
     /// Prompts and completions are recorded (opted in).
@@ -78,14 +80,17 @@ impl Call {
     ) -> Self {
         let summary = &request.summary;
         let (provider, upstream_model) = first;
-        let (address, port) = provider.server().unzip();
+        // A route's answering target is known only at its end: its attributes are recorded
+        // then, once (a span attribute recorded twice is exported twice).
+        let single = route.is_none();
+        let (address, port) = provider.server().filter(|_| single).unzip();
         let openai = is_openai(provider);
         let span = tracing::info_span!(
             "chat",
             otel.name = format!("chat {}", summary.model),
             otel.kind = "client",
             gen_ai.operation.name = "chat",
-            gen_ai.provider.name = &**provider.gen_ai_name(),
+            gen_ai.provider.name = single.then_some(&**provider.gen_ai_name()),
             gen_ai.request.model = %summary.model,
             gen_ai.request.max_tokens = summary.max_tokens,
             gen_ai.request.temperature = summary.temperature,
@@ -98,7 +103,7 @@ impl Call {
             gen_ai.output.type = summary.output_type,
             server.address = address,
             server.port = port.map(i64::from),
-            llmobs.provider.name = &**provider.name(),
+            llmobs.provider.name = single.then_some(&**provider.name()),
             llmobs.route.name = route,
             llmobs.route.attempts = Empty,
             llmobs.route.fallback_reason = Empty,
@@ -111,7 +116,7 @@ impl Call {
             gen_ai.usage.cache_creation.input_tokens = Empty,
             gen_ai.usage.reasoning.output_tokens = Empty,
             llmobs.cost.usd = Empty,
-            openai.api.type = openai.then_some("chat_completions"),
+            openai.api.type = (single && openai).then_some("chat_completions"),
             openai.request.service_tier = Empty,
             openai.response.system_fingerprint = Empty,
             openai.response.service_tier = Empty,
@@ -128,7 +133,10 @@ impl Call {
                 string_array(summary.stop_sequences.iter().cloned()),
             );
         }
-        if openai && let Some(tier) = &summary.service_tier {
+        if single
+            && openai
+            && let Some(tier) = &summary.service_tier
+        {
             span.record("openai.request.service_tier", tier.as_str());
         }
         if observer.capture_content {
@@ -141,6 +149,7 @@ impl Call {
             provider: provider.clone(),
             upstream_model: upstream_model.to_owned(),
             request_model: summary.model.clone(),
+            provider_recorded: single,
             model_label,
             capture: observer.capture_content,
             started: Instant::now(),
@@ -148,34 +157,42 @@ impl Call {
         }
     }
 
-    /// The call moves on to another target: the span names its provider, and the call counts
-    /// as in flight there.
+    /// The call moves on to another target: it counts as in flight there.
     pub(super) fn switch_target(&mut self, provider: &Arc<Provider>, upstream_model: &str) {
         upstream_model.clone_into(&mut self.upstream_model);
-        if Arc::ptr_eq(provider, &self.provider) {
+        if !Arc::ptr_eq(provider, &self.provider) {
+            self.metrics
+                .record_call_moved(self.provider.name(), provider.name());
+            self.provider = provider.clone();
+        }
+    }
+
+    /// How the route went: the provider that answered (or was asked last), the targets tried
+    /// and, if it fell back, why (the first failure's `error.type`).
+    pub(super) fn record_route(&mut self, attempts: u32, fallback_reason: Option<&'static str>) {
+        self.record_provider();
+        tracing::record_all!(
+            self.span,
+            llmobs.route.attempts = i64::from(attempts),
+            llmobs.route.fallback_reason = fallback_reason,
+        );
+    }
+
+    /// The provider's attributes on the span, once.
+    fn record_provider(&mut self) {
+        if std::mem::replace(&mut self.provider_recorded, true) {
             return;
         }
-        self.metrics
-            .record_call_moved(self.provider.name(), provider.name());
+        let provider = &self.provider;
         let (address, port) = provider.server().unzip();
+        let openai = is_openai(provider);
         tracing::record_all!(
             self.span,
             gen_ai.provider.name = &**provider.gen_ai_name(),
             llmobs.provider.name = &**provider.name(),
             server.address = address,
             server.port = port.map(i64::from),
-            openai.api.type = is_openai(provider).then_some("chat_completions"),
-        );
-        self.provider = provider.clone();
-    }
-
-    /// How the route went: targets tried and, if it fell back, why (the first failure's
-    /// `error.type`).
-    pub(super) fn record_route(&self, attempts: u32, fallback_reason: Option<&'static str>) {
-        tracing::record_all!(
-            self.span,
-            llmobs.route.attempts = i64::from(attempts),
-            llmobs.route.fallback_reason = fallback_reason,
+            openai.api.type = openai.then_some("chat_completions"),
         );
     }
 
@@ -317,6 +334,8 @@ impl Call {
 
     fn record_failure(&mut self, error_type: ErrorType, message: &str, exception_type: &str) {
         self.done = true;
+        // A route the client left midway: the target asked last.
+        self.record_provider();
         let _end = self.span.clone().entered();
         let kind = error_type.as_str();
         self.span.record("error.type", kind);

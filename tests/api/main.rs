@@ -11,6 +11,7 @@ mod metrics;
 mod openai;
 mod process;
 mod prometheus;
+mod routing;
 mod sdk;
 mod telemetry;
 mod upstream_errors;

@@ -91,3 +91,18 @@ impl TestApp {
             .unwrap()
     }
 }
+
+/// Writes a configuration file (`GATEWAY_CONFIG`) to a fresh temporary path and returns the
+/// path; the file stays for the rest of the test process.
+pub fn write_config(toml: &str) -> String {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!("llmobs-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!(
+        "gateway-{}.toml",
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::write(&path, toml).unwrap();
+    path.to_str().unwrap().to_owned()
+}
