@@ -59,6 +59,8 @@ pub(super) struct Call {
     request_model: String,
     /// The span names its provider (a route's: once the route has ended).
     provider_recorded: bool,
+    /// A route's call's `service_tier` request, for `openai.request.service_tier`.
+    service_tier: Option<String>,
     /// The bounded `model` label value for failures.
     model_label: String,
     /// Prompts and completions are recorded (opted in).
@@ -139,6 +141,8 @@ impl Call {
         {
             span.record("openai.request.service_tier", tier.as_str());
         }
+        // For a route, recorded with its answering provider if that is OpenAI.
+        let service_tier = summary.service_tier.clone().filter(|_| !single);
         if observer.capture_content {
             record_input_content(&span, request);
         }
@@ -150,6 +154,7 @@ impl Call {
             upstream_model: upstream_model.to_owned(),
             request_model: summary.model.clone(),
             provider_recorded: single,
+            service_tier,
             model_label,
             capture: observer.capture_content,
             started: Instant::now(),
@@ -193,6 +198,7 @@ impl Call {
             server.address = address,
             server.port = port.map(i64::from),
             openai.api.type = openai.then_some("chat_completions"),
+            openai.request.service_tier = self.service_tier.as_deref().filter(|_| openai),
         );
     }
 

@@ -869,3 +869,47 @@ async fn the_same_model_at_two_providers_costs_what_the_answering_one_charges() 
         None
     );
 }
+
+#[tokio::test]
+async fn a_route_answered_by_openai_carries_the_openai_attributes_once() {
+    let o = FakeUpstream::start().await;
+    let toml = format!(
+        "{}[routes.smart]\ntargets = [{{ provider = \"oa\", model = \"gpt-4o-mini\" }}]\n",
+        provider(
+            "oa",
+            "openai",
+            &o.base_url(),
+            "api_key_env = \"OPENAI_API_KEY\""
+        ),
+    );
+    let app = spawn_routed(&toml).await;
+    let mut body = hi("smart");
+    body["service_tier"] = json!("flex");
+    let response = openai_chat(&app, body).await;
+    assert_eq!(response.status(), 200);
+    let trace = trace_id(&response);
+    let spans = otlp().wait_for_trace(&trace, 3).await;
+    let (chat, _) = call_spans(&spans, "smart");
+    let c = &chat.span.attributes;
+    for (key, value) in [
+        ("gen_ai.provider.name", json!("openai")),
+        ("llmobs.provider.name", json!("oa")),
+        ("openai.api.type", json!("chat_completions")),
+        ("openai.request.service_tier", json!("flex")),
+    ] {
+        assert_eq!(attr(c, key), Some(value), "{key}");
+        let count = c.iter().filter(|kv| kv.key == key).count();
+        assert_eq!(count, 1, "{key} exported once");
+    }
+    // Priced from the OpenAI table (12 input, 34 output tokens at 0.15/0.60 per million).
+    let text = app.scrape().await;
+    let cost = metric(
+        &text,
+        "llm_cost_usd_total",
+        &[("provider", "oa"), ("model", "gpt-4o-mini")],
+    );
+    assert!(
+        (cost - (12.0 * 0.15 + 34.0 * 0.60) / 1e6).abs() < 1e-12,
+        "{cost}"
+    );
+}
