@@ -103,14 +103,14 @@ impl From<Usage> for UsageBody {
             headers(("x-trace-id" = String, description = "Trace id of this request"))),
         (status = 401, description = "GATEWAY_API_KEYS is set and the bearer token is not one of them (`invalid_request`)", body = ErrorBody),
         (status = 400, description = "Malformed JSON (`invalid_request`)", body = ErrorBody),
-        (status = 404, description = "The provider does not know the model (`upstream_client_error`)", body = ErrorBody),
+        (status = 404, description = "No route serves the model (`model_not_found`, with GATEWAY_CONFIG), or the provider does not know it (`upstream_client_error`)", body = ErrorBody),
         (status = 413, description = "Body larger than MAX_BODY_BYTES (`invalid_request`)", body = ErrorBody),
         (status = 415, description = "Content-Type is not application/json (`invalid_request`)", body = ErrorBody),
         (status = 422, description = "A field is missing, of the wrong type or out of range (`invalid_request`)", body = ErrorBody),
         (status = 429, description = "The provider rate-limited the call, or this client is over RATE_LIMIT_PER_CLIENT (`rate_limited`); `Retry-After` says when to retry", body = ErrorBody,
             headers(("retry-after" = u64, description = "Seconds to wait"))),
         (status = 502, description = "Provider failure: `authentication`, `upstream_server_error`, `connection_error` or `bad_response`", body = ErrorBody),
-        (status = 503, description = "The gateway is at LLM_MAX_CONCURRENCY and its wait queue is full (`overloaded`); `Retry-After: 1`", body = ErrorBody),
+        (status = 503, description = "The gateway is at LLM_MAX_CONCURRENCY and its wait queue is full (`overloaded`; `Retry-After: 1`), or every target of the route has an open circuit (`circuit_open`; `Retry-After` until the next probe)", body = ErrorBody),
         (status = 504, description = "The provider did not answer in time (`timeout`)", body = ErrorBody),
     )
 )]

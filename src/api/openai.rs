@@ -67,7 +67,8 @@ pub struct ChatMessage {
         (status = 422, description = "Invalid request (the message names the field)", body = ErrorBody),
         (status = 429, description = "The provider rate-limited the call, or this client is over RATE_LIMIT_PER_CLIENT", body = ErrorBody),
         (status = 502, description = "Provider failure", body = ErrorBody),
-        (status = 503, description = "The gateway is at capacity (`overloaded`); `Retry-After: 1`", body = ErrorBody),
+        (status = 404, description = "No route serves the model (`model_not_found`, with GATEWAY_CONFIG), or the provider does not know it (`upstream_client_error`)", body = ErrorBody),
+        (status = 503, description = "The gateway is at capacity (`overloaded`; `Retry-After: 1`), or every target of the route has an open circuit (`circuit_open`; `Retry-After` until the next probe)", body = ErrorBody),
         (status = 504, description = "The provider did not answer in time", body = ErrorBody),
     )
 )]
@@ -111,13 +112,15 @@ pub async fn chat_completions(
     ))
 }
 
-/// List the provider's models (OpenAI's API).
+/// List the models clients may name (OpenAI's API): without GATEWAY_CONFIG the provider's own
+/// list; with it, the routes, then `provider/model` for each provider's models (direct
+/// addressing) and the default provider's models.
 #[utoipa::path(
     get,
     path = "/v1/models",
     tag = "openai",
     responses(
-        (status = 200, description = "The provider's model list, unchanged", body = Object,
+        (status = 200, description = "The model list: the provider's, unchanged, or the routes and providers' models", body = Object,
             example = json!({"object": "list", "data": [{"id": "llama-3.1-8b-instant", "object": "model", "created": 0, "owned_by": "Meta"}]})),
         (status = 401, description = "Missing or wrong gateway key", body = ErrorBody),
         (status = 502, description = "Provider failure", body = ErrorBody),
