@@ -217,16 +217,23 @@ impl RoutingSettings {
 
 /// A TOML error on one line: where, and what.
 fn toml_problem(text: &str, error: &toml::de::Error) -> String {
-    let message = error.message().trim().replace('\n', " ");
-    match error.span() {
-        Some(span) => {
-            let before = &text[..span.start.min(text.len())];
-            let line = before.matches('\n').count() + 1;
-            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-            format!("line {line}, column {column}: {message}")
-        }
-        None => message,
+    let mut message = error.message().trim().replace('\n', " ");
+    let Some(span) = error.span() else {
+        return message;
+    };
+    let before = &text[..span.start.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    // The parser names no key for a duplicate: the span does.
+    if message == "duplicate key"
+        && let Some(name) = text.get(span.clone())
+    {
+        message = format!(
+            "duplicate key {}: each provider, route and setting may appear once",
+            name.trim()
+        );
     }
+    format!("line {line}, column {column}: {message}")
 }
 
 // ------------------------------------------------------------------ the file's shape
@@ -817,7 +824,7 @@ mod tests {
             ),
             (
                 "[providers.a]\nkind = \"groq\"\n[providers.a]\nkind = \"groq\"",
-                "line 3, column 12: duplicate key",
+                "line 3, column 12: duplicate key a: each provider, route and setting may appear once",
             ),
             (
                 "[providers.a]\nkind = \"groq\"\ntimout_secs = 3",

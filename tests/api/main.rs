@@ -11,6 +11,7 @@ mod metrics;
 mod openai;
 mod process;
 mod prometheus;
+mod reload;
 mod routing;
 mod sdk;
 mod telemetry;

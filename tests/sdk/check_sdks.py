@@ -3,8 +3,13 @@
 Run by tests/api/sdk.rs, which starts the gateway (with a fake Groq behind it) and passes:
   GATEWAY_URL  e.g. http://127.0.0.1:41234
   GATEWAY_KEY  a key listed in the gateway's GATEWAY_API_KEYS
-Only the base URL changes from a normal SDK set-up. Prints one line per check and a closing
-'N passed, N failed' line; exits non-zero on any failure.
+and optionally:
+  GATEWAY_MODEL  the model name the checks ask for (default llama-3.1-8b-instant), e.g. a
+                 route of the gateway's configuration file; /v1/models must list it
+Only the base URL changes from a normal SDK set-up. The model `rate-limited` (answered 429 by
+the fake upstream) must reach the upstream unchanged: with a configuration file, through
+`[gateway] default_provider`. Prints one line per check and a closing 'N passed, N failed'
+line; exits non-zero on any failure.
 """
 
 import json
@@ -17,7 +22,7 @@ import openai
 
 URL = os.environ["GATEWAY_URL"]
 KEY = os.environ["GATEWAY_KEY"]
-MODEL = "llama-3.1-8b-instant"
+MODEL = os.environ.get("GATEWAY_MODEL", "llama-3.1-8b-instant")
 # The fake upstream's answer to a plain chat call.
 EXPECTED = "Observability is knowing what your system does."
 

@@ -14,9 +14,9 @@ pub struct ServiceProcess {
     pub log: Arc<Mutex<String>>,
 }
 
-/// Starts the real binary with `LOG_FORMAT=json` and ports 0, and reads its ports from the
-/// start-up log line.
-pub fn start_binary(vars: &[(&str, &str)]) -> ServiceProcess {
+/// The binary with a clean environment: `PATH`, `LOG_FORMAT=json`, ports 0, then `vars`; its
+/// output piped.
+fn binary_command(vars: &[(&str, &str)]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_llm-observability"));
     command
         .env_clear()
@@ -33,7 +33,13 @@ pub fn start_binary(vars: &[(&str, &str)]) -> ServiceProcess {
         .current_dir(std::env::temp_dir())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut child = command.spawn().expect("binary starts");
+    command
+}
+
+/// Starts the real binary with `LOG_FORMAT=json` and ports 0, and reads its ports from the
+/// start-up log line.
+pub fn start_binary(vars: &[(&str, &str)]) -> ServiceProcess {
+    let mut child = binary_command(vars).spawn().expect("binary starts");
     let log: Arc<Mutex<String>> = Arc::default();
     let (tx, rx) = std::sync::mpsc::channel();
     for stream in [
@@ -70,6 +76,49 @@ pub fn start_binary(vars: &[(&str, &str)]) -> ServiceProcess {
         port,
         metrics_port,
         log,
+    }
+}
+
+/// A binary that exited by itself: its exit code and everything it printed.
+pub struct Exited {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs the real binary (the environment of [`start_binary`]) until it exits by itself, as it
+/// should when start-up fails; kills it and panics if it is still running after `within`.
+pub fn run_binary_to_exit(vars: &[(&str, &str)], within: Duration) -> Exited {
+    let mut child = binary_command(vars).spawn().expect("binary starts");
+    let read = |mut stream: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stream.read_to_string(&mut text);
+            text
+        })
+    };
+    let stdout = read(Box::new(child.stdout.take().unwrap()));
+    let stderr = read(Box::new(child.stderr.take().unwrap()));
+    let deadline = Instant::now() + within;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let (stdout, stderr) = (stdout.join().unwrap(), stderr.join().unwrap());
+    let Some(status) = status else {
+        panic!("the binary was still running after {within:?}:\n{stdout}{stderr}");
+    };
+    Exited {
+        code: status.code().unwrap_or(-1),
+        stdout,
+        stderr,
     }
 }
 
