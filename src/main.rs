@@ -45,6 +45,12 @@ async fn serve(settings: Settings) -> ExitCode {
             "SIMULATED PROVIDER: no GROQ_API_KEY (or LLM_PROVIDER=simulated): answers are generated locally, labelled \"provider\": \"simulated\", and no LLM is called"
         );
     }
+    if !settings.llm.ignored_with_file.is_empty() {
+        tracing::warn!(
+            ignored = %settings.llm.ignored_with_file.join(","),
+            "GATEWAY_CONFIG names the providers: these variables are not read (set base_url, api_key_env or api_key_file in the file instead)"
+        );
+    }
     let providers: Vec<String> = routing.providers.iter().map(|p| p.name.clone()).collect();
     let providers = providers.join(",");
     let routes = routing.routes.len();

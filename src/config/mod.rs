@@ -178,6 +178,9 @@ pub struct LlmSettings {
     pub provider_defaults: ProviderDefaults,
     /// Model used when a request names none.
     pub default_model: String,
+    /// Variables that are set but not read because `GATEWAY_CONFIG` names the providers (the
+    /// start-up log warns about them).
+    pub ignored_with_file: Vec<&'static str>,
     /// The egress proxy for provider calls.
     pub proxy: ProxySettings,
     /// `LLM_CA_CERT_FILE`: PEM root certificates trusted for provider calls besides the
@@ -325,7 +328,26 @@ impl LlmSettings {
                 40,
                 "a whole number of milliseconds (0 allowed)",
             )?),
-            pricing_file: env.text("PRICING_FILE").map(PathBuf::from),
+            price_table: match env.text("PRICING_FILE") {
+                None => None,
+                Some(path) => Some(routing::read_price_file(std::path::Path::new(&path)).map_err(
+                    |_| {
+                        env.bad(
+                            "PRICING_FILE",
+                            &path,
+                            "a readable JSON pricing file in src/llm/pricing.json's format, prices finite and >= 0",
+                        )
+                    },
+                )?),
+            },
+        };
+        let ignored_with_file = match env.text("GATEWAY_CONFIG") {
+            Some(_) => ENV_PROVIDER_VARIABLES
+                .iter()
+                .copied()
+                .filter(|var| env.text(var).is_some())
+                .collect(),
+            None => Vec::new(),
         };
         let routing = match env.text("GATEWAY_CONFIG") {
             Some(path) => RoutingSettings::from_file(
@@ -338,6 +360,7 @@ impl LlmSettings {
         Ok(Self {
             routing,
             provider_defaults,
+            ignored_with_file,
             default_model: env
                 .text("LLM_DEFAULT_MODEL")
                 .unwrap_or_else(|| DEFAULT_MODEL.into()),
@@ -365,6 +388,16 @@ impl LlmSettings {
         })
     }
 }
+
+/// What describes the one provider of the environment-only mode; a configuration file's
+/// providers say it themselves (their keys' variables are named in the file).
+const ENV_PROVIDER_VARIABLES: &[&str] = &[
+    "LLM_PROVIDER",
+    "GROQ_BASE_URL",
+    "OPENAI_BASE_URL",
+    "GROQ_API_KEY_FILE",
+    "OPENAI_API_KEY_FILE",
+];
 
 /// Without a configuration file: the one provider `LLM_PROVIDER` (or a `GROQ_API_KEY`) names,
 /// under its kind's name, answering every model name unchanged, as before routing existed.
@@ -414,7 +447,7 @@ fn env_provider<F: Fn(&str) -> Option<String>>(
         max_retries: defaults.max_retries,
         headers: Vec::new(),
         prices: Vec::new(),
-        pricing_file: defaults.pricing_file.clone(),
+        price_table: defaults.price_table.clone(),
         simulated_latency: defaults.simulated_latency,
     })
 }
@@ -733,6 +766,17 @@ mod tests {
             assert_eq!(err.var, var, "{var}={value}");
             assert_eq!(err.shown, value, "{var}={value}");
         }
+    }
+
+    #[test]
+    fn a_bad_pricing_file_stops_start_up_naming_the_variable() {
+        let path = std::env::temp_dir().join(format!("prices-{}.json", std::process::id()));
+        std::fs::write(&path, "{not json").unwrap();
+        let err = settings(&[("PRICING_FILE", path.to_str().unwrap())]).unwrap_err();
+        assert_eq!(err.var, "PRICING_FILE");
+        std::fs::remove_file(path).unwrap();
+        let err = settings(&[("PRICING_FILE", "/no/such/prices.json")]).unwrap_err();
+        assert_eq!(err.var, "PRICING_FILE");
     }
 
     #[test]

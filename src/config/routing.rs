@@ -89,8 +89,9 @@ pub struct ProviderSettings {
     pub headers: Vec<(String, Secret)>,
     /// Prices (USD per million tokens) over the built-in table of its kind.
     pub prices: Vec<PriceSetting>,
-    /// A pricing file (the built-in table's format) replacing the built-in table.
-    pub pricing_file: Option<PathBuf>,
+    /// The prices of a pricing file (the built-in table's format), replacing the built-in
+    /// table; read and checked with the configuration.
+    pub price_table: Option<Vec<PriceSetting>>,
     /// The simulated provider's latency.
     pub simulated_latency: Duration,
 }
@@ -183,8 +184,9 @@ pub struct ProviderDefaults {
     pub max_retries: u32,
     /// `SIMULATED_LATENCY_MS`.
     pub simulated_latency: Duration,
-    /// `PRICING_FILE`: replaces the built-in table of every provider without its own file.
-    pub pricing_file: Option<PathBuf>,
+    /// `PRICING_FILE`'s prices: replace the built-in table of every provider without its own
+    /// file.
+    pub price_table: Option<Vec<PriceSetting>>,
 }
 
 impl RoutingSettings {
@@ -492,18 +494,16 @@ impl ProviderSection {
                 }
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let pricing_file = match self.pricing_file {
-            Some(file) => Some(relative_to(path, file)),
-            None => defaults.pricing_file.clone(),
-        };
-        if let Some(file) = &pricing_file
-            && !file.is_file()
-        {
-            return Err(format!(
-                "{key}.pricing_file = {:?}: expected a readable JSON pricing file",
-                file.display()
-            ));
-        }
+        let price_table =
+            match self.pricing_file {
+                Some(file) => {
+                    let file = relative_to(path, file);
+                    Some(read_price_file(&file).map_err(|why| {
+                        format!("{key}.pricing_file = {:?}: {why}", file.display())
+                    })?)
+                }
+                None => defaults.price_table.clone(),
+            };
         let gen_ai_name = match self.gen_ai_provider_name {
             Some(n) if !n.is_empty() && n.len() <= 64 => n,
             Some(n) => {
@@ -529,7 +529,7 @@ impl ProviderSection {
             max_retries,
             headers,
             prices,
-            pricing_file,
+            price_table,
             simulated_latency: self
                 .simulated_latency_ms
                 .map_or(defaults.simulated_latency, Duration::from_millis),
@@ -683,6 +683,30 @@ impl RouteSection {
     }
 }
 
+/// The prices of a pricing file: `{"models": {"id": {"input_per_million": …,
+/// "output_per_million": …}}}` (the built-in `src/llm/pricing.json`'s format).
+pub fn read_price_file(path: &Path) -> Result<Vec<PriceSetting>, String> {
+    #[derive(Deserialize)]
+    struct PriceFile {
+        models: BTreeMap<String, Price>,
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read: {e}"))?;
+    let file: PriceFile = serde_json::from_str(&text).map_err(|e| {
+        format!("expected a JSON pricing file {{\"models\": {{\"id\": {{\"input_per_million\": …, \"output_per_million\": …}}}}}}: {e}")
+    })?;
+    let valid = |p: f64| p.is_finite() && p >= 0.0;
+    file.models
+        .into_iter()
+        .map(|(model, price)| {
+            if valid(price.input_per_million) && valid(price.output_per_million) {
+                Ok(PriceSetting { model, price })
+            } else {
+                Err(format!("model {model}: prices must be finite and >= 0"))
+            }
+        })
+        .collect()
+}
+
 /// A name as a TOML key: bare when it can be, quoted otherwise (`routes."openai/gpt-oss"`).
 fn toml_key(name: &str) -> String {
     let bare = !name.is_empty()
@@ -714,7 +738,7 @@ mod tests {
         connect_timeout: Duration::from_secs(10),
         max_retries: 2,
         simulated_latency: Duration::from_millis(40),
-        pricing_file: None,
+        price_table: None,
     };
 
     fn load(text: &str, vars: &[(&str, &str)]) -> Result<RoutingSettings, String> {
@@ -856,6 +880,57 @@ mod tests {
             assert!(!problem.contains('\n'), "one line: {problem}");
             assert!(!problem.contains("gsk_"), "never a key: {problem}");
         }
+    }
+
+    #[test]
+    fn the_shipped_example_file_loads() {
+        let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/gateway.example.toml"));
+        let lookup = |name: &str| name.ends_with("_API_KEY").then(|| "key".to_owned());
+        let s = RoutingSettings::from_file(path, &lookup, DEFAULTS.clone()).unwrap();
+        assert!(s.providers.len() >= 3 && s.routes.len() >= 3, "{s:?}");
+        for strategy in [Strategy::Fallback, Strategy::Weighted, Strategy::Latency] {
+            assert!(
+                s.routes.iter().any(|r| r.strategy == strategy),
+                "{strategy:?}"
+            );
+        }
+        assert!(s.routes.iter().any(|r| r.name == "openai/gpt-oss-120b"));
+    }
+
+    #[test]
+    fn a_pricing_file_is_read_and_checked_with_the_configuration() {
+        let dir = std::env::temp_dir().join(format!("llmobs-prices-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("good.json");
+        std::fs::write(
+            &good,
+            r#"{"models": {"m": {"input_per_million": 1, "output_per_million": 2}}}"#,
+        )
+        .unwrap();
+        let bad = dir.join("bad.json");
+        std::fs::write(
+            &bad,
+            r#"{"models": {"m": {"input_per_million": -1, "output_per_million": 2}}}"#,
+        )
+        .unwrap();
+        let file = |path: &Path| {
+            format!(
+                "[providers.a]\nkind = \"openai_compatible\"\nbase_url = \"http://h/v1\"\npricing_file = {:?}",
+                path.display().to_string()
+            )
+        };
+        let s = load(&file(&good), &[]).unwrap();
+        let table = s.providers[0].price_table.as_ref().unwrap();
+        assert_eq!(table[0].price.output_per_million, 2.0);
+        let problem = load(&file(&bad), &[]).unwrap_err();
+        assert!(
+            problem.starts_with("providers.a.pricing_file =")
+                && problem.ends_with("model m: prices must be finite and >= 0"),
+            "{problem}"
+        );
+        let problem = load(&file(&dir.join("none.json")), &[]).unwrap_err();
+        assert!(problem.contains("cannot read"), "{problem}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

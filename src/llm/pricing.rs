@@ -3,11 +3,10 @@
 //! An unknown model has no cost (`null`), never a silent 0, and is warned about once.
 //! Each provider has its own table, so the same model at two providers costs what each
 //! charges: the built-in table of its kind (`pricing.json`, Groq's; `pricing-openai.json`),
-//! or its `pricing_file` (`PRICING_FILE` by default), plus the `prices` the configuration
-//! file gives it.
+//! or its `pricing_file` (`PRICING_FILE` by default; read and checked by `config`), plus the
+//! `prices` the configuration file gives it.
 
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
 use std::sync::Mutex;
 
 use serde::Deserialize;
@@ -43,8 +42,11 @@ impl PriceTable {
     /// A provider's table: its pricing file or its kind's built-in table (none for an
     /// OpenAI-compatible server), with the configuration's prices over it.
     pub fn for_provider(settings: &ProviderSettings) -> Result<Self, String> {
-        let mut table = match (&settings.pricing_file, settings.kind) {
-            (Some(path), _) => Self::from_file(path)?,
+        let mut table = match (&settings.price_table, settings.kind) {
+            (Some(prices), _) => Self {
+                models: prices.iter().map(|p| (p.model.clone(), p.price)).collect(),
+                warned: Mutex::new(HashSet::new()),
+            },
             // The simulated provider answers for Groq's models: it prices them alike.
             (None, ProviderKind::Groq | ProviderKind::Simulated) => Self::builtin(),
             (None, ProviderKind::OpenAi) => Self::parse(BUILTIN_OPENAI)
@@ -55,13 +57,6 @@ impl PriceTable {
             table.models.insert(setting.model.clone(), setting.price);
         }
         Ok(table)
-    }
-
-    /// Reads a pricing file in the built-in table's format.
-    pub fn from_file(path: &Path) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read the pricing file {}: {e}", path.display()))?;
-        Self::parse(&text).map_err(|e| format!("invalid pricing file {}: {e}", path.display()))
     }
 
     fn parse(text: &str) -> Result<Self, String> {
@@ -116,7 +111,7 @@ impl PriceTable {
         if warned.len() < MAX_WARNED && warned.insert(model.to_owned()) {
             tracing::warn!(
                 model,
-                "no price for this model: cost_usd is null and no cost is counted; add it to PRICING_FILE"
+                "no price for this model: cost_usd is null and no cost is counted; add it to the provider's prices (PRICING_FILE, or prices/pricing_file in GATEWAY_CONFIG)"
             );
         }
     }

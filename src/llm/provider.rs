@@ -3,6 +3,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use tracing::Span;
@@ -22,6 +23,8 @@ pub struct Provider {
     gen_ai_name: Arc<str>,
     kind: ProviderKind,
     prices: PriceTable,
+    /// The deadline of one call to it.
+    timeout: Duration,
     api: Api,
 }
 
@@ -61,6 +64,7 @@ impl Provider {
             name,
             gen_ai_name,
             kind: settings.kind,
+            timeout: settings.timeout,
             api,
         })
     }
@@ -78,6 +82,11 @@ impl Provider {
     /// Its API.
     pub fn kind(&self) -> ProviderKind {
         self.kind
+    }
+
+    /// The deadline of one call to it, its retries included.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// Its prices.

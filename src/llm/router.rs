@@ -61,7 +61,8 @@ pub struct Target {
     weight: u32,
     /// Its circuit breaker.
     pub breaker: Breaker,
-    /// Moving average of its successful answers' latency, in ms (f64 bits; 0: never measured).
+    /// Moving average of its tries' latency in ms (f64 bits; 0: never tried): the time to a
+    /// whole answer or to a stream's first bytes; a failed try counts as its whole deadline.
     latency_ms: AtomicU64,
 }
 
@@ -255,17 +256,17 @@ fn build_route(
         .iter()
         .map(|target| {
             let gauge = metrics.route_target_state(&name, &target.provider, &target.model);
-            let breaker =
-                match previous.and_then(|p| p.target(&name, &target.provider, &target.model)) {
-                    Some(old) => old.breaker.carry_over(settings.breaker, gauge),
-                    None => Breaker::new(settings.breaker, gauge),
-                };
+            // A target still there keeps what is known of it: its breaker and its latency.
+            let old = previous.and_then(|p| p.target(&name, &target.provider, &target.model));
             Ok(Target {
                 provider: lookup(&target.provider)?,
                 model: target.model.as_str().into(),
                 weight: target.weight,
-                breaker,
-                latency_ms: AtomicU64::new(0),
+                breaker: match old {
+                    Some(old) => old.breaker.carry_over(settings.breaker, gauge),
+                    None => Breaker::new(settings.breaker, gauge),
+                },
+                latency_ms: AtomicU64::new(old.map_or(0, |t| t.latency_ms.load(Ordering::Relaxed))),
             })
         })
         .collect::<Result<Vec<_>, String>>()?;

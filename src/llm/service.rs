@@ -21,7 +21,7 @@ use super::limiter::Slot;
 use super::router::{ModelRouter, Plan, Route};
 use super::stream::{StreamEvent, StreamState};
 use super::{
-    Answer, Attempt, Completion, ConcurrencyLimit, LlmError, Provider, UpstreamReport,
+    Answer, Attempt, Completion, ConcurrencyLimit, ErrorType, LlmError, Provider, UpstreamReport,
     UpstreamRequest,
 };
 use crate::telemetry::Metrics;
@@ -330,7 +330,10 @@ impl ChatService {
             let started = Instant::now();
             let answer = ask(&target.provider, request, &attempt, stream, call, report).await;
             call.upstream_report(report);
+            // What this provider said is recorded under its name; the next starts afresh.
             report.retries.clear();
+            report.remaining_requests = None;
+            report.remaining_tokens = None;
             let error = match answer {
                 Ok(answer) => {
                     target.breaker.succeed();
@@ -344,13 +347,18 @@ impl ChatService {
             let class = error.error_type();
             metrics.record_route_attempt(&route.name, provider_name, &target.model, class.as_str());
             if !route.falls_back_on(class) {
-                // The client's own mistake (or a class the route does not fall back on): the
-                // target is up, and the answer is this error.
-                target.breaker.succeed();
+                // A class the route does not fall back on is the answer. The client's own
+                // mistake says the target is up; anything else (a refused key, a redirect) says
+                // nothing either way about the failures the breaker counts.
+                if class == ErrorType::UpstreamClientError {
+                    target.breaker.succeed();
+                }
                 call.record_route(tried, first_reason);
                 return Err(error);
             }
             target.breaker.fail();
+            // A failed try ranks the target as if it had taken its whole deadline.
+            target.observe_latency(target.provider.timeout());
             previous = Some((&target.provider, class.as_str()));
             last_error = Some(error);
         }

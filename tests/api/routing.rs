@@ -554,6 +554,29 @@ async fn the_latency_strategy_prefers_the_target_that_answers_faster() {
 }
 
 #[tokio::test]
+async fn the_latency_strategy_ranks_a_failing_target_last_not_first() {
+    let broken = FakeUpstream::start().await;
+    let good = FakeUpstream::start().await;
+    broken.script([Reply::Status {
+        status: 503,
+        body: "{}".into(),
+        headers: vec![],
+    }]);
+    let toml = format!(
+        "{}{}[routes.l]\nstrategy = \"latency\"\ntargets = [{{ provider = \"broken\", model = \"m\" }}, {{ provider = \"good\", model = \"m\" }}]\n",
+        provider("broken", "openai_compatible", &broken.base_url(), ""),
+        provider("good", "openai_compatible", &good.base_url(), ""),
+    );
+    let app = spawn_routed(&toml).await;
+    for _ in 0..4 {
+        assert_eq!(openai_chat(&app, hi("l")).await.status(), 200);
+    }
+    // Its one failure counts as its whole deadline: it is not "unmeasured, so first" again.
+    assert_eq!(broken.received().len(), 1);
+    assert_eq!(good.received().len(), 4);
+}
+
+#[tokio::test]
 async fn the_circuit_opens_after_n_failures_skips_the_target_half_opens_and_closes_on_success() {
     let a = FakeUpstream::start().await;
     let b = FakeUpstream::start().await;
