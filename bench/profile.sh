@@ -11,6 +11,9 @@
 #   --no-otel    OTEL_SDK_DISABLED=true (to see what telemetry costs, by difference)
 #   --log FILTER[,FORMAT]  RUST_LOG (default warn) and LOG_FORMAT, e.g. --log info,json: what
 #                the request log lines cost (they go to the gateway's log file)
+#   --config FILE --model M  GATEWAY_CONFIG=FILE (`@UPSTREAM@` replaced by the fake's base
+#                URL, as in bench/compare.sh) and the model the requests name, e.g.
+#                --config bench/routed.toml --model bench
 #
 # Builds a separate profiling binary (release + line tables + frame pointers) in
 # target/profiling (or $PROFILE_TARGET_DIR) so the normal release build is untouched. Output: bench/results/profile-<stamp>/.
@@ -18,7 +21,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
-MODE=perf LOAD=(--concurrency 32) SECS=8 REQUESTS=3000 OTEL=1 LOG=warn,pretty
+MODE=perf LOAD=(--concurrency 32) SECS=8 REQUESTS=3000 OTEL=1 LOG=warn,pretty CONFIG="" MODEL=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --callgrind) MODE=callgrind ;;
@@ -27,8 +30,10 @@ while [ $# -gt 0 ]; do
         --seconds) SECS=${2:?}; shift ;;
         --requests) REQUESTS=${2:?}; shift ;;
         --no-otel) OTEL=0 ;;
+        --config) CONFIG=$(realpath "${2:?}"); shift ;;
+        --model) MODEL=${2:?}; shift ;;
         --log) LOG=${2:?}; [[ $LOG == *,* ]] || LOG="$LOG,pretty"; shift ;;
-        -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown option: $1" >&2; exit 2 ;;
     esac
     shift
@@ -100,8 +105,12 @@ if [ "$OTEL" = 1 ]; then
 else
     GW_ENV+=(OTEL_SDK_DISABLED=true)
 fi
+if [ -n "$CONFIG" ]; then
+    sed "s|@UPSTREAM@|http://127.0.0.1:$UP_PORT/openai/v1|g" "$CONFIG" >"$OUT/gateway.toml"
+    GW_ENV+=(GATEWAY_CONFIG="$OUT/gateway.toml")
+fi
 URL="http://127.0.0.1:$GW_PORT/api/chat"
-BODY='{"prompt":"Explain observability in 3 sentences","max_tokens":100,"temperature":0.7}'
+BODY='{"prompt":"Explain observability in 3 sentences","max_tokens":100,"temperature":0.7'${MODEL:+',"model":"'$MODEL'"'}'}'
 wait_ready() {
     local deadline=$((SECONDS + 60))
     until curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$GW_PORT/healthz" 2>/dev/null; do
