@@ -21,10 +21,10 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # The official SDKs judge OpenAI compatibility (tests/api/sdk.rs runs tests/sdk/check_sdks.py).
-if ! .venv-sdk/bin/python -c 'import openai, groq' 2>/dev/null; then
-  step "creating .venv-sdk with the official openai and groq SDKs"
+if ! .venv-sdk/bin/python -c 'import openai, groq, anthropic' 2>/dev/null; then
+  step "creating .venv-sdk with the official openai, groq and anthropic SDKs"
   python3 -m venv .venv-sdk
-  .venv-sdk/bin/pip install -q 'openai>=1.50,<4' 'groq>=0.11,<2'
+  .venv-sdk/bin/pip install -q 'openai>=1.50,<4' 'groq>=0.11,<2' 'anthropic>=0.40,<3'
 fi
 
 # A real OTLP collector hop for the gRPC export test (rotel: receives gRPC, forwards HTTP).

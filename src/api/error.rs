@@ -107,6 +107,10 @@ pub enum SseDialect<'a> {
     },
     /// OpenAI's: a `data:` event with an `error` object, which OpenAI's SDKs raise as an error.
     OpenAi,
+    /// The Responses API's: an `error` event, `{"type": "error", "code", "message", "param"}`.
+    Responses,
+    /// Anthropic's: an `error` event, `{"type": "error", "error": {"type", "message"}}`.
+    Anthropic,
 }
 
 /// The body of an OpenAI-shaped stream error event.
@@ -148,6 +152,23 @@ impl ApiError {
                 format!("event: error\ndata: {}\n\n", json_text(&body))
             }
             SseDialect::OpenAi => format!("data: {}\n\n", json_text(&StreamError { error })),
+            SseDialect::Responses => format!(
+                "event: error\ndata: {}\n\n",
+                serde_json::json!({
+                    "type": "error",
+                    "code": error.kind,
+                    "message": error.message,
+                    "param": null,
+                    "sequence_number": 0,
+                })
+            ),
+            SseDialect::Anthropic => format!(
+                "event: error\ndata: {}\n\n",
+                serde_json::json!({
+                    "type": "error",
+                    "error": {"type": error.kind, "message": error.message},
+                })
+            ),
         };
         Bytes::from(text)
     }
@@ -204,6 +225,7 @@ impl IntoResponse for ApiError {
             ApiError::Internal => None,
             // No call was made: no route serves the model.
             ApiError::Llm(LlmError::UnknownModel(_)) => Some("model_not_found"),
+            ApiError::Llm(LlmError::Unsupported { .. }) => Some("unsupported_operation"),
             // Failed LLM calls are counted by the chat service (overloaded included).
             ApiError::Llm(_) => None,
         };

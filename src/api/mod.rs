@@ -4,6 +4,7 @@
 //! return `Result<Response, ApiError>`. Middleware (`middleware/`) holds what wraps every
 //! request: the server span and request metrics, gateway keys, per-client rate limits.
 
+pub mod anthropic;
 pub mod chat;
 mod error;
 pub mod health;
@@ -34,11 +35,12 @@ use crate::config::{AuthSettings, LimitSettings, ServerSettings};
         title = "LLM observability gateway",
         description = "Calls an LLM provider (Groq, any OpenAI-compatible API, or the built-in simulated provider) and returns the answer with token usage, cost, latency and the trace id. Every call is traced (OpenTelemetry GenAI conventions) and counted (Prometheus, on the metrics port).",
     ),
-    paths(chat::chat, openai::chat_completions, openai::models, health::healthz, health::readyz),
+    paths(chat::chat, openai::chat_completions, openai::responses, openai::embeddings, openai::models, anthropic::messages, anthropic::count_tokens, health::healthz, health::readyz),
     components(schemas(chat::ChatRequest, chat::ChatResponse, chat::UsageBody, openai::ChatCompletionRequest, openai::ChatMessage, ServerSentEvent, ErrorBody, ErrorDetail, health::Health)),
     tags(
         (name = "chat", description = "LLM calls, simple form"),
         (name = "openai", description = "OpenAI-compatible API: point any OpenAI or Groq SDK here (also served under /openai/v1)"),
+        (name = "anthropic", description = "Anthropic's Messages API: point an Anthropic SDK or Claude Code here (ANTHROPIC_BASE_URL)"),
         (name = "health", description = "Liveness and readiness")
     )
 )]
@@ -78,6 +80,12 @@ pub fn router(
             "/openai/v1/chat/completions",
             post(openai::chat_completions),
         )
+        .route("/v1/responses", post(openai::responses))
+        .route("/openai/v1/responses", post(openai::responses))
+        .route("/v1/embeddings", post(openai::embeddings))
+        .route("/openai/v1/embeddings", post(openai::embeddings))
+        .route("/v1/messages", post(anthropic::messages))
+        .route("/v1/messages/count_tokens", post(anthropic::count_tokens))
         .route("/v1/models", get(openai::models))
         .route("/openai/v1/models", get(openai::models));
     // Installed only when configured: a middleware layer costs every request a boxed service

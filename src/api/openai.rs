@@ -1,5 +1,6 @@
 //! OpenAI-compatible endpoints, so any OpenAI or Groq SDK works by changing its base URL:
-//! `POST /v1/chat/completions` and `GET /v1/models` (also under `/openai/v1`, Groq's path).
+//! `POST /v1/chat/completions`, `POST /v1/responses`, `POST /v1/embeddings` and
+//! `GET /v1/models` (also under `/openai/v1`, Groq's path).
 //!
 //! Requests are forwarded with every field untouched; answers are relayed unchanged (whole
 //! bodies byte for byte, streams event by event), and every call is observed by the chat
@@ -18,7 +19,7 @@ use utoipa::ToSchema;
 use super::error::{ApiError, ErrorBody, SseDialect};
 use super::sse::{ServerSentEvent, sse_response};
 use super::state::{AppState, with_call_record};
-use crate::llm::{StreamEvent, UpstreamRequest};
+use crate::llm::{RequestLimits, StreamEvent, UpstreamRequest};
 
 /// An OpenAI chat completion request, as documented here: the fields the gateway reads. Every
 /// other field is accepted and forwarded untouched.
@@ -77,9 +78,102 @@ pub async fn chat_completions(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    relay(
+        &state,
+        &headers,
+        body,
+        UpstreamRequest::from_openai,
+        SseDialect::OpenAi,
+    )
+    .await
+}
+
+/// Create a model response (OpenAI's Responses API; `stream: true` answers with its typed
+/// server-sent events).
+#[utoipa::path(
+    post,
+    path = "/v1/responses",
+    tag = "openai",
+    request_body(content = Object, description = "A Responses API request: `model`, `input` (a string or items) and any other field (instructions, tools, text.format, max_output_tokens, stream…), forwarded untouched to providers that implement the Responses API (OpenAI, Groq, vLLM)."),
+    responses(
+        (status = 200, description = "The upstream's response object, unchanged; with `stream: true`, its typed events (`response.created`, `response.output_text.delta`, …, `response.completed`)",
+            content((Object = "application/json"), (ServerSentEvent = "text/event-stream")),
+            headers(("x-trace-id" = String, description = "Trace id of this request"))),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "Missing or wrong gateway key", body = ErrorBody),
+        (status = 404, description = "No route serves the model (`model_not_found`)", body = ErrorBody),
+        (status = 422, description = "Invalid request (the message names the field)", body = ErrorBody),
+        (status = 429, description = "Rate-limited (`rate_limited`)", body = ErrorBody),
+        (status = 501, description = "The model's providers do not implement the Responses API (`unsupported_operation`, naming them)", body = ErrorBody),
+        (status = 502, description = "Provider failure", body = ErrorBody),
+        (status = 504, description = "The provider did not answer in time", body = ErrorBody),
+    )
+)]
+pub async fn responses(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    relay(
+        &state,
+        &headers,
+        body,
+        UpstreamRequest::from_responses,
+        SseDialect::Responses,
+    )
+    .await
+}
+
+/// Create embeddings (OpenAI's API).
+#[utoipa::path(
+    post,
+    path = "/v1/embeddings",
+    tag = "openai",
+    request_body(content = Object, description = "An embeddings request: `model`, `input` (a string, strings, or token ids), and `dimensions`, `encoding_format`, `user`, forwarded untouched."),
+    responses(
+        (status = 200, description = "The upstream's embeddings, unchanged", body = Object,
+            headers(("x-trace-id" = String, description = "Trace id of this request"))),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "Missing or wrong gateway key", body = ErrorBody),
+        (status = 404, description = "No route serves the model (`model_not_found`)", body = ErrorBody),
+        (status = 422, description = "Invalid request (the message names the field)", body = ErrorBody),
+        (status = 501, description = "The model's providers do not implement embeddings (`unsupported_operation`)", body = ErrorBody),
+        (status = 502, description = "Provider failure", body = ErrorBody),
+    )
+)]
+pub async fn embeddings(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    relay(
+        &state,
+        &headers,
+        body,
+        |raw, value, limits| {
+            if value.get("stream").is_some_and(|s| s == true) {
+                return Err("stream: embeddings are not streamed".into());
+            }
+            UpstreamRequest::from_embeddings(raw, value, limits)
+        },
+        SseDialect::OpenAi,
+    )
+    .await
+}
+
+/// One LLM call through the chat service: the client's bytes validated by `build` and
+/// forwarded; a whole answer relayed byte for byte, a stream event by event (a failure after
+/// its start written in `dialect`).
+pub(super) async fn relay(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    build: impl FnOnce(Bytes, Value, &RequestLimits) -> Result<UpstreamRequest, String>,
+    dialect: SseDialect<'static>,
+) -> Result<Response, ApiError> {
     // The client's bytes are kept to be forwarded as they are; they are read as JSON here only
     // to validate and observe them (what axum's `Json` would do, in the same order).
-    if !is_json(&headers) {
+    if !is_json(headers) {
         return Err(ApiError::InvalidRequest {
             status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
             message: "Content-Type must be application/json".into(),
@@ -87,18 +181,17 @@ pub async fn chat_completions(
     }
     let raw = body?;
     let Json(value) = Json::<Value>::from_bytes(&raw)?;
-    let request =
-        UpstreamRequest::from_openai(raw, value, &state.limits).map_err(ApiError::validation)?;
+    let request = build(raw, value, &state.limits).map_err(ApiError::validation)?;
     if request.summary.stream {
         let (opened, record) = state.chat.stream(request).await;
         let outcome = opened.map(|events| {
-            sse_response(events.filter_map(|event| {
+            sse_response(events.filter_map(move |event| {
                 std::future::ready(match event {
                     StreamEvent::Event { raw, .. } => Some(raw),
                     StreamEvent::End(_) | StreamEvent::Failed { relayed: true, .. } => None,
-                    // OpenAI's SDKs raise an APIError for an `error` object in a stream.
+                    // The SDKs raise an error for an error event in a stream.
                     StreamEvent::Failed { error, .. } => {
-                        Some(ApiError::from(error).sse_event(SseDialect::OpenAi))
+                        Some(ApiError::from(error).sse_event(dialect))
                     }
                 })
             }))
@@ -131,7 +224,7 @@ pub async fn models(State(state): State<AppState>) -> Result<Response, ApiError>
 }
 
 /// `Content-Type: application/json`, or any `application/…+json`, as axum's `Json` accepts.
-fn is_json(headers: &HeaderMap) -> bool {
+pub(super) fn is_json(headers: &HeaderMap) -> bool {
     let Some(value) = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -146,7 +239,7 @@ fn is_json(headers: &HeaderMap) -> bool {
         && (subtype.eq_ignore_ascii_case("json") || subtype.to_ascii_lowercase().ends_with("+json"))
 }
 
-fn json_bytes(raw: Bytes) -> Response {
+pub(super) fn json_bytes(raw: Bytes) -> Response {
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "application/json")],

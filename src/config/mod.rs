@@ -21,6 +21,7 @@ use std::time::Duration;
 
 pub use env::{ConfigError, http_uri, without_credentials};
 use env::{Env, parse_headers};
+pub use routing::read_price_file;
 pub use routing::{
     BreakerSettings, DEFAULT_FALLBACK_ON, FALLBACK_CLASSES, FileError, Price, PriceSetting,
     ProviderDefaults, ProviderSettings, RouteSettings, RoutingSettings, Strategy, TargetSettings,
@@ -42,6 +43,8 @@ pub enum SettingsError {
 pub const GROQ_BASE_URL: &str = "https://api.groq.com/openai/v1";
 /// OpenAI's API root, for `LLM_PROVIDER=openai`.
 pub const OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
+/// Anthropic's API root (`/v1/messages` is appended).
+pub const ANTHROPIC_BASE_URL: &str = "https://api.anthropic.com";
 /// The model used when a request names none.
 pub const DEFAULT_MODEL: &str = "llama-3.1-8b-instant";
 /// `service.name` when `OTEL_SERVICE_NAME` is not set.
@@ -59,6 +62,9 @@ pub enum ProviderKind {
     /// Any other OpenAI-compatible API (vLLM, Ollama, Together, Fireworks, DeepSeek, Mistral,
     /// OpenRouter, Gemini's OpenAI endpoint, …).
     OpenAiCompatible,
+    /// Anthropic's Messages API: OpenAI-shaped chat translated to it, and `/v1/messages`
+    /// forwarded as is.
+    Anthropic,
     /// The built-in simulated provider: no network, deterministic answers.
     Simulated,
 }
@@ -71,6 +77,7 @@ impl ProviderKind {
             ProviderKind::Groq => "groq",
             ProviderKind::OpenAi => "openai",
             ProviderKind::OpenAiCompatible => "openai_compatible",
+            ProviderKind::Anthropic => "anthropic",
             ProviderKind::Simulated => "simulated",
         }
     }
@@ -434,7 +441,9 @@ fn env_provider<F: Fn(&str) -> Option<String>>(
                     })?,
             ),
         ),
-        ProviderKind::OpenAiCompatible | ProviderKind::Simulated => (String::new(), None),
+        ProviderKind::OpenAiCompatible | ProviderKind::Anthropic | ProviderKind::Simulated => {
+            (String::new(), None)
+        }
     };
     Ok(ProviderSettings {
         name: kind.as_str().to_owned(),

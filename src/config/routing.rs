@@ -13,7 +13,9 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::env::http_uri;
-use super::{GROQ_BASE_URL, MAX_LLM_RETRIES, OPENAI_BASE_URL, ProviderKind, Secret};
+use super::{
+    ANTHROPIC_BASE_URL, GROQ_BASE_URL, MAX_LLM_RETRIES, OPENAI_BASE_URL, ProviderKind, Secret,
+};
 
 /// The failure classes a route may fall back on: the `error.type` values of failures that are
 /// the target's, not the client's (README, "Routing").
@@ -104,6 +106,29 @@ pub struct Price {
     pub input_per_million: f64,
     /// USD per million output tokens.
     pub output_per_million: f64,
+    /// USD per million input tokens read from the provider's prompt cache; default: the input
+    /// price.
+    #[serde(default)]
+    pub cache_read_per_million: Option<f64>,
+    /// USD per million input tokens written to the provider's prompt cache (Anthropic's cache
+    /// creation); default: the input price.
+    #[serde(default)]
+    pub cache_write_per_million: Option<f64>,
+}
+
+impl Price {
+    /// Every price finite and >= 0.
+    pub fn is_valid(&self) -> bool {
+        [
+            Some(self.input_per_million),
+            Some(self.output_per_million),
+            self.cache_read_per_million,
+            self.cache_write_per_million,
+        ]
+        .into_iter()
+        .flatten()
+        .all(|p| p.is_finite() && p >= 0.0)
+    }
 }
 
 /// A model's price, as configured.
@@ -427,10 +452,11 @@ impl ProviderSection {
             "groq" => ProviderKind::Groq,
             "openai" => ProviderKind::OpenAi,
             "openai_compatible" => ProviderKind::OpenAiCompatible,
+            "anthropic" => ProviderKind::Anthropic,
             "simulated" => ProviderKind::Simulated,
             other => {
                 return Err(format!(
-                    "{key}.kind = {other:?}: expected groq, openai, openai_compatible or simulated"
+                    "{key}.kind = {other:?}: expected groq, openai, openai_compatible, anthropic or simulated"
                 ));
             }
         };
@@ -445,6 +471,7 @@ impl ProviderSection {
             }
             (ProviderKind::Groq, None) => GROQ_BASE_URL.to_owned(),
             (ProviderKind::OpenAi, None) => OPENAI_BASE_URL.to_owned(),
+            (ProviderKind::Anthropic, None) => ANTHROPIC_BASE_URL.to_owned(),
             (_, None) => {
                 return Err(format!(
                     "{key}.base_url: required for kind openai_compatible (the API root, e.g. http://localhost:11434/v1)"
@@ -483,12 +510,11 @@ impl ProviderSection {
             .prices
             .into_iter()
             .map(|(model, price)| {
-                let valid = |p: f64| p.is_finite() && p >= 0.0;
-                if valid(price.input_per_million) && valid(price.output_per_million) {
+                if price.is_valid() {
                     Ok(PriceSetting { model, price })
                 } else {
                     Err(format!(
-                        "{key}.prices.{}: expected input_per_million and output_per_million, finite and >= 0",
+                        "{key}.prices.{}: expected input_per_million and output_per_million (and optionally cache_read_per_million, cache_write_per_million), finite and >= 0",
                         toml_key(&model)
                     ))
                 }
@@ -537,8 +563,9 @@ impl ProviderSection {
         })
     }
 
-    /// The key: from a variable, a file, or (only when the operator insists) inline. Groq and
-    /// OpenAI need one (their variable by default); an OpenAI-compatible server may not.
+    /// The key: from a variable, a file, or (only when the operator insists) inline. Groq,
+    /// OpenAI and Anthropic need one (their variable by default); an OpenAI-compatible server
+    /// may not.
     fn key(
         &self,
         key: &str,
@@ -579,6 +606,7 @@ impl ProviderSection {
             (Some(var), _) => var.as_str(),
             (None, ProviderKind::Groq) => "GROQ_API_KEY",
             (None, ProviderKind::OpenAi) => "OPENAI_API_KEY",
+            (None, ProviderKind::Anthropic) => "ANTHROPIC_API_KEY",
             (None, _) => return Ok(None),
         };
         match lookup(variable).map(|v| v.trim().to_owned()) {
@@ -694,11 +722,10 @@ pub fn read_price_file(path: &Path) -> Result<Vec<PriceSetting>, String> {
     let file: PriceFile = serde_json::from_str(&text).map_err(|e| {
         format!("expected a JSON pricing file {{\"models\": {{\"id\": {{\"input_per_million\": …, \"output_per_million\": …}}}}}}: {e}")
     })?;
-    let valid = |p: f64| p.is_finite() && p >= 0.0;
     file.models
         .into_iter()
         .map(|(model, price)| {
-            if valid(price.input_per_million) && valid(price.output_per_million) {
+            if price.is_valid() {
                 Ok(PriceSetting { model, price })
             } else {
                 Err(format!("model {model}: prices must be finite and >= 0"))
@@ -832,7 +859,7 @@ mod tests {
             ),
             (
                 "[providers.a]\nkind = \"grok\"",
-                "providers.a.kind = \"grok\": expected groq, openai, openai_compatible or simulated",
+                "providers.a.kind = \"grok\": expected groq, openai, openai_compatible, anthropic or simulated",
             ),
             (
                 "[providers.a]\nkind = \"openai_compatible\"",

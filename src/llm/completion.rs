@@ -64,7 +64,7 @@ pub struct Choice {
 }
 
 /// A provider's answer.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Completion {
     /// The completion id (`chatcmpl-…`).
     pub id: String,
@@ -80,6 +80,8 @@ pub struct Completion {
     pub service_tier: Option<String>,
     /// Groq's extras.
     pub groq: GroqExtras,
+    /// Embeddings: the vectors' length (`gen_ai.embeddings.dimension.count`).
+    pub dimensions: Option<usize>,
 }
 
 impl Completion {

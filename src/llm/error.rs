@@ -34,13 +34,16 @@ pub enum ErrorType {
     ModelNotFound,
     /// Every target of the route is skipped: their circuits are open.
     CircuitOpen,
+    /// The model's providers do not implement the API asked (Anthropic's Messages API at an
+    /// OpenAI-compatible provider, say).
+    UnsupportedOperation,
     /// A bug: never expected.
     Internal,
 }
 
 impl ErrorType {
     /// Every class, for reading one from its name.
-    const ALL: [ErrorType; 13] = [
+    const ALL: [ErrorType; 14] = [
         ErrorType::InvalidRequest,
         ErrorType::Timeout,
         ErrorType::RateLimited,
@@ -53,6 +56,7 @@ impl ErrorType {
         ErrorType::Overloaded,
         ErrorType::ModelNotFound,
         ErrorType::CircuitOpen,
+        ErrorType::UnsupportedOperation,
         ErrorType::Internal,
     ];
 
@@ -76,6 +80,7 @@ impl ErrorType {
             ErrorType::Overloaded => "overloaded",
             ErrorType::ModelNotFound => "model_not_found",
             ErrorType::CircuitOpen => "circuit_open",
+            ErrorType::UnsupportedOperation => "unsupported_operation",
             ErrorType::Internal => "internal",
         }
     }
@@ -143,6 +148,19 @@ pub enum LlmError {
     /// No route, provider prefix or default provider serves this model name.
     #[error("no route serves the model {0:?}")]
     UnknownModel(String),
+    /// The request cannot be said in the provider's API (an Anthropic target asked for `n: 2`).
+    #[error("the request cannot be translated for the provider: {0}")]
+    Untranslatable(String),
+    /// No provider of the model implements the API asked.
+    #[error("{model:?} is served by {providers}, which do not implement {api}")]
+    Unsupported {
+        /// The model name the client asked for.
+        model: String,
+        /// Which providers serve it (names and kinds).
+        providers: String,
+        /// The API.
+        api: &'static str,
+    },
     /// Every target of the route has an open circuit.
     #[error("every target of the route {route:?} has an open circuit")]
     CircuitOpen {
@@ -169,6 +187,8 @@ impl LlmError {
             LlmError::Overloaded => ErrorType::Overloaded,
             LlmError::UnknownModel(_) => ErrorType::ModelNotFound,
             LlmError::CircuitOpen { .. } => ErrorType::CircuitOpen,
+            LlmError::Untranslatable(_) => ErrorType::InvalidRequest,
+            LlmError::Unsupported { .. } => ErrorType::UnsupportedOperation,
         }
     }
 
@@ -190,6 +210,8 @@ impl LlmError {
             LlmError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             LlmError::UnknownModel(_) => StatusCode::NOT_FOUND,
             LlmError::CircuitOpen { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            LlmError::Untranslatable(_) => StatusCode::BAD_REQUEST,
+            LlmError::Unsupported { .. } => StatusCode::NOT_IMPLEMENTED,
         }
     }
 
@@ -228,6 +250,8 @@ impl LlmError {
             LlmError::CircuitOpen { route, retry_after } => format!(
                 "every provider of the route {route:?} is failing and skipped for now; retry in {retry_after} s"
             ),
+            LlmError::Untranslatable(message) => message.clone(),
+            LlmError::Unsupported { .. } => self.to_string(),
         }
     }
 
@@ -264,6 +288,8 @@ impl LlmError {
             LlmError::Overloaded => "LlmError::Overloaded",
             LlmError::UnknownModel(_) => "LlmError::UnknownModel",
             LlmError::CircuitOpen { .. } => "LlmError::CircuitOpen",
+            LlmError::Untranslatable(_) => "LlmError::Untranslatable",
+            LlmError::Unsupported { .. } => "LlmError::Unsupported",
         }
     }
 }

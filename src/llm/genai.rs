@@ -23,7 +23,9 @@ use serde_json::json;
 use tracing::{Span, field::Empty};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use super::{Completion, ErrorType, LlmError, Provider, UpstreamReport, UpstreamRequest};
+use super::{
+    Completion, ErrorType, LlmError, Operation, Provider, UpstreamReport, UpstreamRequest,
+};
 use crate::telemetry::{CallLabels, Metrics};
 
 /// What every call's telemetry shares: the metrics and the content opt-in.
@@ -54,6 +56,8 @@ pub(super) struct Call {
     pub(super) span: Span,
     /// The provider asked now; at the end, the one that answered.
     provider: Arc<Provider>,
+    /// The API the call speaks.
+    operation: Operation,
     /// The model id that provider is asked for (prices a dated answer, `gpt-4o-mini-…`).
     upstream_model: String,
     request_model: String,
@@ -87,11 +91,12 @@ impl Call {
         let single = route.is_none();
         let (address, port) = provider.server().filter(|_| single).unzip();
         let openai = is_openai(provider);
+        let operation = request.operation.gen_ai_name();
         let span = tracing::info_span!(
-            "chat",
-            otel.name = format!("chat {}", summary.model),
+            "gen_ai",
+            otel.name = format!("{operation} {}", summary.model),
             otel.kind = "client",
-            gen_ai.operation.name = "chat",
+            gen_ai.operation.name = operation,
             gen_ai.provider.name = single.then_some(&**provider.gen_ai_name()),
             gen_ai.request.model = %summary.model,
             gen_ai.request.max_tokens = summary.max_tokens,
@@ -112,13 +117,17 @@ impl Call {
             gen_ai.response.id = Empty,
             gen_ai.response.model = Empty,
             gen_ai.response.time_to_first_chunk = Empty,
+            gen_ai.embeddings.dimension.count = Empty,
             gen_ai.usage.input_tokens = Empty,
             gen_ai.usage.output_tokens = Empty,
             gen_ai.usage.cache_read.input_tokens = Empty,
             gen_ai.usage.cache_creation.input_tokens = Empty,
             gen_ai.usage.reasoning.output_tokens = Empty,
             llmobs.cost.usd = Empty,
-            openai.api.type = (single && openai).then_some("chat_completions"),
+            openai.api.type = request
+                .operation
+                .openai_api_type()
+                .filter(|_| single && openai),
             openai.request.service_tier = Empty,
             openai.response.system_fingerprint = Empty,
             openai.response.service_tier = Empty,
@@ -129,6 +138,12 @@ impl Call {
             groq.usage.total_time = Empty,
             error.type = Empty,
         );
+        if !summary.encoding_formats.is_empty() {
+            span.set_attribute(
+                "gen_ai.request.encoding_formats",
+                string_array(summary.encoding_formats.iter().cloned()),
+            );
+        }
         if !summary.stop_sequences.is_empty() {
             span.set_attribute(
                 "gen_ai.request.stop_sequences",
@@ -151,6 +166,7 @@ impl Call {
             metrics: observer.metrics.clone(),
             span,
             provider: provider.clone(),
+            operation: request.operation,
             upstream_model: upstream_model.to_owned(),
             request_model: summary.model.clone(),
             provider_recorded: single,
@@ -197,7 +213,7 @@ impl Call {
             llmobs.provider.name = &**provider.name(),
             server.address = address,
             server.port = port.map(i64::from),
-            openai.api.type = openai.then_some("chat_completions"),
+            openai.api.type = self.operation.openai_api_type().filter(|_| openai),
             openai.request.service_tier = self.service_tier.as_deref().filter(|_| openai),
         );
     }
@@ -232,7 +248,7 @@ impl Call {
     /// Labels of the GenAI histograms for a successful call.
     fn success_labels<'a>(&'a self, response_model: Option<&'a str>) -> CallLabels<'a> {
         CallLabels {
-            operation: "chat",
+            operation: self.operation.gen_ai_name(),
             provider: self.provider.name(),
             gen_ai_provider: self.provider.gen_ai_name(),
             request_model: &self.request_model,
@@ -285,13 +301,18 @@ impl Call {
         let cost = usage.and_then(|u| self.provider.prices().cost(model, &self.upstream_model, u));
         let groq = &completion.groq;
         let openai = is_openai(&self.provider);
+        let embeddings = self.operation == Operation::Embeddings;
         // One call for every field: each `record` is a subscriber round trip of its own.
         tracing::record_all!(
             span,
             gen_ai.response.id = completion.id.as_str(),
             gen_ai.response.model = model,
             gen_ai.usage.input_tokens = usage.map(|u| saturating_i64(u.input_tokens)),
-            gen_ai.usage.output_tokens = usage.map(|u| saturating_i64(u.output_tokens)),
+            // Embeddings produce no tokens: the conventions record their input only.
+            gen_ai.usage.output_tokens = usage
+                .filter(|_| !embeddings)
+                .map(|u| saturating_i64(u.output_tokens)),
+            gen_ai.embeddings.dimension.count = completion.dimensions.map(|d| d as i64),
             gen_ai.usage.cache_read.input_tokens = usage
                 .and_then(|u| u.cache_read_input_tokens)
                 .map(saturating_i64),
@@ -311,11 +332,13 @@ impl Call {
             groq.usage.completion_time = groq.completion_time,
             groq.usage.total_time = groq.total_time,
         );
-        span.set_attribute(
-            "gen_ai.response.finish_reasons",
-            string_array(completion.choices.iter().map(|c| c.finish_reason.clone())),
-        );
-        if self.capture {
+        if !embeddings {
+            span.set_attribute(
+                "gen_ai.response.finish_reasons",
+                string_array(completion.choices.iter().map(|c| c.finish_reason.clone())),
+            );
+        }
+        if self.capture && !embeddings {
             span.set_attribute("gen_ai.output.messages", output_messages(completion));
         }
 
@@ -354,7 +377,7 @@ impl Call {
             ],
         );
         let labels = CallLabels {
-            operation: "chat",
+            operation: self.operation.gen_ai_name(),
             provider: self.provider.name(),
             gen_ai_provider: self.provider.gen_ai_name(),
             request_model: &self.model_label,

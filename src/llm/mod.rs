@@ -16,8 +16,10 @@
 //!
 //! The layer depends on `config`, `http_client` and `telemetry`, never on `api`.
 
+mod anthropic;
 mod breaker;
 mod completion;
+mod embeddings;
 mod error;
 mod genai;
 mod limiter;
@@ -26,6 +28,7 @@ pub mod pricing;
 mod provider;
 mod redact;
 mod request;
+mod responses;
 mod router;
 mod service;
 mod simulated;
@@ -45,7 +48,7 @@ pub use pricing::PriceTable;
 pub use provider::Provider;
 pub use redact::{Redactor, scrub_secrets};
 pub use request::{
-    Attempt, ChatInput, ChatParams, DEFAULT_MAX_TOKENS, MAX_MODEL_LEN, MAX_TOKENS_LIMIT,
+    Attempt, ChatInput, ChatParams, DEFAULT_MAX_TOKENS, MAX_MODEL_LEN, MAX_TOKENS_LIMIT, Operation,
     RequestLimits, RequestSummary, UpstreamRequest,
 };
 pub use router::{ModelRouter, Routes};

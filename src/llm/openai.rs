@@ -1,4 +1,6 @@
-//! Client for Groq and any other OpenAI-compatible chat API.
+//! The HTTP client of every remote provider: Groq, OpenAI and any OpenAI-compatible API
+//! (chat completions, the Responses API, embeddings), and Anthropic's Messages API (native, or
+//! an OpenAI-shaped chat call translated by `anthropic.rs`).
 //!
 //! One pooled reqwest client per provider (`crate::http_client::provider_client`, with the
 //! configured egress proxy). Each attempt is its own HTTP client span carrying `traceparent`
@@ -18,8 +20,11 @@ use serde::Deserialize;
 use tracing::{Span, field::Empty};
 
 use super::wire::parse_completion;
-use super::{Answer, Attempt, ByteStream, Completion, LlmError, Redactor, UpstreamReport};
-use crate::config::{ProviderSettings, ProxySettings};
+use super::{
+    Answer, Attempt, ByteStream, Completion, LlmError, Operation, Redactor, UpstreamReport,
+    UpstreamRequest, anthropic, embeddings, responses,
+};
+use crate::config::{ProviderKind, ProviderSettings, ProxySettings};
 use crate::http_client::{Transport, retry_after, within};
 
 /// Longest `Retry-After` we wait out ourselves; beyond it the 429 goes to the client.
@@ -29,16 +34,29 @@ const BASE_BACKOFF: Duration = Duration::from_millis(100);
 /// `Retry-After` for a 429 whose provider gave no hint at all (README, "Errors").
 pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
 
-/// An OpenAI-compatible upstream.
+/// Which wire format a provider speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dialect {
+    /// OpenAI's (Groq, OpenAI, OpenAI-compatible servers).
+    OpenAi,
+    /// Anthropic's Messages API.
+    Anthropic,
+}
+
+/// A remote provider.
 #[derive(Debug)]
 pub struct OpenAiCompatible {
+    dialect: Dialect,
     /// The configured name (`llmobs.provider.name` on attempt spans).
     name: Arc<str>,
     /// `gen_ai.provider.name` on attempt spans.
     gen_ai_name: Arc<str>,
     client: reqwest::Client,
-    /// Parsed once: parsing a URL string on every request showed in profiles.
+    /// Parsed once: parsing a URL string on every request showed in profiles. For Anthropic
+    /// `chat_url` is its Messages endpoint (an OpenAI chat call is translated to it).
     chat_url: reqwest::Url,
+    responses_url: reqwest::Url,
+    embeddings_url: reqwest::Url,
     models_url: reqwest::Url,
     /// `Authorization` and the configured extra headers, sent with every request.
     headers: HeaderMap,
@@ -50,7 +68,8 @@ pub struct OpenAiCompatible {
     redactor: Redactor,
 }
 
-/// A successful HTTP attempt: a whole answer, or a stream with its first bytes.
+/// A successful HTTP attempt: a whole answer (the body to relay and what it says), or a
+/// stream with its first bytes.
 enum Reply {
     Complete(Bytes, Completion),
     Stream(reqwest::Response, Bytes),
@@ -88,7 +107,15 @@ impl OpenAiCompatible {
             reqwest::Url::parse(&format!("{}/{path}", settings.base_url))
                 .map_err(|e| format!("invalid upstream URL {}: {e}", settings.base_url))
         };
-        let chat_url = endpoint("chat/completions")?;
+        let dialect = if settings.kind == ProviderKind::Anthropic {
+            Dialect::Anthropic
+        } else {
+            Dialect::OpenAi
+        };
+        let chat_url = match dialect {
+            Dialect::OpenAi => endpoint("chat/completions")?,
+            Dialect::Anthropic => endpoint("v1/messages")?,
+        };
         let host = chat_url.host_str().unwrap_or_default().to_owned();
         let port = chat_url.port_or_known_default().unwrap_or(443);
         let mut headers = HeaderMap::new();
@@ -108,12 +135,24 @@ impl OpenAiCompatible {
         }
         if let Some(key) = &settings.api_key {
             // A key with characters no header can carry can never authenticate; sending it
-            // without Authorization makes the upstream answer 401, which maps to
-            // `authentication`.
-            if let Ok(mut auth) = HeaderValue::from_str(&format!("Bearer {}", key.expose())) {
-                auth.set_sensitive(true);
-                headers.insert(header::AUTHORIZATION, auth);
+            // without one makes the upstream answer 401, which maps to `authentication`.
+            let (name, value) = match dialect {
+                Dialect::OpenAi => (header::AUTHORIZATION, format!("Bearer {}", key.expose())),
+                Dialect::Anthropic => (
+                    header::HeaderName::from_static("x-api-key"),
+                    key.expose().to_owned(),
+                ),
+            };
+            if let Ok(mut value) = HeaderValue::from_str(&value) {
+                value.set_sensitive(true);
+                headers.insert(name, value);
             }
+        }
+        if dialect == Dialect::Anthropic {
+            headers.insert(
+                "anthropic-version",
+                HeaderValue::from_static(anthropic::ANTHROPIC_VERSION),
+            );
         }
         let client = crate::http_client::provider_client(
             settings.connect_timeout.min(timeout),
@@ -121,10 +160,16 @@ impl OpenAiCompatible {
             extra_ca_file,
         )?;
         Ok(Self {
+            dialect,
             name,
             gen_ai_name,
             client,
-            models_url: endpoint("models")?,
+            models_url: match dialect {
+                Dialect::OpenAi => endpoint("models")?,
+                Dialect::Anthropic => endpoint("v1/models")?,
+            },
+            responses_url: endpoint("responses")?,
+            embeddings_url: endpoint("embeddings")?,
             chat_url,
             headers,
             host,
@@ -150,12 +195,31 @@ impl OpenAiCompatible {
     /// chunk may take up to the timeout (a long answer is not cut off).
     pub async fn answer(
         &self,
+        request: &UpstreamRequest,
         attempt: &Attempt<'_>,
         stream: bool,
         parent: &Span,
         report: &mut UpstreamReport,
     ) -> Result<Answer, LlmError> {
-        let (response, first) = match self.send(attempt, stream, parent, report).await? {
+        let operation = request.operation;
+        let call = Call {
+            operation,
+            url: match (self.dialect, operation) {
+                (Dialect::OpenAi, Operation::Responses) => &self.responses_url,
+                (Dialect::OpenAi, Operation::Embeddings) => &self.embeddings_url,
+                _ => &self.chat_url,
+            },
+            body: match (self.dialect, operation) {
+                (Dialect::Anthropic, Operation::Chat) => {
+                    let openai: serde_json::Value = serde_json::from_slice(&attempt.body)
+                        .map_err(|e| LlmError::BadResponse(e.to_string()))?;
+                    anthropic::messages_request(&openai, attempt.model, stream)
+                        .map_err(LlmError::Untranslatable)?
+                }
+                _ => attempt.body.clone(),
+            },
+        };
+        let (response, first) = match self.send(&call, attempt, stream, parent, report).await? {
             Reply::Complete(raw, completion) => return Ok(Answer::Complete(raw, completion)),
             Reply::Stream(response, first) => (response, first),
         };
@@ -171,13 +235,72 @@ impl OpenAiCompatible {
         });
         let first = futures_util::stream::once(async move { Ok::<_, LlmError>(first) });
         let stream: ByteStream = Box::pin(futures_util::StreamExt::chain(first, rest));
-        Ok(Answer::Stream(stream))
+        Ok(Answer::Stream(match (self.dialect, operation) {
+            // An OpenAI client asked: Anthropic's events become OpenAI chunks.
+            (Dialect::Anthropic, Operation::Chat) => {
+                anthropic_as_openai(stream, request.include_usage(), self.redactor.clone())
+            }
+            _ => stream,
+        }))
+    }
+
+    /// Whether it implements an API.
+    pub fn supports(&self, operation: Operation) -> bool {
+        match self.dialect {
+            Dialect::OpenAi => operation != Operation::Messages,
+            Dialect::Anthropic => matches!(operation, Operation::Chat | Operation::Messages),
+        }
+    }
+
+    /// A successful whole answer: the body to relay and what it says.
+    fn read(&self, operation: Operation, bytes: Bytes) -> Result<(Bytes, Completion), LlmError> {
+        match (self.dialect, operation) {
+            (Dialect::OpenAi, Operation::Responses) => {
+                responses::parse_response(&bytes).map(|c| (bytes, c))
+            }
+            (Dialect::OpenAi, Operation::Embeddings) => {
+                embeddings::parse_embeddings(&bytes).map(|c| (bytes, c))
+            }
+            (Dialect::Anthropic, Operation::Chat) => anthropic::chat_completion(&bytes, unix_now()),
+            (Dialect::Anthropic, _) => anthropic::parse_message(&bytes).map(|c| (bytes, c)),
+            (Dialect::OpenAi, _) => parse_completion(&bytes).map(|c| (bytes, c)),
+        }
+    }
+
+    /// A failed answer, in the provider's own error format.
+    fn error_for_status(&self, status: u16, headers: &HeaderMap, body: &[u8]) -> (LlmError, bool) {
+        match self.dialect {
+            Dialect::OpenAi => error_for_status(status, headers, body, &self.redactor),
+            Dialect::Anthropic => {
+                anthropic::error_for_status(status, headers, body, &self.redactor)
+            }
+        }
+    }
+
+    /// Anthropic's `POST /v1/messages/count_tokens`, relayed as is (not an LLM call).
+    pub async fn count_tokens(&self, body: Bytes) -> Result<Bytes, LlmError> {
+        let mut url = self.chat_url.clone();
+        url.set_path(&format!("{}/count_tokens", self.chat_url.path()));
+        let mut request = reqwest::Request::new(Method::POST, url);
+        *request.headers_mut() = self.headers.clone();
+        request.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        *request.body_mut() = Some(body.into());
+        self.fetch(request).await
     }
 
     /// `GET {base}/models`, relayed as is.
     pub async fn list_models(&self) -> Result<Bytes, LlmError> {
         let mut request = reqwest::Request::new(Method::GET, self.models_url.clone());
         *request.headers_mut() = self.headers.clone();
+        self.fetch(request).await
+    }
+
+    /// One request outside a call (no span, no retry) within the timeout: its body, or its
+    /// error in the provider's format.
+    async fn fetch(&self, request: reqwest::Request) -> Result<Bytes, LlmError> {
         let failed = |failure| match failure {
             Transport::Timeout => LlmError::Timeout(self.timeout),
             Transport::Broken(detail) => LlmError::Connection(detail),
@@ -193,12 +316,13 @@ impl OpenAiCompatible {
         if status.is_success() {
             return Ok(bytes);
         }
-        Err(error_for_status(status.as_u16(), &headers, &bytes, &self.redactor).0)
+        Err(self.error_for_status(status.as_u16(), &headers, &bytes).0)
     }
 
     /// Sends the chat request, retrying what is worth retrying within the deadline.
     async fn send(
         &self,
+        call: &Call<'_>,
         attempt: &Attempt<'_>,
         stream: bool,
         parent: &Span,
@@ -231,12 +355,10 @@ impl OpenAiCompatible {
                 network.protocol.version = Empty,
                 server.address = %self.host,
                 server.port = i64::from(self.port),
-                url.full = %self.chat_url,
+                url.full = %call.url,
                 error.type = Empty,
             );
-            let outcome = self
-                .attempt(attempt.body.clone(), stream, deadline, &span, report)
-                .await;
+            let outcome = self.attempt(call, stream, deadline, &span, report).await;
             let failure = match outcome {
                 Ok(answer) => break Ok(answer),
                 Err(failure) => failure,
@@ -269,14 +391,14 @@ impl OpenAiCompatible {
 
     async fn attempt(
         &self,
-        body: Bytes,
+        call: &Call<'_>,
         stream: bool,
         deadline: Instant,
         span: &Span,
         report: &mut UpstreamReport,
     ) -> Result<Reply, AttemptError> {
         let remaining = deadline.saturating_duration_since(Instant::now());
-        let mut request = reqwest::Request::new(Method::POST, self.chat_url.clone());
+        let mut request = reqwest::Request::new(Method::POST, call.url.clone());
         let headers = request.headers_mut();
         headers.clone_from(&self.headers);
         headers.insert(
@@ -284,7 +406,7 @@ impl OpenAiCompatible {
             HeaderValue::from_static("application/json"),
         );
         crate::telemetry::write_traceparent(span, headers);
-        *request.body_mut() = Some(body.into());
+        *request.body_mut() = Some(call.body.clone().into());
         let transport_failure = |failure: Transport| {
             let (kind, error, retryable) = match failure {
                 // A timeout used up the deadline: nothing is left for a retry.
@@ -344,8 +466,9 @@ impl OpenAiCompatible {
             .map_err(transport_failure)?;
 
         if status.is_success() {
-            return parse_completion(&bytes)
-                .map(|completion| Reply::Complete(bytes, completion))
+            return self
+                .read(call.operation, bytes)
+                .map(|(raw, completion)| Reply::Complete(raw, completion))
                 .map_err(|error| {
                     span.record("error.type", "bad_response");
                     AttemptError {
@@ -355,14 +478,82 @@ impl OpenAiCompatible {
                     }
                 });
         }
-        let (error, retryable) =
-            error_for_status(status.as_u16(), &headers, &bytes, &self.redactor);
+        let (error, retryable) = self.error_for_status(status.as_u16(), &headers, &bytes);
         Err(AttemptError {
             error,
             retryable,
             retry_after,
         })
     }
+}
+
+/// What one call sends: where, and the body.
+struct Call<'a> {
+    operation: Operation,
+    url: &'a reqwest::Url,
+    body: Bytes,
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Anthropic's stream as OpenAI chat chunks: split into events, each translated.
+fn anthropic_as_openai(
+    upstream: ByteStream,
+    include_usage: bool,
+    redactor: Redactor,
+) -> ByteStream {
+    use futures_util::StreamExt;
+    let translator = anthropic::StreamTranslator::new(include_usage, unix_now());
+    let state = (
+        upstream,
+        super::sse::SseSplitter::default(),
+        translator,
+        false,
+    );
+    Box::pin(
+        futures_util::stream::unfold(
+            state,
+            move |(mut upstream, mut splitter, mut translator, ended)| {
+                let redactor = redactor.clone();
+                async move {
+                    if ended {
+                        return None;
+                    }
+                    let translated = match upstream.next().await {
+                        None => {
+                            let rest = splitter.finish();
+                            let out = match rest {
+                                Some(event) => translator.translate(&event, &redactor),
+                                None => Ok(Vec::new()),
+                            };
+                            return Some((
+                                out.map(|e| Bytes::from(e.concat())),
+                                (upstream, splitter, translator, true),
+                            ));
+                        }
+                        Some(Err(error)) => Err(error),
+                        Some(Ok(bytes)) => splitter.push(&bytes).and_then(|events| {
+                            let mut out = Vec::new();
+                            for event in events {
+                                out.extend(translator.translate(&event, &redactor)?);
+                            }
+                            Ok(out)
+                        }),
+                    };
+                    let ended = translated.is_err();
+                    Some((
+                        translated.map(|e| Bytes::from(e.concat())),
+                        (upstream, splitter, translator, ended),
+                    ))
+                }
+            },
+        )
+        .filter(|item| std::future::ready(!matches!(item, Ok(bytes) if bytes.is_empty()))),
+    )
 }
 
 /// Waits (within the deadline) for a stream's first bytes: until they arrive nothing has been

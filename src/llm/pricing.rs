@@ -17,6 +17,7 @@ use crate::config::{ProviderKind, ProviderSettings};
 
 const BUILTIN: &str = include_str!("pricing.json");
 const BUILTIN_OPENAI: &str = include_str!("pricing-openai.json");
+const BUILTIN_ANTHROPIC: &str = include_str!("pricing-anthropic.json");
 /// Unknown models we remember having warned about; past this we stop remembering (and warning)
 /// so that a flood of made-up model names cannot grow memory.
 const MAX_WARNED: usize = 256;
@@ -51,6 +52,8 @@ impl PriceTable {
             (None, ProviderKind::Groq | ProviderKind::Simulated) => Self::builtin(),
             (None, ProviderKind::OpenAi) => Self::parse(BUILTIN_OPENAI)
                 .unwrap_or_else(|e| panic!("built-in pricing-openai.json is invalid: {e}")),
+            (None, ProviderKind::Anthropic) => Self::parse(BUILTIN_ANTHROPIC)
+                .unwrap_or_else(|e| panic!("built-in pricing-anthropic.json is invalid: {e}")),
             (None, ProviderKind::OpenAiCompatible) => Self::parse(r#"{"models": {}}"#)?,
         };
         for setting in &settings.prices {
@@ -61,12 +64,7 @@ impl PriceTable {
 
     fn parse(text: &str) -> Result<Self, String> {
         let file: PricingFile = serde_json::from_str(text).map_err(|e| e.to_string())?;
-        let valid = |price: f64| price.is_finite() && price >= 0.0;
-        if let Some((model, _)) = file
-            .models
-            .iter()
-            .find(|(_, p)| !(valid(p.input_per_million) && valid(p.output_per_million)))
-        {
+        if let Some((model, _)) = file.models.iter().find(|(_, p)| !p.is_valid()) {
             return Err(format!("model {model}: prices must be finite and >= 0"));
         }
         Ok(Self {
@@ -92,11 +90,21 @@ impl PriceTable {
     /// model (warned about once per model).
     pub fn cost(&self, model: &str, asked: &str, usage: Usage) -> Option<f64> {
         match self.models.get(model).or_else(|| self.models.get(asked)) {
-            Some(price) => Some(
-                (usage.input_tokens as f64 * price.input_per_million
-                    + usage.output_tokens as f64 * price.output_per_million)
-                    / 1_000_000.0,
-            ),
+            Some(price) => {
+                // Input tokens include the cached ones (read and written): each part at its
+                // own price, the cache's defaulting to the input price.
+                let read = usage.cache_read_input_tokens.unwrap_or(0);
+                let written = usage.cache_creation_input_tokens.unwrap_or(0);
+                let uncached = usage.input_tokens.saturating_sub(read + written);
+                let input = price.input_per_million;
+                Some(
+                    (uncached as f64 * input
+                        + read as f64 * price.cache_read_per_million.unwrap_or(input)
+                        + written as f64 * price.cache_write_per_million.unwrap_or(input)
+                        + usage.output_tokens as f64 * price.output_per_million)
+                        / 1_000_000.0,
+                )
+            }
             None => {
                 self.warn_once(model);
                 None
@@ -139,6 +147,29 @@ mod tests {
             dated, cost,
             "priced as asked when the answer names a version"
         );
+    }
+
+    #[test]
+    fn cached_input_is_priced_at_the_cache_prices_and_the_rest_at_the_input_price() {
+        let table = PriceTable::parse(BUILTIN_ANTHROPIC).unwrap();
+        // 1,000 input tokens of which 600 read from the cache and 300 written to it.
+        let usage = Usage {
+            input_tokens: 1_000,
+            output_tokens: 200,
+            cache_read_input_tokens: Some(600),
+            cache_creation_input_tokens: Some(300),
+            ..Usage::default()
+        };
+        let cost = table.cost("claude-sonnet-4-5", "x", usage).unwrap();
+        let expected = (100.0 * 3.0 + 600.0 * 0.30 + 300.0 * 3.75 + 200.0 * 15.0) / 1e6;
+        assert!((cost - expected).abs() < 1e-15, "{cost} != {expected}");
+        // Without cache prices, cached tokens cost the input price.
+        let groq = PriceTable::builtin();
+        let plain = groq.cost("llama-3.1-8b-instant", "x", usage).unwrap();
+        assert!((plain - (1_000.0 * 0.05 + 200.0 * 0.08) / 1e6).abs() < 1e-15);
+        for table in [BUILTIN, BUILTIN_OPENAI, BUILTIN_ANTHROPIC] {
+            PriceTable::parse(table).unwrap();
+        }
     }
 
     #[test]

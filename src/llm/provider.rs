@@ -9,8 +9,8 @@ use bytes::Bytes;
 use tracing::Span;
 
 use super::{
-    Answer, Attempt, LlmError, OpenAiCompatible, PriceTable, Redactor, Simulated, UpstreamReport,
-    UpstreamRequest,
+    Answer, Attempt, LlmError, OpenAiCompatible, Operation, PriceTable, Redactor, Simulated,
+    UpstreamReport, UpstreamRequest,
 };
 use crate::config::{ProviderKind, ProviderSettings, ProxySettings};
 
@@ -123,7 +123,7 @@ impl Provider {
         report: &mut UpstreamReport,
     ) -> Result<Answer, LlmError> {
         match (&self.api, stream) {
-            (Api::Http(p), _) => p.answer(attempt, stream, span, report).await,
+            (Api::Http(p), _) => p.answer(request, attempt, stream, span, report).await,
             (Api::Simulated(p), false) => p
                 .complete(request, attempt.model, report)
                 .await
@@ -132,6 +132,25 @@ impl Provider {
                 .stream(request, attempt.model, report)
                 .await
                 .map(Answer::Stream),
+        }
+    }
+
+    /// Whether it implements an API: the simulated provider and OpenAI-compatible APIs every
+    /// OpenAI one, Anthropic chat (translated) and its Messages API.
+    pub fn supports(&self, operation: Operation) -> bool {
+        match &self.api {
+            Api::Http(p) => p.supports(operation),
+            Api::Simulated(_) => operation != Operation::Messages,
+        }
+    }
+
+    /// Anthropic's token count for a Messages request body.
+    pub async fn count_tokens(&self, body: Bytes) -> Result<Bytes, LlmError> {
+        match &self.api {
+            Api::Http(p) => p.count_tokens(body).await,
+            Api::Simulated(_) => Err(LlmError::Untranslatable(
+                "the simulated provider does not count tokens".into(),
+            )),
         }
     }
 

@@ -125,6 +125,53 @@ pub struct RequestSummary {
     /// `openai.request.service_tier`: the request's `service_tier`, unless `auto` (recorded
     /// only then, and only for OpenAI, as the OpenAI conventions say).
     pub service_tier: Option<String>,
+    /// `gen_ai.request.encoding_formats` (embeddings), when the request names one.
+    pub encoding_formats: Vec<String>,
+}
+
+/// Which API a call speaks: what the client sent, what goes upstream, how the answer is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Operation {
+    /// OpenAI's chat completions (`/v1/chat/completions`, `/api/chat`).
+    #[default]
+    Chat,
+    /// OpenAI's Responses API (`/v1/responses`).
+    Responses,
+    /// OpenAI's embeddings (`/v1/embeddings`).
+    Embeddings,
+    /// Anthropic's Messages API (`/v1/messages`).
+    Messages,
+}
+
+impl Operation {
+    /// `gen_ai.operation.name` and the `gen_ai_operation_name` label: the conventions'
+    /// well-known value (the Responses and Messages APIs generate chat answers).
+    pub fn gen_ai_name(self) -> &'static str {
+        match self {
+            Operation::Embeddings => "embeddings",
+            Operation::Chat | Operation::Responses | Operation::Messages => "chat",
+        }
+    }
+
+    /// `openai.api.type`, for a call to OpenAI.
+    pub fn openai_api_type(self) -> Option<&'static str> {
+        match self {
+            Operation::Chat => Some("chat_completions"),
+            Operation::Responses => Some("responses"),
+            Operation::Embeddings => Some("embeddings"),
+            Operation::Messages => None,
+        }
+    }
+
+    /// The API's name in messages (`the route's provider does not implement …`).
+    pub fn api_name(self) -> &'static str {
+        match self {
+            Operation::Chat => "chat completions",
+            Operation::Responses => "the Responses API",
+            Operation::Embeddings => "embeddings",
+            Operation::Messages => "Anthropic's Messages API",
+        }
+    }
 }
 
 /// A chat request as it goes upstream: the exact bytes sent, and what telemetry reads of it.
@@ -146,6 +193,8 @@ pub struct UpstreamRequest {
     pub usage_injected: bool,
     /// System instructions given separately from the messages (`/api/chat`'s `system`).
     pub system_instructions: Option<String>,
+    /// The API it speaks.
+    pub operation: Operation,
 }
 
 #[derive(Debug, Clone)]
@@ -206,72 +255,137 @@ impl UpstreamRequest {
             summary,
             usage_injected: false,
             system_instructions: params.system.clone(),
+            operation: Operation::Chat,
             source: Source::Chat(params),
         }
     }
 
     /// Validates an OpenAI chat request (`raw`, parsed as `body`); the error message names the
     /// field. `raw` is what goes upstream, unless the default model has to replace a `null`.
-    pub fn from_openai(
-        raw: Bytes,
-        mut body: Value,
-        limits: &RequestLimits,
-    ) -> Result<Self, String> {
-        let object = body
-            .as_object_mut()
-            .ok_or("the body must be a JSON object")?;
-        let mut raw = raw;
-        match object.get("model") {
-            None => {
-                let model = Value::from(&*limits.default_model);
-                raw = splice_field(&raw, "model", &model);
-                object.insert("model".into(), model);
-            }
-            Some(Value::Null) => {
-                // Splicing would repeat the key: print the body again (a rare request).
-                object.insert("model".into(), Value::from(&*limits.default_model));
-                raw = Bytes::from(body.to_string());
-            }
-            Some(Value::String(m)) if !m.is_empty() && m.len() <= MAX_MODEL_LEN => {}
-            Some(_) => {
-                return Err(format!(
-                    "model: must be a string of 1 to {MAX_MODEL_LEN} characters"
-                ));
-            }
-        }
-        let object = body.as_object().ok_or("the body must be a JSON object")?;
-        match object.get("messages") {
-            Some(Value::Array(messages)) if !messages.is_empty() => {
-                if messages.iter().any(|m| !m["role"].is_string()) {
-                    return Err("messages: every message needs a string `role`".into());
-                }
-            }
-            _ => return Err("messages: must be a non-empty array".into()),
-        }
-        if let Some(stream) = object.get("stream")
-            && !(stream.is_boolean() || stream.is_null())
-        {
-            return Err("stream: must be a boolean".into());
-        }
-        for (field, range) in [("temperature", 0.0..=2.0), ("top_p", 0.0..=1.0)] {
-            if let Some(v) = object.get(field)
-                && !v.is_null()
-                && !v.as_f64().is_some_and(|x| range.contains(&x))
-            {
-                return Err(format!(
-                    "{field}: must be a number between {} and {}",
-                    range.start(),
-                    range.end()
-                ));
-            }
-        }
+    pub fn from_openai(raw: Bytes, body: Value, limits: &RequestLimits) -> Result<Self, String> {
+        let (raw, body) = with_model(raw, body, limits)?;
+        check_messages(&body)?;
+        check_stream_and_sampling(&body)?;
         Ok(Self {
             body: raw,
             summary: summarize(&body),
             usage_injected: false,
             system_instructions: None,
+            operation: Operation::Chat,
             source: Source::OpenAi(body),
         })
+    }
+
+    /// Validates a Responses API request (`input` and the model); the body goes upstream as
+    /// the client sent it.
+    pub fn from_responses(raw: Bytes, body: Value, limits: &RequestLimits) -> Result<Self, String> {
+        let (raw, body) = with_model(raw, body, limits)?;
+        match body.get("input") {
+            Some(Value::String(_)) => {}
+            Some(Value::Array(items)) if !items.is_empty() => {}
+            _ => return Err("input: must be a string or a non-empty array".into()),
+        }
+        check_stream_and_sampling(&body)?;
+        let mut summary = summarize(&body);
+        summary.max_tokens = body.get("max_output_tokens").and_then(Value::as_i64);
+        summary.output_type = body["text"]["format"]["type"]
+            .as_str()
+            .map(|t| if t == "text" { "text" } else { "json" });
+        let system_instructions = body["instructions"].as_str().map(str::to_owned);
+        Ok(Self {
+            body: raw,
+            summary,
+            usage_injected: false,
+            system_instructions,
+            operation: Operation::Responses,
+            source: Source::OpenAi(body),
+        })
+    }
+
+    /// Validates an embeddings request (`input` and the model).
+    pub fn from_embeddings(
+        raw: Bytes,
+        body: Value,
+        limits: &RequestLimits,
+    ) -> Result<Self, String> {
+        let (raw, body) = with_model(raw, body, limits)?;
+        match body.get("input") {
+            Some(Value::String(_)) => {}
+            Some(Value::Array(items)) if !items.is_empty() => {}
+            _ => {
+                return Err(
+                    "input: must be a string or a non-empty array (of strings or token ids)".into(),
+                );
+            }
+        }
+        let encoding_formats = match body.get("encoding_format") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::String(format)) if ["float", "base64"].contains(&format.as_str()) => {
+                vec![format.clone()]
+            }
+            Some(_) => return Err("encoding_format: must be \"float\" or \"base64\"".into()),
+        };
+        let summary = RequestSummary {
+            model: body["model"].as_str().unwrap_or_default().to_owned(),
+            encoding_formats,
+            ..RequestSummary::default()
+        };
+        Ok(Self {
+            body: raw,
+            summary,
+            usage_injected: false,
+            system_instructions: None,
+            operation: Operation::Embeddings,
+            source: Source::OpenAi(body),
+        })
+    }
+
+    /// Validates an Anthropic Messages request (`messages` with roles, the model); it goes
+    /// upstream as the client sent it.
+    pub fn from_messages(raw: Bytes, body: Value, limits: &RequestLimits) -> Result<Self, String> {
+        let (raw, body) = with_model(raw, body, limits)?;
+        check_messages(&body)?;
+        check_stream_and_sampling(&body)?;
+        let mut summary = summarize(&body);
+        summary.stop_sequences = body["stop_sequences"]
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|s| s.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        summary.service_tier = None;
+        let system_instructions = match &body["system"] {
+            Value::String(text) => Some(text.clone()),
+            Value::Array(blocks) => Some(
+                blocks
+                    .iter()
+                    .filter_map(|b| b["text"].as_str())
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            ),
+            _ => None,
+        };
+        Ok(Self {
+            body: raw,
+            summary,
+            usage_injected: false,
+            system_instructions,
+            operation: Operation::Messages,
+            source: Source::OpenAi(body),
+        })
+    }
+
+    /// The request body as JSON (an Anthropic provider translates it).
+    pub fn json(&self) -> Cow<'_, Value> {
+        match &self.source {
+            Source::OpenAi(body) => Cow::Borrowed(body),
+            Source::Chat(_) => {
+                Cow::Owned(serde_json::from_slice(&self.body).unwrap_or(Value::Null))
+            }
+        }
     }
 
     /// For streams: ask for the usage chunk (token counts for telemetry) unless the client
@@ -317,6 +431,16 @@ impl UpstreamRequest {
     /// `/api/chat`'s system and user messages.
     pub fn messages(&self) -> Cow<'_, [Value]> {
         match &self.source {
+            // The Responses API's `input`: a string (one user message) or message items.
+            Source::OpenAi(body) if self.operation == Operation::Responses => {
+                match &body["input"] {
+                    Value::String(text) => {
+                        Cow::Owned(vec![json!({"role": "user", "content": text})])
+                    }
+                    Value::Array(items) => Cow::Borrowed(items.as_slice()),
+                    _ => Cow::Borrowed(&[][..]),
+                }
+            }
             Source::OpenAi(body) => {
                 Cow::Borrowed(body["messages"].as_array().map_or(&[][..], Vec::as_slice))
             }
@@ -337,7 +461,20 @@ impl UpstreamRequest {
             Source::Chat(params) => return (params.prompt.clone(), params.system.clone()),
             Source::OpenAi(body) => body,
         };
-        let messages = body["messages"].as_array();
+        let input = match self.operation {
+            Operation::Responses | Operation::Embeddings => match &body["input"] {
+                Value::String(text) => return (text.clone(), None),
+                other => other.as_array(),
+            },
+            _ => body["messages"].as_array(),
+        };
+        if self.operation == Operation::Embeddings {
+            let texts: Vec<&str> = input
+                .map(|items| items.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            return (texts.join("\n"), None);
+        }
+        let messages = input;
         let text_of = |m: &Value| match &m["content"] {
             Value::String(s) => s.clone(),
             Value::Array(parts) => parts
@@ -363,6 +500,72 @@ pub struct Attempt<'a> {
     pub body: Bytes,
     /// An earlier target failed: this try is a fallback.
     pub fallback: bool,
+}
+
+/// The body with the default model when it names none (spliced in, or printed again for a
+/// `null`), or the error naming a bad `model`.
+fn with_model(
+    raw: Bytes,
+    mut body: Value,
+    limits: &RequestLimits,
+) -> Result<(Bytes, Value), String> {
+    let object = body
+        .as_object_mut()
+        .ok_or("the body must be a JSON object")?;
+    let raw = match object.get("model") {
+        None => {
+            let model = Value::from(&*limits.default_model);
+            let raw = splice_field(&raw, "model", &model);
+            object.insert("model".into(), model);
+            raw
+        }
+        Some(Value::Null) => {
+            object.insert("model".into(), Value::from(&*limits.default_model));
+            Bytes::from(body.to_string())
+        }
+        Some(Value::String(m)) if !m.is_empty() && m.len() <= MAX_MODEL_LEN => raw,
+        Some(_) => {
+            return Err(format!(
+                "model: must be a string of 1 to {MAX_MODEL_LEN} characters"
+            ));
+        }
+    };
+    Ok((raw, body))
+}
+
+/// `messages`: a non-empty array of messages with a `role`.
+fn check_messages(body: &Value) -> Result<(), String> {
+    match body.get("messages") {
+        Some(Value::Array(messages)) if !messages.is_empty() => {
+            if messages.iter().any(|m| !m["role"].is_string()) {
+                return Err("messages: every message needs a string `role`".into());
+            }
+            Ok(())
+        }
+        _ => Err("messages: must be a non-empty array".into()),
+    }
+}
+
+/// `stream` a boolean; `temperature` and `top_p` in range.
+fn check_stream_and_sampling(body: &Value) -> Result<(), String> {
+    if let Some(stream) = body.get("stream")
+        && !(stream.is_boolean() || stream.is_null())
+    {
+        return Err("stream: must be a boolean".into());
+    }
+    for (field, range) in [("temperature", 0.0..=2.0), ("top_p", 0.0..=1.0)] {
+        if let Some(v) = body.get(field)
+            && !v.is_null()
+            && !v.as_f64().is_some_and(|x| range.contains(&x))
+        {
+            return Err(format!(
+                "{field}: must be a number between {} and {}",
+                range.start(),
+                range.end()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// What the GenAI span records of an OpenAI request body.
@@ -399,6 +602,7 @@ fn summarize(body: &Value) -> RequestSummary {
             .and_then(Value::as_str)
             .filter(|tier| *tier != "auto")
             .map(str::to_owned),
+        encoding_formats: Vec::new(),
     }
 }
 

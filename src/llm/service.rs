@@ -21,8 +21,8 @@ use super::limiter::Slot;
 use super::router::{ModelRouter, Plan, Route};
 use super::stream::{StreamEvent, StreamState};
 use super::{
-    Answer, Attempt, Completion, ConcurrencyLimit, ErrorType, LlmError, Provider, UpstreamReport,
-    UpstreamRequest,
+    Answer, Attempt, Completion, ConcurrencyLimit, ErrorType, LlmError, Operation, Provider,
+    UpstreamReport, UpstreamRequest, anthropic, responses, wire,
 };
 use crate::telemetry::Metrics;
 
@@ -132,6 +132,23 @@ impl ChatService {
         }
     }
 
+    /// Anthropic's token count for a Messages request, asked of the first provider the model
+    /// resolves to that speaks the Messages API. Not an LLM call: no GenAI span, no metrics.
+    pub async fn count_tokens(&self, request: &UpstreamRequest) -> Result<Bytes, LlmError> {
+        let routes = self.router.load();
+        let plan = routes
+            .resolve(&request.summary.model)
+            .and_then(|plan| supporting(plan, request))?;
+        let (provider, model) = match &plan {
+            Plan::Single(provider, model) => (*provider, *model),
+            Plan::Route(route, order) => {
+                let target = &route.targets[order[0]];
+                (&target.provider, &*target.model)
+            }
+        };
+        provider.count_tokens(request.body_for(model)).await
+    }
+
     /// A concurrency slot, or the call recorded as `overloaded`.
     async fn slot(&self, call: &mut Call) -> Result<Slot, LlmError> {
         match self.limit.acquire().await {
@@ -177,7 +194,10 @@ impl ChatService {
         let routes = self.router.load();
         // A model no route serves is the client's mistake: no call, no span; the API layer
         // counts it as a rejection.
-        let plan = match routes.resolve(&request.summary.model) {
+        let plan = match routes
+            .resolve(&request.summary.model)
+            .and_then(|plan| supporting(plan, &request))
+        {
             Ok(plan) => plan,
             Err(error) => return (Err(error), None),
         };
@@ -226,7 +246,10 @@ impl ChatService {
     ) {
         request.request_stream_usage();
         let routes = self.router.load();
-        let plan = match routes.resolve(&request.summary.model) {
+        let plan = match routes
+            .resolve(&request.summary.model)
+            .and_then(|plan| supporting(plan, &request))
+        {
             Ok(plan) => plan,
             Err(error) => return (Err(error), None),
         };
@@ -250,8 +273,20 @@ impl ChatService {
             }
         };
         let redactor = call.provider().redactor();
-        let stream =
-            StreamState::new(slot, upstream, call, request.usage_injected, redactor).into_events();
+        let stream = StreamState::new(
+            slot,
+            upstream,
+            call,
+            request.usage_injected,
+            redactor,
+            match request.operation {
+                Operation::Responses => responses::parse_event,
+                Operation::Messages => anthropic::parse_event,
+                // Chat, Anthropic's included (translated to chat chunks by its provider).
+                Operation::Chat | Operation::Embeddings => wire::parse_chunk,
+            },
+        )
+        .into_events();
         (Ok(stream), Some(record))
     }
 
@@ -367,6 +402,36 @@ impl ChatService {
             route: route.name.to_string(),
             retry_after: soonest_probe.map_or(1, |w| w.as_secs() + u64::from(w.subsec_nanos() > 0)),
         }))
+    }
+}
+
+/// The plan without the targets that do not implement the request's API, or the error that
+/// says none does (naming the providers and the API).
+fn supporting<'a>(plan: Plan<'a>, request: &UpstreamRequest) -> Result<Plan<'a>, LlmError> {
+    let operation = request.operation;
+    let unsupported = |providers: Vec<&Arc<Provider>>| LlmError::Unsupported {
+        model: request.summary.model.clone(),
+        providers: providers
+            .iter()
+            .map(|p| format!("{} ({})", p.name(), p.kind().as_str()))
+            .collect::<Vec<_>>()
+            .join(", "),
+        api: operation.api_name(),
+    };
+    match plan {
+        Plan::Single(provider, _) if !provider.supports(operation) => {
+            Err(unsupported(vec![provider]))
+        }
+        Plan::Route(route, mut order) => {
+            order.retain(|&i| route.targets[i].provider.supports(operation));
+            if order.is_empty() {
+                return Err(unsupported(
+                    route.targets.iter().map(|t| &t.provider).collect(),
+                ));
+            }
+            Ok(Plan::Route(route, order))
+        }
+        plan => Ok(plan),
     }
 }
 

@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 
 use super::wire::{DONE_EVENT, render_chunk, render_completion};
 use super::{
-    ByteStream, Choice, Completion, DEFAULT_MAX_TOKENS, GroqExtras, LlmError, PriceTable,
-    UpstreamReport, UpstreamRequest, Usage,
+    ByteStream, Choice, Completion, DEFAULT_MAX_TOKENS, LlmError, Operation, PriceTable,
+    UpstreamReport, UpstreamRequest, Usage, embeddings, responses,
 };
 
 /// Words per streamed chunk.
@@ -64,8 +64,21 @@ impl Simulated {
         report: &mut UpstreamReport,
     ) -> Result<(Bytes, Completion), LlmError> {
         self.wait(report).await;
-        let completion = generate(request, model);
-        Ok((render_completion(&completion, now()), completion))
+        match request.operation {
+            Operation::Embeddings => {
+                let (answer, completion) = embeddings::simulate(&request.json(), model)?;
+                Ok((Bytes::from(answer.to_string()), completion))
+            }
+            Operation::Responses => {
+                let completion = generate(request, model);
+                let answer = responses::render_response(&completion, now());
+                Ok((Bytes::from(answer.to_string()), completion))
+            }
+            Operation::Chat | Operation::Messages => {
+                let completion = generate(request, model);
+                Ok((render_completion(&completion, now()), completion))
+            }
+        }
     }
 
     /// The same answer as a Groq-style SSE stream: the latency before the first chunk, then
@@ -81,6 +94,18 @@ impl Simulated {
         let created = now();
         let (id, model) = (completion.id.as_str(), completion.model.as_str());
         let (content, finish_reason) = completion.first();
+        let words: Vec<&str> = content.split(' ').collect();
+        if request.operation == Operation::Responses {
+            let pieces: Vec<String> = words
+                .chunks(WORDS_PER_CHUNK)
+                .enumerate()
+                .map(|(i, group)| format!("{}{}", if i > 0 { " " } else { "" }, group.join(" ")))
+                .collect();
+            let events = responses::render_events(&completion, created, &pieces);
+            return Ok(Box::pin(futures_util::stream::iter(
+                events.into_iter().map(|e| Ok(Bytes::from(e))),
+            )));
+        }
         let mut events = vec![render_chunk(
             id,
             model,
@@ -89,7 +114,6 @@ impl Simulated {
             None,
             None,
         )];
-        let words: Vec<&str> = content.split(' ').collect();
         for (i, group) in words.chunks(WORDS_PER_CHUNK).enumerate() {
             let mut text = group.join(" ");
             if i > 0 {
@@ -176,14 +200,12 @@ fn generate(request: &UpstreamRequest, model: &str) -> Completion {
             output_tokens,
             ..Usage::default()
         }),
-        system_fingerprint: None,
-        service_tier: None,
-        groq: GroqExtras::default(),
+        ..Completion::default()
     }
 }
 
 /// About four characters a token, as for English text with common tokenizers.
-fn estimate_tokens(text: &str) -> u64 {
+pub(super) fn estimate_tokens(text: &str) -> u64 {
     (text.chars().count() as u64).div_ceil(4).max(1)
 }
 
@@ -211,7 +233,7 @@ fn answer(prompt: &str, max_tokens: u32, seed: u64) -> (String, u64, &'static st
     (words.join(" "), words.len() as u64, finish_reason)
 }
 
-fn fnv1a(bytes: &[u8]) -> u64 {
+pub(super) fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf29ce484222325, |hash, b| {
         (hash ^ u64::from(*b)).wrapping_mul(0x100000001b3)
     })

@@ -12,7 +12,7 @@ use prometheus::Histogram;
 use super::genai::Call;
 use super::limiter::Slot;
 use super::sse::SseSplitter;
-use super::wire::parse_chunk;
+use super::wire::ChunkInfo;
 use super::{ByteStream, Choice, Completion, GroqExtras, LlmError, Redactor, Usage};
 
 /// One item of an observed stream.
@@ -82,7 +82,12 @@ pub(super) struct StreamState {
     pending: VecDeque<StreamEvent>,
     finished: bool,
     seen: Seen,
+    /// Reads one event of the stream's API (chat chunks, Responses events, Anthropic's).
+    parse: ChunkParser,
 }
+
+/// Reads one SSE event of a stream for telemetry.
+pub(super) type ChunkParser = fn(&[u8]) -> Result<ChunkInfo, LlmError>;
 
 impl StreamState {
     pub(super) fn new(
@@ -91,6 +96,7 @@ impl StreamState {
         call: Call,
         drop_usage_only: bool,
         redactor: Redactor,
+        parse: ChunkParser,
     ) -> Self {
         Self {
             redactor,
@@ -102,6 +108,7 @@ impl StreamState {
             pending: VecDeque::new(),
             finished: false,
             seen: Seen::default(),
+            parse,
         }
     }
 
@@ -141,7 +148,7 @@ impl StreamState {
 
     /// Reads one event for telemetry and queues it for the client.
     fn observe(&mut self, raw: Bytes) {
-        let info = match parse_chunk(&raw) {
+        let info = match (self.parse)(&raw) {
             Ok(info) => info,
             Err(error) => return self.fail(error),
         };
@@ -159,7 +166,10 @@ impl StreamState {
                 .push_back(StreamEvent::Event { raw, delta: None });
             return self.fail_with(LlmError::InStream(self.redactor.redact(&message)), true);
         }
-        if info.done {
+        // Chat's `[DONE]` carries nothing: it only ends the stream. A final event that carries
+        // the usage (the Responses API's `response.completed`) is observed first, below.
+        let done = info.done;
+        if done && info.usage.is_none() && info.finish_reasons.is_empty() {
             self.pending
                 .push_back(StreamEvent::Event { raw, delta: None });
             return self.end();
@@ -192,8 +202,19 @@ impl StreamState {
             seen.service_tier = info.service_tier;
         }
         seen.finish_reasons.extend(info.finish_reasons);
-        if info.usage.is_some() {
-            seen.usage = info.usage;
+        if let Some(mut usage) = info.usage {
+            // Anthropic's stream gives the input counts in `message_start` and the output in
+            // `message_delta`, which may leave its input counts out: keep the earlier ones.
+            if let Some(earlier) = seen.usage
+                && usage.input_tokens == 0
+                && usage.cache_read_input_tokens.is_none()
+                && usage.cache_creation_input_tokens.is_none()
+            {
+                usage.input_tokens = earlier.input_tokens;
+                usage.cache_read_input_tokens = earlier.cache_read_input_tokens;
+                usage.cache_creation_input_tokens = earlier.cache_creation_input_tokens;
+            }
+            seen.usage = Some(usage);
         }
         if let Some(groq) = info.groq {
             // The usage chunk after Groq's final chunk has timings but no x_groq id: merge.
@@ -214,6 +235,9 @@ impl StreamState {
                 raw,
                 delta: info.content,
             });
+        }
+        if done {
+            self.end();
         }
     }
 
@@ -255,6 +279,7 @@ impl StreamState {
             system_fingerprint: seen.fingerprint,
             service_tier: seen.service_tier,
             groq: seen.groq,
+            dimensions: None,
         };
         let latency = self.call.started.elapsed();
         let cost_usd = self.call.succeed(&completion);

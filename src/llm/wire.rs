@@ -152,6 +152,7 @@ pub fn parse_completion(bytes: &[u8]) -> Result<Completion, LlmError> {
         system_fingerprint: wire.system_fingerprint,
         service_tier: wire.service_tier,
         groq: groq_extras(wire.x_groq.and_then(|x| x.id), usage),
+        dimensions: None,
     })
 }
 
@@ -245,7 +246,7 @@ pub fn parse_chunk(event: &[u8]) -> Result<ChunkInfo, LlmError> {
 }
 
 /// The `data:` lines of an event, joined as the SSE spec says.
-fn event_data(event: &[u8]) -> Option<String> {
+pub(super) fn event_data(event: &[u8]) -> Option<String> {
     let text = std::str::from_utf8(event).ok()?;
     let mut data: Option<String> = None;
     for line in super::sse::lines(text) {

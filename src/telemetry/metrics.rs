@@ -50,7 +50,7 @@ const GENAI_LABELS: &[&str] = &[
 /// Every value must be bounded: a configured or priced name, never a client's free text.
 #[derive(Debug, Clone, Copy)]
 pub struct CallLabels<'a> {
-    /// `chat`.
+    /// `chat` or `embeddings`.
     pub operation: &'a str,
     /// The provider's configured name (the `provider` label of the `llm_*` metrics).
     pub provider: &'a str,
@@ -309,7 +309,13 @@ impl Metrics {
         let Some((input, output)) = tokens else {
             return;
         };
-        for (kind, count) in [("input", input), ("output", output)] {
+        // Embeddings produce no output tokens: only their input is counted.
+        let kinds: &[(&str, u64)] = if labels.operation == "embeddings" {
+            &[("input", input)]
+        } else {
+            &[("input", input), ("output", output)]
+        };
+        for &(kind, count) in kinds {
             self.tokens
                 .with_label_values(&[provider, model, kind])
                 .inc_by(count);

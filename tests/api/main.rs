@@ -2,6 +2,7 @@
 
 mod support;
 
+mod apis;
 mod chat;
 mod docs;
 mod egress;

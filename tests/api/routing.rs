@@ -924,7 +924,8 @@ async fn a_route_answered_by_openai_carries_the_openai_attributes_once() {
         let count = c.iter().filter(|kv| kv.key == key).count();
         assert_eq!(count, 1, "{key} exported once");
     }
-    // Priced from the OpenAI table (12 input, 34 output tokens at 0.15/0.60 per million).
+    // Priced from the OpenAI table: 12 input tokens of which 4 cached (0.15 and 0.075 per
+    // million), 34 output (0.60).
     let text = app.scrape().await;
     let cost = metric(
         &text,
@@ -932,7 +933,7 @@ async fn a_route_answered_by_openai_carries_the_openai_attributes_once() {
         &[("provider", "oa"), ("model", "gpt-4o-mini")],
     );
     assert!(
-        (cost - (12.0 * 0.15 + 34.0 * 0.60) / 1e6).abs() < 1e-12,
+        (cost - (8.0 * 0.15 + 4.0 * 0.075 + 34.0 * 0.60) / 1e6).abs() < 1e-12,
         "{cost}"
     );
 }

@@ -1,15 +1,23 @@
 //! The outside world of llm-observability's tests and benchmark, over real HTTP on 127.0.0.1:
-//! a fake Groq/OpenAI upstream and an OTLP/HTTP receiver. It knows nothing of the gateway.
+//! fake LLM providers (Groq/OpenAI, Anthropic) and an OTLP receiver. It knows nothing of the
+//! gateway.
 //!
-//! * [`groq`]: Groq's wire format, the one place its answers are written.
-//! * [`upstream`]: the scriptable fake for the tests, and the fast one for the benchmark.
+//! * [`groq`]: Groq's wire format (chat completions), the one place its answers are written.
+//! * [`openai`]: OpenAI's Responses API and Embeddings wire formats, likewise.
+//! * [`upstream`]: the scriptable fake Groq/OpenAI for the tests (chat completions, Responses,
+//!   Embeddings), and the fast one for the benchmark.
+//! * [`anthropic`]: Anthropic's Messages API wire format and its scriptable fake.
 //! * [`otlp`]: the trace receiver, decoding (tests) or counting (benchmark).
-//! * [`bench`]: the benchmark's server, both of the above on one port with `/stats`.
+//! * [`bench`](mod@bench): the benchmark's server, the fast upstream and a counting receiver on one port
+//!   with `/stats`.
 
+pub mod anthropic;
 pub mod bench;
 pub mod groq;
+pub mod openai;
 pub mod otlp;
 pub mod upstream;
 
+pub use anthropic::{AnthropicReply, FakeAnthropic};
 pub use otlp::{ExportedSpan, OtlpReceiver};
 pub use upstream::{FakeUpstream, Received, Reply};

@@ -668,18 +668,9 @@ struct ProtoDuration {
 
 /// Standard base64 without padding, as gRPC sends binary headers.
 fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
-        for i in 0..=chunk.len() {
-            out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-        }
-    }
-    out
+    let mut text = crate::openai::base64_encode(bytes);
+    text.truncate(text.trim_end_matches('=').len());
+    text
 }
 
 /// Bytes (trace and span ids) as lowercase hex.

@@ -3,7 +3,9 @@
 //! * [`FakeUpstream`], scriptable, for the tests: each request is parsed and recorded, and
 //!   answered by the next scripted [`Reply`], else by a fault or special answer the request
 //!   asks for, else by a success (a stream if the request asked for one). Streams the gateway
-//!   abandons are counted.
+//!   abandons are counted. Besides chat completions it serves OpenAI's Responses API and
+//!   Embeddings in OpenAI's own wire format ([`crate::openai`]), on the same base URL and
+//!   from the same script (see [`FakeUpstream`]).
 //! * [`FastUpstream`], for the benchmark: precomputed bytes, no parsing of the request beyond
 //!   a byte scan for `"stream": true` and `include_usage`, nothing recorded but two counters.
 
@@ -23,11 +25,16 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 use crate::groq::{self, Completion, Usage};
+use crate::openai::{self, ResponseStream};
 
 /// The chat completions path, under the base URL `http://ADDR/openai/v1` (Groq's).
 pub const CHAT_PATH: &str = "/openai/v1/chat/completions";
 /// The model list path.
 pub const MODELS_PATH: &str = "/openai/v1/models";
+/// OpenAI's Responses API, under the same base URL.
+pub const RESPONSES_PATH: &str = "/openai/v1/responses";
+/// OpenAI's Embeddings, under the same base URL.
+pub const EMBEDDINGS_PATH: &str = "/openai/v1/embeddings";
 
 /// The upstream key the tests configure; it must never appear anywhere but upstream.
 pub const API_KEY: &str = "gsk_test_SECRET_0123456789abcdefghij";
@@ -79,7 +86,16 @@ const STREAM_USAGE_JSON: Usage = Usage {
 
 // ---------------------------------------------------------------- scripted fake
 
-/// What the fake upstream answers to one request.
+/// What the fake upstream answers to one request (chat, Responses or Embeddings: one queue).
+///
+/// On `POST /responses` each reply means the same in the Responses API's terms: the stream
+/// replies send its typed events (`response.output_text.delta` for a content chunk, an `error`
+/// event `{"type": "error", "code": "server_error", "message", "param": null}` for an error,
+/// after the opening events), `Large` is the output text's size, and `Delay` then answers as
+/// `Ok` would (a stream if the request asked; on chat it is always a JSON answer). On
+/// `POST /embeddings`, which never streams, the stream replies answer as `Ok`, and `Large(n)`
+/// gives each vector `n / 4 + 1` dimensions. Requests the fake rejects as invalid (a
+/// Responses request without `model`, an invalid embeddings request) take no reply.
 #[derive(Clone, Debug)]
 pub enum Reply {
     /// A Groq-shaped success for the requested model.
@@ -133,6 +149,19 @@ impl Reply {
         }
     }
 
+    /// Whether the reply is one of the stream replies.
+    pub fn is_stream(&self) -> bool {
+        matches!(
+            self,
+            Reply::Stream { .. }
+                | Reply::StreamThenError
+                | Reply::StreamThenErrorMessage(_)
+                | Reply::StreamHugeEvent(_)
+                | Reply::StreamLineEndings { .. }
+                | Reply::StreamThenHang
+        )
+    }
+
     /// Groq's error body for a status.
     pub fn groq_error(status: u16, message: &str, code: &str) -> Self {
         Reply::Status {
@@ -146,7 +175,10 @@ impl Reply {
 /// One request the fake upstream received.
 #[derive(Clone, Debug)]
 pub struct Received {
+    /// The request's path: [`CHAT_PATH`], [`RESPONSES_PATH`] or [`EMBEDDINGS_PATH`].
+    pub path: String,
     pub headers: HeaderMap,
+    /// The JSON body (`null` if it was not JSON).
     pub body: Value,
 }
 
@@ -155,10 +187,57 @@ struct FakeState {
     script: Mutex<VecDeque<Reply>>,
     received: Mutex<Vec<Received>>,
     /// Streams whose body was dropped (the gateway closed the connection) before completing.
-    abandoned_streams: AtomicUsize,
+    abandoned_streams: Arc<AtomicUsize>,
 }
 
-/// A fake Groq: `POST /openai/v1/chat/completions` and `GET /openai/v1/models` on port 0.
+impl FakeState {
+    /// Records a request; returns its parsed body.
+    fn record(&self, path: &str, headers: HeaderMap, body: &Bytes) -> Value {
+        let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        self.received.lock().unwrap().push(Received {
+            path: path.to_owned(),
+            headers,
+            body: body.clone(),
+        });
+        body
+    }
+
+    fn next_scripted(&self) -> Option<Reply> {
+        self.script.lock().unwrap().pop_front()
+    }
+
+    fn guard(&self) -> StreamGuard {
+        StreamGuard::new(self.abandoned_streams.clone())
+    }
+}
+
+/// A fake Groq, and OpenAI's Responses and Embeddings, on 127.0.0.1 port 0:
+///
+/// * `POST /openai/v1/chat/completions` ([`CHAT_PATH`]) and `GET /openai/v1/models`: Groq's
+///   chat completions ([`crate::groq`]).
+/// * `POST /openai/v1/responses` ([`RESPONSES_PATH`]): OpenAI's `Response` object
+///   ([`openai::responses_success`]: text [`openai::RESPONSE_TEXT`], usage
+///   [`openai::RESPONSES_USAGE`], `model` the requested one); with `"stream": true` its typed
+///   events ([`openai::ResponseStream`]) `event: TYPE` / `data: {...}`: created, in_progress,
+///   output_item.added, content_part.added, one `response.output_text.delta` per chunk of
+///   [`Reply::stream`] (the same `w0 xxxx` chunks as chat), output_text.done,
+///   content_part.done, output_item.done, then `response.completed` with usage
+///   [`openai::RESPONSES_STREAM_USAGE`]; no `[DONE]`. A request without `model` gets a 400
+///   (before the script). Answers carry Groq's (= OpenAI's) `x-ratelimit-remaining-*`
+///   headers, like chat.
+/// * `POST /openai/v1/embeddings` ([`EMBEDDINGS_PATH`]): one deterministic unit vector per
+///   input ([`openai::embedding_vector`] of [`openai::EmbeddingInput::key`]), of `dimensions`
+///   floats (default [`openai::DEFAULT_EMBEDDING_DIMENSIONS`]), base64 of little-endian f32s
+///   when `encoding_format` is "base64" (the openai-python SDK's default); usage by
+///   [`openai::embedding_input_tokens`] (words per string, ids per token array). Invalid
+///   requests get OpenAI's 400 ([`openai::embeddings_request`]), before the script.
+///
+/// Every request to the three is recorded, in arrival order, in [`received`](Self::received)
+/// (each with its [`Received::path`]; [`received_at`](Self::received_at) filters by path),
+/// and takes the next [`Reply`] of the one script queue. Without a script, a model named
+/// `rate-limited` gets a 429, and a prompt `fault:500` (`fault:429`, `fault:400`,
+/// `fault:garbage`) gets that fault: the last chat message's content, or a Responses
+/// `input` string (or its last item's string content), or an embeddings `input` string.
 pub struct FakeUpstream {
     pub addr: SocketAddr,
     state: Arc<FakeState>,
@@ -172,6 +251,8 @@ impl FakeUpstream {
         let addr = listener.local_addr().unwrap();
         let app = Router::new()
             .route(CHAT_PATH, post(fake_chat))
+            .route(RESPONSES_PATH, post(fake_responses))
+            .route(EMBEDDINGS_PATH, post(fake_embeddings))
             .route(MODELS_PATH, get(fake_models))
             .with_state(state.clone());
         tokio::spawn(async move { axum::serve(listener, app).await });
@@ -188,11 +269,23 @@ impl FakeUpstream {
         self.state.script.lock().unwrap().extend(replies);
     }
 
+    /// Every request received, all paths, in arrival order.
     pub fn received(&self) -> Vec<Received> {
         self.state.received.lock().unwrap().clone()
     }
 
-    /// How many streams were dropped by the gateway before they completed.
+    /// The requests received on one path ([`CHAT_PATH`], [`RESPONSES_PATH`],
+    /// [`EMBEDDINGS_PATH`]), in arrival order.
+    pub fn received_at(&self, path: &str) -> Vec<Received> {
+        let received = self.state.received.lock().unwrap();
+        received
+            .iter()
+            .filter(|r| r.path == path)
+            .cloned()
+            .collect()
+    }
+
+    /// How many streams (chat or Responses) were dropped by the gateway before they completed.
     pub fn abandoned_streams(&self) -> usize {
         self.state.abandoned_streams.load(Ordering::SeqCst)
     }
@@ -206,23 +299,37 @@ async fn fake_models(headers: HeaderMap) -> Response {
     axum::Json(groq::models()).into_response()
 }
 
-/// Sets a flag when dropped before `done`: the gateway hung up mid-stream.
-struct AbandonGuard {
-    state: Arc<FakeState>,
-    done: bool,
+/// Counts a stream as abandoned when dropped before `done`: the gateway hung up mid-stream.
+pub(crate) struct StreamGuard {
+    abandoned: Arc<AtomicUsize>,
+    pub(crate) done: bool,
 }
 
-impl Drop for AbandonGuard {
-    fn drop(&mut self) {
-        if !self.done {
-            self.state.abandoned_streams.fetch_add(1, Ordering::SeqCst);
+impl StreamGuard {
+    pub(crate) fn new(abandoned: Arc<AtomicUsize>) -> Self {
+        Self {
+            abandoned,
+            done: false,
         }
     }
 }
 
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        if !self.done {
+            self.abandoned.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// The text of a stream's `i`th content chunk of `chunk_bytes` bytes (`w0 xxxx`, ...).
+fn chunk_text(i: usize, chunk_bytes: usize) -> String {
+    format!("w{i} ") + &"x".repeat(chunk_bytes.saturating_sub(4))
+}
+
 fn sse(state: Arc<FakeState>, reply: Reply, include_usage: bool) -> Response {
     let stream = async_stream_of(move |tx| async move {
-        let mut guard = AbandonGuard { state, done: false };
+        let mut guard = state.guard();
         let send = |chunk: Value| tx.send(Ok::<_, Infallible>(Bytes::from(groq::event(&chunk))));
         // Every stream opens with the role chunk (the line-endings one writes its own).
         let own_role_chunk = matches!(reply, Reply::StreamLineEndings { .. });
@@ -239,8 +346,10 @@ fn sse(state: Arc<FakeState>, reply: Reply, include_usage: bool) -> Response {
                     if !delay.is_zero() {
                         tokio::time::sleep(delay).await;
                     }
-                    let text = format!("w{i} ") + &"x".repeat(chunk_bytes.saturating_sub(4));
-                    if send(STREAM.content_chunk(&text)).await.is_err() {
+                    if send(STREAM.content_chunk(&chunk_text(i, chunk_bytes)))
+                        .await
+                        .is_err()
+                    {
                         return;
                     }
                 }
@@ -315,7 +424,7 @@ fn sse(state: Arc<FakeState>, reply: Reply, include_usage: bool) -> Response {
 }
 
 /// A stream fed by a task through a small channel (the task ends when the receiver is dropped).
-fn async_stream_of<F, Fut>(
+pub(crate) fn async_stream_of<F, Fut>(
     produce: F,
 ) -> impl futures_util::Stream<Item = Result<Bytes, Infallible>>
 where
@@ -347,14 +456,23 @@ fn reply_for_content(model: &str) -> Reply {
     }
 }
 
+/// The prompt a fault may be injected by: the last chat message's content, a Responses or
+/// Embeddings `input` string, or the string content of a Responses `input`'s last item.
+fn prompt_text(body: &Value) -> Option<&str> {
+    if let Some(messages) = body["messages"].as_array() {
+        return messages.last()?["content"].as_str();
+    }
+    match &body["input"] {
+        Value::String(text) => Some(text),
+        Value::Array(items) => items.last()?["content"].as_str(),
+        _ => None,
+    }
+}
+
 /// Faults chosen by the prompt, for concurrent load where a script's order is unknowable:
-/// a last message `fault:500`, `fault:429`, `fault:400` or `fault:garbage`.
-fn injected_fault(state: &FakeState) -> Option<Response> {
-    let received = state.received.lock().unwrap();
-    let content = received.last()?.body["messages"].as_array()?.last()?["content"]
-        .as_str()?
-        .to_owned();
-    let fault = content.strip_prefix("fault:")?;
+/// a prompt ([`prompt_text`]) `fault:500`, `fault:429`, `fault:400` or `fault:garbage`.
+fn injected_fault(body: &Value) -> Option<Response> {
+    let fault = prompt_text(body)?.strip_prefix("fault:")?;
     let json_error = |status: u16| {
         let body = groq::error(&format!("injected {status}"), "x", Some("injected"));
         (StatusCode::from_u16(status).unwrap(), axum::Json(body)).into_response()
@@ -366,9 +484,7 @@ fn injected_fault(state: &FakeState) -> Option<Response> {
 }
 
 /// Tool calls and JSON mode, answered from the request's content (non-streaming).
-fn special_answer(state: &FakeState, model: &str) -> Option<Response> {
-    let received = state.received.lock().unwrap();
-    let body = &received.last()?.body;
+fn special_answer(body: &Value, model: &str) -> Option<Response> {
     if body["stream"] == json!(true) {
         return None;
     }
@@ -396,23 +512,17 @@ async fn fake_chat(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let body = state.record(CHAT_PATH, headers, &body);
     let model = body["model"].as_str().unwrap_or("unknown").to_owned();
     let streaming = body["stream"] == json!(true);
     let include_usage = body["stream_options"]["include_usage"] == json!(true);
-    state
-        .received
-        .lock()
-        .unwrap()
-        .push(Received { headers, body });
-    let scripted = state.script.lock().unwrap().pop_front();
-    let reply = match scripted {
+    let reply = match state.next_scripted() {
         Some(reply) => reply,
         None => {
-            if let Some(special) = special_answer(&state, &model) {
+            if let Some(special) = special_answer(&body, &model) {
                 return special;
             }
-            if let Some(fault) = injected_fault(&state) {
+            if let Some(fault) = injected_fault(&body) {
                 return fault;
             }
             reply_for_content(&model)
@@ -422,15 +532,7 @@ async fn fake_chat(
         Reply::Ok if streaming => Reply::stream(),
         other => other,
     };
-    if matches!(
-        reply,
-        Reply::Stream { .. }
-            | Reply::StreamThenError
-            | Reply::StreamThenErrorMessage(_)
-            | Reply::StreamHugeEvent(_)
-            | Reply::StreamLineEndings { .. }
-            | Reply::StreamThenHang
-    ) {
+    if reply.is_stream() {
         return sse(state.clone(), reply, include_usage);
     }
     let ok =
@@ -452,49 +554,261 @@ async fn fake_chat(
             answer["choices"][0]["message"]["content"] = json!("y".repeat(bytes));
             axum::Json(answer).into_response()
         }
-        Reply::BodyThenHang | Reply::BodyThenReset => {
-            let hang = matches!(reply, Reply::BodyThenHang);
-            let head = Bytes::from_static(br#"{"id":"chatcmpl-partial","choices":[{"#);
-            let body = futures_util::stream::unfold(0, move |step| {
-                let head = head.clone();
-                async move {
-                    match step {
-                        0 => Some((Ok(head), 1)),
-                        _ if hang => {
-                            std::future::pending::<()>().await;
-                            None
-                        }
-                        _ => Some((
-                            Err(std::io::Error::other("connection reset by the fake")),
-                            2,
-                        )),
-                    }
-                }
-            });
-            (
-                [
-                    ("content-type", "application/json"),
-                    ("content-length", "4096"),
-                ],
-                Body::from_stream(body),
-            )
-                .into_response()
-        }
+        Reply::BodyThenHang => broken_body(br#"{"id":"chatcmpl-partial","choices":[{"#, true),
+        Reply::BodyThenReset => broken_body(br#"{"id":"chatcmpl-partial","choices":[{"#, false),
         Reply::Status {
             status,
             body,
             headers,
-        } => {
-            let mut response = (StatusCode::from_u16(status).unwrap(), body).into_response();
-            response
-                .headers_mut()
-                .insert("content-type", "application/json".parse().unwrap());
-            for (name, value) in headers {
-                response.headers_mut().insert(name, value.parse().unwrap());
-            }
-            response
+        } => status_reply(status, body, headers),
+    }
+}
+
+async fn fake_responses(
+    State(state): State<Arc<FakeState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let body = state.record(RESPONSES_PATH, headers, &body);
+    let Some(model) = body["model"].as_str().map(str::to_owned) else {
+        let error = openai::error(
+            "Missing required parameter: 'model'.",
+            "invalid_request_error",
+            Some("model"),
+            Some("missing_required_parameter"),
+        );
+        return (StatusCode::BAD_REQUEST, axum::Json(error)).into_response();
+    };
+    let streaming = body["stream"] == json!(true);
+    let reply = match state.next_scripted() {
+        Some(reply) => reply,
+        None => match injected_fault(&body) {
+            Some(fault) => return fault,
+            None => reply_for_content(&model),
+        },
+    };
+    let reply = match reply {
+        Reply::Delay(d) => {
+            tokio::time::sleep(d).await;
+            Reply::Ok
+        }
+        other => other,
+    };
+    let reply = match reply {
+        Reply::Ok if streaming => Reply::stream(),
+        other => other,
+    };
+    if reply.is_stream() {
+        return responses_sse(state.clone(), reply, body);
+    }
+    let ok = |answer: Value| (groq::RATELIMIT_HEADERS, axum::Json(answer)).into_response();
+    let partial = br#"{"id":"resp_partial","object":"response","output":[{"#;
+    match reply {
+        Reply::Large(bytes) => ok(openai::completed_response(
+            openai::RESPONSE_ID,
+            openai::RESPONSE_MESSAGE_ID,
+            &body,
+            &"y".repeat(bytes),
+            openai::RESPONSES_USAGE,
+        )),
+        Reply::BodyThenHang => broken_body(partial, true),
+        Reply::BodyThenReset => broken_body(partial, false),
+        Reply::Status {
+            status,
+            body,
+            headers,
+        } => status_reply(status, body, headers),
+        _ => ok(openai::responses_success(&body)),
+    }
+}
+
+/// Sends each event as a typed SSE event; false once the client is gone.
+async fn send_typed(
+    tx: &tokio::sync::mpsc::Sender<Result<Bytes, Infallible>>,
+    events: Vec<Value>,
+) -> bool {
+    for event in events {
+        let text = Bytes::from(openai::typed_event(&event));
+        if tx.send(Ok(text)).await.is_err() {
+            return false;
         }
     }
+    true
+}
+
+/// A Responses API stream for a stream reply (see [`Reply`]).
+fn responses_sse(state: Arc<FakeState>, reply: Reply, request: Value) -> Response {
+    let stream = async_stream_of(move |tx| async move {
+        let mut guard = state.guard();
+        let mut events = ResponseStream::new(
+            openai::RESPONSE_STREAM_ID,
+            openai::RESPONSE_STREAM_MESSAGE_ID,
+            &request,
+        );
+        let usage = openai::RESPONSES_STREAM_USAGE;
+        match reply {
+            Reply::Stream {
+                chunks,
+                chunk_bytes,
+                delay,
+            } => {
+                if !send_typed(&tx, events.opening()).await {
+                    return;
+                }
+                let mut text = String::new();
+                for i in 0..chunks {
+                    if !delay.is_zero() {
+                        tokio::time::sleep(delay).await;
+                    }
+                    let piece = chunk_text(i, chunk_bytes);
+                    text.push_str(&piece);
+                    if !send_typed(&tx, vec![events.delta(&piece)]).await {
+                        return;
+                    }
+                }
+                if !send_typed(&tx, events.closing(&text, usage)).await {
+                    return;
+                }
+            }
+            Reply::StreamThenError | Reply::StreamThenErrorMessage(_) => {
+                let (pieces, message): (&[&str], String) = match reply {
+                    Reply::StreamThenErrorMessage(message) => (&["partial "], message),
+                    _ => (&["partial ", "answer"], "Service Unavailable".to_owned()),
+                };
+                let mut sent = events.opening();
+                sent.extend(pieces.iter().map(|p| events.delta(p)));
+                sent.push(events.error("server_error", &message));
+                if !send_typed(&tx, sent).await {
+                    return;
+                }
+            }
+            Reply::StreamHugeEvent(bytes) => {
+                let huge = "x".repeat(bytes);
+                let mut sent = events.opening();
+                sent.push(events.delta("first "));
+                sent.push(events.delta(&huge));
+                sent.extend(events.closing(&format!("first {huge}"), usage));
+                if !send_typed(&tx, sent).await {
+                    return;
+                }
+            }
+            Reply::StreamLineEndings {
+                endings,
+                piece_bytes,
+            } => {
+                let deltas: Vec<String> = (0..5).map(|i| chunk_text(i, 8)).collect();
+                let body: String = events
+                    .events(&deltas, usage)
+                    .iter()
+                    .enumerate()
+                    .map(|(i, event)| {
+                        openai::typed_event(event).replace('\n', endings[i % endings.len()])
+                    })
+                    .collect();
+                for piece in body.as_bytes().chunks(piece_bytes.max(1)) {
+                    if tx.send(Ok(Bytes::copy_from_slice(piece))).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            Reply::StreamThenHang => {
+                let mut sent = events.opening();
+                sent.push(events.delta("first"));
+                if send_typed(&tx, sent).await {
+                    tx.closed().await;
+                }
+                return;
+            }
+            _ => unreachable!("not a stream reply"),
+        }
+        guard.done = true;
+    });
+    (
+        [("content-type", "text/event-stream; charset=utf-8")],
+        Body::from_stream(stream),
+    )
+        .into_response()
+}
+
+async fn fake_embeddings(
+    State(state): State<Arc<FakeState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let body = state.record(EMBEDDINGS_PATH, headers, &body);
+    let (inputs, dimensions, base64) = match openai::embeddings_request(&body) {
+        Ok(asked) => asked,
+        Err(error) => return (StatusCode::BAD_REQUEST, axum::Json(error)).into_response(),
+    };
+    let model = body["model"].as_str().unwrap_or_default().to_owned();
+    let reply = match state.next_scripted() {
+        Some(reply) => reply,
+        None => match injected_fault(&body) {
+            Some(fault) => return fault,
+            None => reply_for_content(&model),
+        },
+    };
+    let ok = |dimensions: usize| {
+        let answer = openai::embeddings_response(&model, &inputs, dimensions, base64);
+        (groq::RATELIMIT_HEADERS, axum::Json(answer)).into_response()
+    };
+    let partial = br#"{"object":"list","data":[{"#;
+    match reply {
+        Reply::Delay(d) => {
+            tokio::time::sleep(d).await;
+            ok(dimensions)
+        }
+        Reply::Large(bytes) => ok(bytes / 4 + 1),
+        Reply::BodyThenHang => broken_body(partial, true),
+        Reply::BodyThenReset => broken_body(partial, false),
+        Reply::Status {
+            status,
+            body,
+            headers,
+        } => status_reply(status, body, headers),
+        _ => ok(dimensions),
+    }
+}
+
+/// A 200 whose JSON body stops after `head`, then hangs (`hang`) or is reset.
+fn broken_body(head: &'static [u8], hang: bool) -> Response {
+    let head = Bytes::from_static(head);
+    let body = futures_util::stream::unfold(0, move |step| {
+        let head = head.clone();
+        async move {
+            match step {
+                0 => Some((Ok(head), 1)),
+                _ if hang => {
+                    std::future::pending::<()>().await;
+                    None
+                }
+                _ => Some((
+                    Err(std::io::Error::other("connection reset by the fake")),
+                    2,
+                )),
+            }
+        }
+    });
+    (
+        [
+            ("content-type", "application/json"),
+            ("content-length", "4096"),
+        ],
+        Body::from_stream(body),
+    )
+        .into_response()
+}
+
+/// [`Reply::Status`]: the status, the body as JSON, the extra headers.
+fn status_reply(status: u16, body: String, headers: Vec<(&'static str, String)>) -> Response {
+    let mut response = (StatusCode::from_u16(status).unwrap(), body).into_response();
+    response
+        .headers_mut()
+        .insert("content-type", "application/json".parse().unwrap());
+    for (name, value) in headers {
+        response.headers_mut().insert(name, value.parse().unwrap());
+    }
+    response
 }
 
 // ---------------------------------------------------------------- fast fake (benchmark)

@@ -33,14 +33,27 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
-/// Middleware: 401 in OpenAI's shape unless the bearer token is an accepted key. Installed
+/// The key a client presents: `Authorization: Bearer <key>`, else `x-api-key: <key>` (how the
+/// Anthropic SDKs and Claude Code send it).
+pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    bearer_token(headers).or_else(|| {
+        headers
+            .get("x-api-key")?
+            .to_str()
+            .ok()
+            .map(str::trim)
+            .filter(|key| !key.is_empty())
+    })
+}
+
+/// Middleware: 401 in OpenAI's shape unless the presented key is an accepted key. Installed
 /// only when keys are configured (`api::router`); with none it would refuse everything.
 pub async fn require_gateway_key(
     State(keys): State<GatewayKeys>,
     mut request: Request,
     next: Next,
 ) -> Response {
-    let accepted = bearer_token(request.headers()).and_then(|token| {
+    let accepted = presented_key(request.headers()).and_then(|token| {
         // Compare against every key without stopping early: timing says nothing.
         keys.0.iter().enumerate().fold(None, |found, (index, key)| {
             let same = constant_time_eq(token.as_bytes(), key.expose().as_bytes());
@@ -81,6 +94,15 @@ mod tests {
         assert_eq!(token("Basic k1"), None);
         assert_eq!(token("Bearer "), None);
         assert_eq!(bearer_token(&HeaderMap::new()), None);
+        let mut anthropic = HeaderMap::new();
+        anthropic.insert("x-api-key", " sk-gw ".parse().unwrap());
+        assert_eq!(presented_key(&anthropic), Some("sk-gw"));
+        anthropic.insert("authorization", "Bearer first".parse().unwrap());
+        assert_eq!(
+            presented_key(&anthropic),
+            Some("first"),
+            "the bearer token wins"
+        );
     }
 
     #[test]
