@@ -16,5 +16,6 @@ mod reload;
 mod routing;
 mod sdk;
 mod telemetry;
+mod upstream_apis;
 mod upstream_errors;
 mod validation;
