@@ -337,7 +337,7 @@ impl LlmSettings {
             )?),
             price_table: match env.text("PRICING_FILE") {
                 None => None,
-                Some(path) => Some(routing::read_price_file(std::path::Path::new(&path)).map_err(
+                Some(path) => Some(read_price_file(std::path::Path::new(&path)).map_err(
                     |_| {
                         env.bad(
                             "PRICING_FILE",

@@ -4,13 +4,14 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use base64::Engine;
 use bytes::Bytes;
 use serde_json::{Value, json};
 
 use super::wire::{DONE_EVENT, render_chunk, render_completion};
 use super::{
     ByteStream, Choice, Completion, DEFAULT_MAX_TOKENS, LlmError, Operation, PriceTable,
-    UpstreamReport, UpstreamRequest, Usage, embeddings, responses,
+    UpstreamReport, UpstreamRequest, Usage, responses,
 };
 
 /// Words per streamed chunk.
@@ -66,7 +67,7 @@ impl Simulated {
         self.wait(report).await;
         match request.operation {
             Operation::Embeddings => {
-                let (answer, completion) = embeddings::simulate(&request.json(), model)?;
+                let (answer, completion) = simulate_embeddings(&request.json(), model)?;
                 Ok((Bytes::from(answer.to_string()), completion))
             }
             Operation::Responses => {
@@ -167,6 +168,104 @@ impl Simulated {
         }
         report.wait += self.latency;
     }
+}
+
+// ---------------------------------------------------------------- embeddings
+
+/// Vector length of simulated embeddings when the request names no `dimensions`.
+pub const SIMULATED_DIMENSIONS: usize = 256;
+/// Longest simulated vector (OpenAI's largest embedding model has 3,072).
+const MAX_DIMENSIONS: usize = 4096;
+
+/// The texts to embed: a string, strings, or token ids (counted as they are).
+fn inputs(body: &Value) -> Vec<String> {
+    match &body["input"] {
+        Value::String(text) => vec![text.clone()],
+        Value::Array(items) if items.iter().all(Value::is_number) => {
+            vec![body["input"].to_string()]
+        }
+        Value::Array(items) => items
+            .iter()
+            .map(|item| match item {
+                Value::String(text) => text.clone(),
+                other => other.to_string(),
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// A unit vector derived from the text alone: the same text always gives the same vector.
+fn vector(text: &str, dimensions: usize) -> Vec<f32> {
+    let mut state = fnv1a(text.as_bytes()) | 1;
+    let mut values: Vec<f32> = (0..dimensions)
+        .map(|_| {
+            // xorshift64*: cheap, deterministic, well spread.
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            let bits = state.wrapping_mul(0x2545_f491_4f6c_dd1d);
+            (bits >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+        })
+        .collect();
+    let norm = values
+        .iter()
+        .map(|v| v * v)
+        .sum::<f32>()
+        .sqrt()
+        .max(f32::MIN_POSITIVE);
+    values.iter_mut().for_each(|v| *v /= norm);
+    values
+}
+
+/// The embeddings answer for a request body, in OpenAI's shape (floats, or
+/// base64 when asked), and what it says. Err: a `dimensions` out of range.
+fn simulate_embeddings(body: &Value, model: &str) -> Result<(Value, Completion), LlmError> {
+    let dimensions = match body.get("dimensions") {
+        None | Some(Value::Null) => SIMULATED_DIMENSIONS,
+        Some(d) => d
+            .as_u64()
+            .and_then(|d| usize::try_from(d).ok())
+            .filter(|d| (1..=MAX_DIMENSIONS).contains(d))
+            .ok_or_else(|| LlmError::UpstreamClient {
+                status: 400,
+                message: format!("dimensions: must be a whole number from 1 to {MAX_DIMENSIONS}"),
+                code: None,
+            })?,
+    };
+    let base64 = body["encoding_format"] == "base64";
+    let texts = inputs(body);
+    let input_tokens: u64 = texts.iter().map(|t| estimate_tokens(t)).sum();
+    let data: Vec<Value> = texts
+        .iter()
+        .enumerate()
+        .map(|(index, text)| {
+            let values = vector(text, dimensions);
+            let embedding = if base64 {
+                let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+                Value::from(base64::engine::general_purpose::STANDARD.encode(bytes))
+            } else {
+                json!(values)
+            };
+            json!({"object": "embedding", "index": index, "embedding": embedding})
+        })
+        .collect();
+    let answer = json!({
+        "object": "list",
+        "data": data,
+        "model": model,
+        "usage": {"prompt_tokens": input_tokens, "total_tokens": input_tokens},
+    });
+    let completion = Completion {
+        model: model.to_owned(),
+        usage: Some(Usage {
+            input_tokens,
+            ..Usage::default()
+        }),
+        dimensions: Some(dimensions),
+        ..Completion::default()
+    };
+    Ok((answer, completion))
 }
 
 fn now() -> u64 {
@@ -305,5 +404,48 @@ mod tests {
         assert_eq!(text, whole.first().0);
         assert_eq!(usage, whole.usage);
         assert_eq!(&events.last().unwrap()[..], DONE_EVENT);
+    }
+
+    #[test]
+    fn simulated_vectors_are_deterministic_unit_vectors_of_the_asked_dimension() {
+        let body = json!({"model": "m", "input": ["alpha", "beta", "alpha"], "dimensions": 64});
+        let (answer, completion) = simulate_embeddings(&body, "m").unwrap();
+        let vectors: Vec<Vec<f64>> = answer["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| serde_json::from_value(d["embedding"].clone()).unwrap())
+            .collect();
+        assert_eq!(vectors.len(), 3);
+        assert_eq!(vectors[0].len(), 64);
+        assert_eq!(vectors[0], vectors[2], "same text, same vector");
+        assert_ne!(vectors[0], vectors[1]);
+        let norm: f64 = vectors[1].iter().map(|v| v * v).sum::<f64>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-5, "{norm}");
+        assert_eq!(completion.dimensions, Some(64));
+        // The answer reads back as what it says.
+        let read = crate::llm::embeddings::parse_embeddings(answer.to_string().as_bytes()).unwrap();
+        assert_eq!(read.dimensions, Some(64));
+        assert_eq!(read.usage, completion.usage);
+        assert!(simulate_embeddings(&json!({"input": "x", "dimensions": 0}), "m").is_err());
+    }
+
+    #[test]
+    fn base64_vectors_are_little_endian_floats() {
+        let body = json!({"input": "hello", "encoding_format": "base64"});
+        let (answer, _) = simulate_embeddings(&body, "m").unwrap();
+        let read = crate::llm::embeddings::parse_embeddings(answer.to_string().as_bytes()).unwrap();
+        assert_eq!(read.dimensions, Some(SIMULATED_DIMENSIONS));
+        let floats = simulate_embeddings(&json!({"input": "hello"}), "m")
+            .unwrap()
+            .0;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(answer["data"][0]["embedding"].as_str().unwrap())
+            .unwrap();
+        let first = f32::from_le_bytes(bytes[..4].try_into().unwrap());
+        assert_eq!(
+            f64::from(first),
+            floats["data"][0]["embedding"][0].as_f64().unwrap()
+        );
     }
 }
