@@ -825,18 +825,7 @@ struct WireMessageDelta {
 /// for an event without data. The JSON's own `type` names the event, as Anthropic's `event:`
 /// line does.
 fn read_event(event: &[u8]) -> Result<Option<WireEvent>, LlmError> {
-    let text = std::str::from_utf8(event)
-        .map_err(|_| LlmError::BadResponse("a stream event is not UTF-8".into()))?;
-    let mut data: Option<String> = None;
-    for line in super::sse::lines(text) {
-        if let Some(rest) = line.strip_prefix("data:") {
-            let d = data.get_or_insert_with(String::new);
-            if !d.is_empty() {
-                d.push('\n');
-            }
-            d.push_str(rest.strip_prefix(' ').unwrap_or(rest));
-        }
-    }
+    let data = super::wire::event_data(event);
     let Some(data) = data else { return Ok(None) };
     serde_json::from_str(&data)
         .map(Some)
@@ -1073,40 +1062,13 @@ pub fn error_for_status(
     body: &[u8],
     redactor: &Redactor,
 ) -> (LlmError, bool) {
-    if !(400..=599).contains(&status) {
-        let location = headers
-            .get(header::LOCATION)
-            .and_then(|v| v.to_str().ok())
-            // The query string may carry a signature or key: never relayed.
-            .map(|l| redactor.redact(l.split(['?', '#']).next().unwrap_or_default()));
-        return (LlmError::Redirected { status, location }, false);
-    }
-    let (message, code) = parse_error_body(body, status, redactor);
-    match status {
-        429 => (
-            LlmError::RateLimited {
-                message,
-                retry_after: Some(client_retry_after(headers, SystemTime::now())),
-            },
-            true,
-        ),
-        401 | 403 => (LlmError::Authentication { status }, false),
-        407 => (
-            LlmError::Connection(
-                "the egress proxy refused the gateway's credentials (HTTP 407)".into(),
-            ),
-            false,
-        ),
-        400..=499 => (
-            LlmError::UpstreamClient {
-                status,
-                message,
-                code,
-            },
-            false,
-        ),
-        _ => (LlmError::UpstreamServer { status }, true),
-    }
+    super::error::error_for_status(
+        status,
+        headers,
+        parse_error_body(body, status, redactor),
+        || client_retry_after(headers, SystemTime::now()),
+        redactor,
+    )
 }
 
 /// Reads Anthropic's `{"type":"error","error":{"type","message"}}`: the message (scrubbed) and

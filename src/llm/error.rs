@@ -6,6 +6,9 @@
 use std::time::Duration;
 
 use axum::http::StatusCode;
+use axum::http::header::{self, HeaderMap};
+
+use super::Redactor;
 
 /// Every class of failure, as documented in README's error table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -291,5 +294,54 @@ impl LlmError {
             LlmError::Untranslatable(_) => "LlmError::Untranslatable",
             LlmError::Unsupported { .. } => "LlmError::Unsupported",
         }
+    }
+}
+
+/// What an upstream's error status means, whatever its dialect (its body's `message` and `code`
+/// already read and scrubbed), and whether a retry of the same provider is worth it: 429 →
+/// rate-limited, retryable, with the `Retry-After` its headers give (whole seconds); 401/403 →
+/// the operator's key; 407 (only a proxy sends it) → the egress proxy's credentials; other 4xx
+/// → the upstream's client error with its own words; 5xx → server error, retryable. A redirect
+/// (or any other 1xx/3xx) is a misconfigured base URL: one attempt, a clear error.
+pub(super) fn error_for_status(
+    status: u16,
+    headers: &HeaderMap,
+    (message, code): (String, Option<String>),
+    retry_after: impl FnOnce() -> u64,
+    redactor: &Redactor,
+) -> (LlmError, bool) {
+    if !(400..=599).contains(&status) {
+        let location = headers
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            // The query string may carry a signature or key: never relayed.
+            .map(|l| redactor.redact(l.split(['?', '#']).next().unwrap_or_default()));
+        return (LlmError::Redirected { status, location }, false);
+    }
+    match status {
+        429 => (
+            LlmError::RateLimited {
+                message,
+                retry_after: Some(retry_after()),
+            },
+            true,
+        ),
+        401 | 403 => (LlmError::Authentication { status }, false),
+        // Only a proxy answers 407: the egress proxy's settings are at fault, not the client.
+        407 => (
+            LlmError::Connection(
+                "the egress proxy refused the gateway's credentials (HTTP 407)".into(),
+            ),
+            false,
+        ),
+        400..=499 => (
+            LlmError::UpstreamClient {
+                status,
+                message,
+                code,
+            },
+            false,
+        ),
+        _ => (LlmError::UpstreamServer { status }, true),
     }
 }

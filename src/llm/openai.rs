@@ -599,41 +599,13 @@ fn error_for_status(
     body: &[u8],
     redactor: &Redactor,
 ) -> (LlmError, bool) {
-    if !(400..=599).contains(&status) {
-        let location = headers
-            .get(header::LOCATION)
-            .and_then(|v| v.to_str().ok())
-            // The query string may carry a signature or key: never relayed.
-            .map(|l| redactor.redact(l.split(['?', '#']).next().unwrap_or_default()));
-        return (LlmError::Redirected { status, location }, false);
-    }
-    let (message, code) = parse_error_body(body, status, redactor);
-    match status {
-        429 => (
-            LlmError::RateLimited {
-                message,
-                retry_after: Some(client_retry_after(headers, SystemTime::now())),
-            },
-            true,
-        ),
-        401 | 403 => (LlmError::Authentication { status }, false),
-        // Only a proxy answers 407: the egress proxy's settings are at fault, not the client.
-        407 => (
-            LlmError::Connection(
-                "the egress proxy refused the gateway's credentials (HTTP 407)".into(),
-            ),
-            false,
-        ),
-        400..=499 => (
-            LlmError::UpstreamClient {
-                status,
-                message,
-                code,
-            },
-            false,
-        ),
-        _ => (LlmError::UpstreamServer { status }, true),
-    }
+    super::error::error_for_status(
+        status,
+        headers,
+        parse_error_body(body, status, redactor),
+        || client_retry_after(headers, SystemTime::now()),
+        redactor,
+    )
 }
 
 /// The `Retry-After` a client gets with a 429, in whole seconds: the provider's own (seconds or

@@ -185,28 +185,42 @@ impl ChatService {
         Call::start(&self.observer, request, first, route, model_label)
     }
 
+    /// Resolves the model (on the configuration loaded now), opens the call's telemetry, takes
+    /// a concurrency slot and asks the plan's providers. Err: no call was made (a model no
+    /// route serves, or an API its providers lack: the client's mistake, no span, no record;
+    /// the API layer counts it as a rejection), or no slot.
+    async fn ask(
+        &self,
+        request: &UpstreamRequest,
+        stream: bool,
+    ) -> Result<(Call, Slot, Routed), (LlmError, Option<CallRecord>)> {
+        let routes = self.router.load();
+        let plan = routes
+            .resolve(&request.summary.model)
+            .and_then(|plan| supporting(plan, request))
+            .map_err(|error| (error, None))?;
+        let mut call = self.begin(&plan, request);
+        let slot = match self.slot(&mut call).await {
+            Ok(slot) => slot,
+            Err(error) => {
+                let record = call.record(Duration::ZERO);
+                return Err((error, Some(record)));
+            }
+        };
+        let routed = self.route(plan, request, stream, &mut call).await;
+        Ok((call, slot, routed))
+    }
+
     /// One traced, counted, whole LLM call; the record is `None` when no call was made (an
     /// unknown model).
     pub async fn complete(
         &self,
         request: UpstreamRequest,
     ) -> (Result<ChatOutcome, LlmError>, Option<CallRecord>) {
-        let routes = self.router.load();
-        // A model no route serves is the client's mistake: no call, no span; the API layer
-        // counts it as a rejection.
-        let plan = match routes
-            .resolve(&request.summary.model)
-            .and_then(|plan| supporting(plan, &request))
-        {
-            Ok(plan) => plan,
-            Err(error) => return (Err(error), None),
+        let (mut call, _slot, Routed { answer, report }) = match self.ask(&request, false).await {
+            Ok(asked) => asked,
+            Err((error, record)) => return (Err(error), record),
         };
-        let mut call = self.begin(&plan, &request);
-        let _slot = match self.slot(&mut call).await {
-            Ok(slot) => slot,
-            Err(error) => return (Err(error), Some(call.record(Duration::ZERO))),
-        };
-        let Routed { answer, report } = self.route(plan, &request, false, &mut call).await;
         let mut record = call.record(report.wait);
         let result = match answer {
             Ok(Answer::Complete(raw, completion)) => {
@@ -245,20 +259,10 @@ impl ChatService {
         Option<CallRecord>,
     ) {
         request.request_stream_usage();
-        let routes = self.router.load();
-        let plan = match routes
-            .resolve(&request.summary.model)
-            .and_then(|plan| supporting(plan, &request))
-        {
-            Ok(plan) => plan,
-            Err(error) => return (Err(error), None),
+        let (mut call, slot, Routed { answer, report }) = match self.ask(&request, true).await {
+            Ok(asked) => asked,
+            Err((error, record)) => return (Err(error), record),
         };
-        let mut call = self.begin(&plan, &request);
-        let slot = match self.slot(&mut call).await {
-            Ok(slot) => slot,
-            Err(error) => return (Err(error), Some(call.record(Duration::ZERO))),
-        };
-        let Routed { answer, report } = self.route(plan, &request, true, &mut call).await;
         let record = call.record(report.wait);
         let upstream = match answer {
             Ok(Answer::Stream(upstream)) => upstream,
