@@ -391,6 +391,11 @@ impl UpstreamRequest {
     /// For streams: ask for the usage chunk (token counts for telemetry) unless the client
     /// already decided about it.
     pub fn request_stream_usage(&mut self) {
+        // Only chat completions have `stream_options`: the Responses API's and Anthropic's
+        // streams report usage in their final events, and their APIs refuse unknown fields.
+        if self.operation != Operation::Chat {
+            return;
+        }
         let decided = match &self.source {
             Source::OpenAi(body) => body.get("stream_options").is_some(),
             Source::Chat(_) => false,

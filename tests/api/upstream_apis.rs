@@ -180,6 +180,15 @@ async fn the_responses_api_is_relayed_unchanged_and_traced_with_its_usage_and_co
     .await;
     assert_eq!(response.status(), 200);
     let spans = spans_of(&response, 3).await;
+    assert_eq!(
+        openai
+            .received_at("/openai/v1/responses")
+            .last()
+            .unwrap()
+            .body,
+        json!({"model": "gpt-4o-mini", "input": "hi", "stream": true}),
+        "forwarded untouched (no stream_options added)"
+    );
     let relayed = response.text().await.unwrap();
     let types: Vec<String> = relayed
         .lines()
@@ -399,6 +408,11 @@ async fn the_messages_api_is_forwarded_with_the_providers_key_and_relayed_unchan
     assert_eq!(response.status(), 200);
     let spans = spans_of(&response, 3).await;
     let relayed = response.text().await.unwrap();
+    assert_eq!(
+        anthropic.received_at("/v1/messages").last().unwrap().body,
+        streamed,
+        "a stream forwarded untouched too (no stream_options added)"
+    );
     for event in [
         "message_start",
         "content_block_delta",
