@@ -9,22 +9,33 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
-# Debian packages the tests run for real: prometheus (server + promtool) and tinyproxy (the
-# forward proxy of tests/api/egress.rs).
+# Debian packages the tests run for real: prometheus (server + promtool), tinyproxy (the
+# forward proxy of tests/api/egress.rs), and Node.js with npm (the Vercel AI SDK check).
 missing=()
 command -v prometheus >/dev/null && command -v promtool >/dev/null || missing+=(prometheus)
 [ -x /usr/bin/tinyproxy ] || [ -x /usr/sbin/tinyproxy ] || missing+=(tinyproxy)
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
   step "installing Debian's ${missing[*]}"
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# The official SDKs judge OpenAI compatibility (tests/api/sdk.rs runs tests/sdk/check_sdks.py).
+# The official SDKs judge OpenAI and Anthropic compatibility (tests/api/sdk.rs runs
+# tests/sdk/check_sdks.py and tests/sdk/check_apis.py).
 if ! .venv-sdk/bin/python -c 'import openai, groq, anthropic' 2>/dev/null; then
   step "creating .venv-sdk with the official openai, groq and anthropic SDKs"
   python3 -m venv .venv-sdk
-  .venv-sdk/bin/pip install -q 'openai>=1.50,<4' 'groq>=0.11,<2' 'anthropic>=0.40,<3'
+  .venv-sdk/bin/pip install -q 'openai>=1.66,<4' 'groq>=0.11,<2' 'anthropic>=0.40,<3'
+fi
+
+# The Vercel AI SDK (tests/api/sdk.rs runs tests/sdk/js/check_vercel.mjs): the versions of
+# tests/sdk/js/package-lock.json, installed again whenever the lockfile changes.
+js=tests/sdk/js
+if [ ! -f $js/node_modules/.package-lock.json ] || [ $js/package-lock.json -nt $js/node_modules/.package-lock.json ]; then
+  step "installing the Vercel AI SDK in $js/node_modules (npm ci)"
+  npm ci --prefix $js --no-audit --no-fund --loglevel=error
 fi
 
 # A real OTLP collector hop for the gRPC export test (rotel: receives gRPC, forwards HTTP).
