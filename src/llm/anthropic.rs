@@ -1182,6 +1182,62 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     era * 146_097 + day_of_era - 719_468
 }
 
+/// The simulated provider's answer in the Messages API's shape (`/v1/messages` offline).
+pub fn render_message(c: &Completion) -> Value {
+    let usage = c.usage.unwrap_or_default();
+    let (text, finish) = c.first();
+    json!({
+        "id": c.id.replacen("chatcmpl", "msg", 1),
+        "type": "message",
+        "role": "assistant",
+        "model": c.model,
+        "content": [{"type": "text", "text": text}],
+        "stop_reason": if finish == "length" { "max_tokens" } else { "end_turn" },
+        "stop_sequence": null,
+        "usage": {
+            "input_tokens": usage.input_tokens,
+            "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": 0,
+            "output_tokens": usage.output_tokens,
+        },
+    })
+}
+
+/// The simulated provider's answer as the Messages API's event stream: `message_start`, one
+/// text block in `pieces`, `message_delta` with the stop reason and output tokens,
+/// `message_stop`.
+pub fn render_events(c: &Completion, pieces: &[String]) -> Vec<Vec<u8>> {
+    let message = render_message(c);
+    let mut start = message.clone();
+    start["content"] = json!([]);
+    start["stop_reason"] = Value::Null;
+    start["usage"]["output_tokens"] = json!(1);
+    let mut events = vec![
+        json!({"type": "message_start", "message": start}),
+        json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+    ];
+    for piece in pieces {
+        events.push(json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}}));
+    }
+    events.push(json!({"type": "content_block_stop", "index": 0}));
+    events.push(json!({
+        "type": "message_delta",
+        "delta": {"stop_reason": message["stop_reason"], "stop_sequence": null},
+        "usage": {"output_tokens": message["usage"]["output_tokens"]},
+    }));
+    events.push(json!({"type": "message_stop"}));
+    events
+        .into_iter()
+        .map(|event| {
+            format!(
+                "event: {}\ndata: {event}\n\n",
+                event["type"].as_str().unwrap_or_default()
+            )
+            .into_bytes()
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use axum::http::HeaderValue;

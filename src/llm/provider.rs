@@ -135,12 +135,12 @@ impl Provider {
         }
     }
 
-    /// Whether it implements an API: the simulated provider and OpenAI-compatible APIs every
-    /// OpenAI one, Anthropic chat (translated) and its Messages API.
+    /// Whether it implements an API: OpenAI-compatible APIs every OpenAI one, Anthropic chat
+    /// (translated) and its Messages API, the simulated provider all of them (offline).
     pub fn supports(&self, operation: Operation) -> bool {
         match &self.api {
             Api::Http(p) => p.supports(operation),
-            Api::Simulated(_) => operation != Operation::Messages,
+            Api::Simulated(_) => true,
         }
     }
 

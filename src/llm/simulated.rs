@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use super::wire::{DONE_EVENT, render_chunk, render_completion};
 use super::{
     ByteStream, Choice, Completion, DEFAULT_MAX_TOKENS, LlmError, Operation, PriceTable,
-    UpstreamReport, UpstreamRequest, Usage, responses,
+    UpstreamReport, UpstreamRequest, Usage, anthropic, responses,
 };
 
 /// Words per streamed chunk.
@@ -75,7 +75,12 @@ impl Simulated {
                 let answer = responses::render_response(&completion, now());
                 Ok((Bytes::from(answer.to_string()), completion))
             }
-            Operation::Chat | Operation::Messages => {
+            Operation::Messages => {
+                let completion = generate(request, model);
+                let answer = anthropic::render_message(&completion);
+                Ok((Bytes::from(answer.to_string()), completion))
+            }
+            Operation::Chat => {
                 let completion = generate(request, model);
                 Ok((render_completion(&completion, now()), completion))
             }
@@ -96,13 +101,20 @@ impl Simulated {
         let (id, model) = (completion.id.as_str(), completion.model.as_str());
         let (content, finish_reason) = completion.first();
         let words: Vec<&str> = content.split(' ').collect();
-        if request.operation == Operation::Responses {
+        if matches!(
+            request.operation,
+            Operation::Responses | Operation::Messages
+        ) {
             let pieces: Vec<String> = words
                 .chunks(WORDS_PER_CHUNK)
                 .enumerate()
                 .map(|(i, group)| format!("{}{}", if i > 0 { " " } else { "" }, group.join(" ")))
                 .collect();
-            let events = responses::render_events(&completion, created, &pieces);
+            let events = if request.operation == Operation::Messages {
+                anthropic::render_events(&completion, &pieces)
+            } else {
+                responses::render_events(&completion, created, &pieces)
+            };
             return Ok(Box::pin(futures_util::stream::iter(
                 events.into_iter().map(|e| Ok(Bytes::from(e))),
             )));

@@ -1,5 +1,5 @@
-//! The Responses API and embeddings, answered offline by the simulated provider: their shapes,
-//! spans and metrics, as for chat. (Against fake OpenAI-compatible and Anthropic upstreams:
+//! The Responses API, embeddings and Anthropic's Messages API, answered offline by the
+//! simulated provider: their shapes, spans and metrics, as for chat. (Against fake OpenAI-compatible and Anthropic upstreams:
 //! `upstream_apis.rs`.)
 
 use serde_json::{Value, json};
@@ -252,29 +252,56 @@ async fn a_responses_call_is_answered_whole_and_streamed_and_traced_as_chat() {
 }
 
 #[tokio::test]
-async fn a_messages_call_to_a_provider_without_the_messages_api_is_a_clear_501() {
+async fn the_messages_api_is_answered_offline_whole_and_streamed() {
     let app = simulated().await;
-    let response = post(
-        &app,
-        "/v1/messages",
-        json!({"model": "claude-sonnet-4-5", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}),
-    )
-    .await;
-    assert_eq!(response.status(), 501);
-    let error: Value = response.json().await.unwrap();
-    assert_eq!(error["error"]["type"], "unsupported_operation");
-    let message = error["error"]["message"].as_str().unwrap();
+    let model = "claude-haiku-4-5";
+    let request = json!({"model": model, "max_tokens": 8, "system": "be brief", "messages": [{"role": "user", "content": "Explain observability"}]});
+    let response = post(&app, "/v1/messages", request.clone()).await;
+    assert_eq!(response.status(), 200);
+    let span = span_named(&response, &format!("chat {model}")).await;
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["type"], "message");
+    assert_eq!(answer["stop_reason"], "max_tokens", "cut at max_tokens");
+    assert_eq!(answer["usage"]["output_tokens"], 8);
     assert!(
-        message.contains("simulated") && message.contains("Messages API"),
-        "{message}"
+        answer["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("[simulated]")
     );
-    let text = app.scrape().await;
+    let a = &span.span.attributes;
+    for (key, value) in [
+        ("gen_ai.operation.name", json!("chat")),
+        ("gen_ai.provider.name", json!("simulated")),
+        ("gen_ai.request.max_tokens", json!(8)),
+        ("gen_ai.usage.output_tokens", json!(8)),
+        ("gen_ai.response.finish_reasons", json!(["length"])),
+    ] {
+        assert_eq!(attr(a, key), Some(value), "{key}");
+    }
+
+    // Streamed: Anthropic's event sequence, read back for the span.
+    let mut streamed = request;
+    streamed["stream"] = json!(true);
+    let response = post(&app, "/v1/messages", streamed).await;
+    assert_eq!(response.status(), 200);
+    let span = span_named(&response, &format!("chat {model}")).await;
+    let body = response.text().await.unwrap();
+    let events: Vec<&str> = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("event: "))
+        .collect();
+    assert_eq!(events.first(), Some(&"message_start"));
     assert_eq!(
-        metric(
-            &text,
-            "llm_gateway_rejections_total",
-            &[("reason", "unsupported_operation")]
-        ),
-        Some(1.0)
+        &events[events.len() - 2..],
+        ["message_delta", "message_stop"]
     );
+    let a = &span.span.attributes;
+    assert_eq!(attr(a, "gen_ai.usage.output_tokens"), Some(json!(8)));
+    assert!(attr(a, "gen_ai.usage.input_tokens").is_some_and(|n| n.as_i64() > Some(0)));
+    assert_eq!(
+        attr(a, "gen_ai.response.finish_reasons"),
+        Some(json!(["length"]))
+    );
+    assert!(attr(a, "gen_ai.response.time_to_first_chunk").is_some());
 }
