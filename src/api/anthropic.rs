@@ -7,7 +7,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::Response;
 use bytes::Bytes;
 use serde_json::Value;
@@ -42,14 +42,33 @@ pub async fn messages(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let forwarded = forwarded_headers(&headers);
     relay(
         &state,
         &headers,
         body,
-        UpstreamRequest::from_messages,
+        |raw, value, limits| {
+            let mut request = UpstreamRequest::from_messages(raw, value, limits)?;
+            request.forwarded_headers = forwarded;
+            Ok(request)
+        },
         SseDialect::Anthropic,
     )
     .await
+}
+
+/// The client's `anthropic-version` and `anthropic-beta` headers: the API version and beta
+/// features it speaks (Claude Code needs them passed on); no other client header goes upstream.
+fn forwarded_headers(headers: &HeaderMap) -> Vec<(HeaderName, HeaderValue)> {
+    ["anthropic-version", "anthropic-beta"]
+        .into_iter()
+        .flat_map(|name| {
+            headers
+                .get_all(name)
+                .iter()
+                .map(move |value| (HeaderName::from_static(name), value.clone()))
+        })
+        .collect()
 }
 
 /// Count a Messages request's input tokens (Anthropic's API), relayed from the provider.
@@ -78,7 +97,8 @@ pub async fn count_tokens(
     }
     let raw = body?;
     let Json(value) = Json::<Value>::from_bytes(&raw)?;
-    let request =
+    let mut request =
         UpstreamRequest::from_messages(raw, value, &state.limits).map_err(ApiError::validation)?;
+    request.forwarded_headers = forwarded_headers(&headers);
     Ok(json_bytes(state.chat.count_tokens(&request).await?))
 }

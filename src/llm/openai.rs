@@ -218,6 +218,7 @@ impl OpenAiCompatible {
                 }
                 _ => attempt.body.clone(),
             },
+            forwarded_headers: &request.forwarded_headers,
         };
         let (response, first) = match self.send(&call, attempt, stream, parent, report).await? {
             Reply::Complete(raw, completion) => return Ok(Answer::Complete(raw, completion)),
@@ -278,11 +279,16 @@ impl OpenAiCompatible {
     }
 
     /// Anthropic's `POST /v1/messages/count_tokens`, relayed as is (not an LLM call).
-    pub async fn count_tokens(&self, body: Bytes) -> Result<Bytes, LlmError> {
+    pub async fn count_tokens(
+        &self,
+        body: Bytes,
+        forwarded_headers: &[(header::HeaderName, HeaderValue)],
+    ) -> Result<Bytes, LlmError> {
         let mut url = self.chat_url.clone();
         url.set_path(&format!("{}/count_tokens", self.chat_url.path()));
         let mut request = reqwest::Request::new(Method::POST, url);
         *request.headers_mut() = self.headers.clone();
+        pass_on(request.headers_mut(), forwarded_headers);
         request.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
@@ -401,6 +407,7 @@ impl OpenAiCompatible {
         let mut request = reqwest::Request::new(Method::POST, call.url.clone());
         let headers = request.headers_mut();
         headers.clone_from(&self.headers);
+        pass_on(headers, call.forwarded_headers);
         headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
@@ -487,11 +494,23 @@ impl OpenAiCompatible {
     }
 }
 
-/// What one call sends: where, and the body.
+/// What one call sends: where, the body, and the client's headers it passes on.
 struct Call<'a> {
     operation: Operation,
     url: &'a reqwest::Url,
     body: Bytes,
+    forwarded_headers: &'a [(header::HeaderName, HeaderValue)],
+}
+
+/// The client's headers the provider must see (`anthropic-version` replaces ours; every
+/// `anthropic-beta` value is kept).
+fn pass_on(headers: &mut HeaderMap, forwarded: &[(header::HeaderName, HeaderValue)]) {
+    for (name, _) in forwarded {
+        headers.remove(name);
+    }
+    for (name, value) in forwarded {
+        headers.append(name.clone(), value.clone());
+    }
 }
 
 fn unix_now() -> u64 {

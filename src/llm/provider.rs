@@ -145,12 +145,14 @@ impl Provider {
     }
 
     /// Anthropic's token count for a Messages request body.
-    pub async fn count_tokens(&self, body: Bytes) -> Result<Bytes, LlmError> {
+    pub async fn count_tokens(
+        &self,
+        body: Bytes,
+        forwarded_headers: &[(axum::http::HeaderName, axum::http::HeaderValue)],
+    ) -> Result<Bytes, LlmError> {
         match &self.api {
-            Api::Http(p) => p.count_tokens(body).await,
-            Api::Simulated(_) => Err(LlmError::Untranslatable(
-                "the simulated provider does not count tokens".into(),
-            )),
+            Api::Http(p) => p.count_tokens(body, forwarded_headers).await,
+            Api::Simulated(_) => Ok(Simulated::count_tokens(&body)),
         }
     }
 

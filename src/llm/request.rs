@@ -195,6 +195,9 @@ pub struct UpstreamRequest {
     pub system_instructions: Option<String>,
     /// The API it speaks.
     pub operation: Operation,
+    /// Client headers the provider must see as sent: Anthropic's `anthropic-version` and
+    /// `anthropic-beta` on `/v1/messages` (Claude Code's beta features), nothing else.
+    pub forwarded_headers: Vec<(axum::http::HeaderName, axum::http::HeaderValue)>,
 }
 
 #[derive(Debug, Clone)]
@@ -256,6 +259,7 @@ impl UpstreamRequest {
             usage_injected: false,
             system_instructions: params.system.clone(),
             operation: Operation::Chat,
+            forwarded_headers: Vec::new(),
             source: Source::Chat(params),
         }
     }
@@ -272,6 +276,7 @@ impl UpstreamRequest {
             usage_injected: false,
             system_instructions: None,
             operation: Operation::Chat,
+            forwarded_headers: Vec::new(),
             source: Source::OpenAi(body),
         })
     }
@@ -298,6 +303,7 @@ impl UpstreamRequest {
             usage_injected: false,
             system_instructions,
             operation: Operation::Responses,
+            forwarded_headers: Vec::new(),
             source: Source::OpenAi(body),
         })
     }
@@ -336,6 +342,7 @@ impl UpstreamRequest {
             usage_injected: false,
             system_instructions: None,
             operation: Operation::Embeddings,
+            forwarded_headers: Vec::new(),
             source: Source::OpenAi(body),
         })
     }
@@ -374,6 +381,7 @@ impl UpstreamRequest {
             usage_injected: false,
             system_instructions,
             operation: Operation::Messages,
+            forwarded_headers: Vec::new(),
             source: Source::OpenAi(body),
         })
     }

@@ -146,7 +146,9 @@ impl ChatService {
                 (&target.provider, &*target.model)
             }
         };
-        provider.count_tokens(request.body_for(model)).await
+        provider
+            .count_tokens(request.body_for(model), &request.forwarded_headers)
+            .await
     }
 
     /// A concurrency slot, or the call recorded as `overloaded`.

@@ -165,6 +165,29 @@ impl Simulated {
         )))
     }
 
+    /// Anthropic's token count of a Messages request, estimated as for the simulated answers.
+    pub fn count_tokens(body: &[u8]) -> Bytes {
+        let request: Value = serde_json::from_slice(body).unwrap_or_default();
+        fn texts(value: &Value, tokens: &mut u64) {
+            match value {
+                Value::String(text) => *tokens += estimate_tokens(text),
+                Value::Array(items) => items.iter().for_each(|item| texts(item, tokens)),
+                Value::Object(object) => {
+                    for key in ["text", "content"] {
+                        if let Some(inner) = object.get(key) {
+                            texts(inner, tokens);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut tokens = 0;
+        texts(&request["system"], &mut tokens);
+        texts(&request["messages"], &mut tokens);
+        Bytes::from(json!({"input_tokens": tokens}).to_string())
+    }
+
     /// The priced models, as an OpenAI model list.
     pub fn list_models(known: &PriceTable) -> Bytes {
         let data: Vec<Value> = known

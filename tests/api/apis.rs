@@ -304,4 +304,16 @@ async fn the_messages_api_is_answered_offline_whole_and_streamed() {
         Some(json!(["length"]))
     );
     assert!(attr(a, "gen_ai.response.time_to_first_chunk").is_some());
+
+    // count_tokens, offline too.
+    let counted: Value = post(
+        &app,
+        "/v1/messages/count_tokens",
+        json!({"model": model, "messages": [{"role": "user", "content": "Explain observability"}]}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert!(counted["input_tokens"].as_u64() > Some(0), "{counted}");
 }

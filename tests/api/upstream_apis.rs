@@ -326,6 +326,8 @@ async fn the_messages_api_is_forwarded_with_the_providers_key_and_relayed_unchan
         .post(app.url("/v1/messages"))
         .header("x-api-key", "gw-key")
         .header("anthropic-version", "2023-06-01")
+        .header("anthropic-beta", "fine-grained-tool-streaming-2025-05-14")
+        .header("x-other", "not forwarded")
         .json(&request)
         .send()
         .await
@@ -340,6 +342,17 @@ async fn the_messages_api_is_forwarded_with_the_providers_key_and_relayed_unchan
     );
     let sent = anthropic.received_at("/v1/messages");
     assert_eq!(sent[0].headers["x-api-key"], ANTHROPIC_API_KEY);
+    // The client's API version and beta features are passed on (Claude Code needs them), and
+    // nothing else of its own.
+    assert_eq!(
+        sent[0].headers["anthropic-beta"],
+        "fine-grained-tool-streaming-2025-05-14"
+    );
+    assert_eq!(
+        sent[0].headers.get_all("anthropic-version").iter().count(),
+        1
+    );
+    assert!(!sent[0].headers.contains_key("x-other"));
     assert!(sent[0].headers.contains_key("anthropic-version"));
     assert_eq!(sent[0].body, request, "forwarded untouched");
 
