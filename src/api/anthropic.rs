@@ -22,7 +22,7 @@ use crate::llm::UpstreamRequest;
     post,
     path = "/v1/messages",
     tag = "anthropic",
-    request_body(content = Object, description = "An Anthropic Messages request: `model`, `max_tokens`, `messages`, and any other field (system, tools, tool_choice, stop_sequences, temperature, stream…), forwarded untouched to a provider of kind `anthropic`."),
+    request_body(content = super::schemas::MessagesRequest, description = "An Anthropic Messages request: `model`, `max_tokens`, `messages`, and any other field (system, tools, tool_choice, stop_sequences, temperature, stream…), forwarded untouched to a provider of kind `anthropic`."),
     responses(
         (status = 200, description = "Anthropic's message, unchanged; with `stream: true`, its events (`message_start`, `content_block_delta`, …, `message_stop`)",
             content((Object = "application/json"), (super::sse::ServerSentEvent = "text/event-stream")),
@@ -30,6 +30,8 @@ use crate::llm::UpstreamRequest;
         (status = 400, description = "Malformed JSON, or Anthropic refused the request (its message)", body = ErrorBody),
         (status = 401, description = "Missing or wrong gateway key (`x-api-key` or `Authorization: Bearer`)", body = ErrorBody),
         (status = 404, description = "No route serves the model (`model_not_found`)", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
         (status = 422, description = "Invalid request (the message names the field)", body = ErrorBody),
         (status = 429, description = "Rate-limited (`rate_limited`); `Retry-After`", body = ErrorBody),
         (status = 501, description = "The model's providers do not speak the Messages API (`unsupported_operation`)", body = ErrorBody),
@@ -76,9 +78,14 @@ fn forwarded_headers(headers: &HeaderMap) -> Vec<(HeaderName, HeaderValue)> {
     post,
     path = "/v1/messages/count_tokens",
     tag = "anthropic",
-    request_body(content = Object, description = "A Messages request without `max_tokens`: `model`, `messages`, `system`, `tools`."),
+    request_body(content = super::schemas::CountTokensRequest, description = "A Messages request without `max_tokens`: `model`, `messages`, `system`, `tools`."),
     responses(
         (status = 200, description = "`{\"input_tokens\": n}`, from the provider", body = Object),
+        (status = 400, description = "Malformed JSON, or the provider refused the request", body = ErrorBody),
+        (status = 401, description = "Missing or wrong gateway key", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
+        (status = 502, description = "Provider failure", body = ErrorBody),
         (status = 404, description = "No route serves the model (`model_not_found`)", body = ErrorBody),
         (status = 422, description = "Invalid request", body = ErrorBody),
         (status = 501, description = "The model's providers do not speak the Messages API", body = ErrorBody),
@@ -97,8 +104,8 @@ pub async fn count_tokens(
     }
     let raw = body?;
     let Json(value) = Json::<Value>::from_bytes(&raw)?;
-    let mut request =
-        UpstreamRequest::from_messages(raw, value, &state.limits).map_err(ApiError::validation)?;
+    let mut request = UpstreamRequest::from_count_tokens(raw, value, &state.limits)
+        .map_err(ApiError::validation)?;
     request.forwarded_headers = forwarded_headers(&headers);
     Ok(json_bytes(state.chat.count_tokens(&request).await?))
 }

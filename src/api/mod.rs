@@ -10,6 +10,7 @@ mod error;
 pub mod health;
 pub mod middleware;
 pub mod openai;
+mod schemas;
 mod sse;
 mod state;
 
@@ -36,7 +37,7 @@ use crate::config::{AuthSettings, LimitSettings, ServerSettings};
         description = "Calls an LLM provider (Groq, any OpenAI-compatible API, or the built-in simulated provider) and returns the answer with token usage, cost, latency and the trace id. Every call is traced (OpenTelemetry GenAI conventions) and counted (Prometheus, on the metrics port).",
     ),
     paths(chat::chat, openai::chat_completions, openai::responses, openai::embeddings, openai::models, anthropic::messages, anthropic::count_tokens, health::healthz, health::readyz),
-    components(schemas(chat::ChatRequest, chat::ChatResponse, chat::UsageBody, openai::ChatCompletionRequest, openai::ChatMessage, ServerSentEvent, ErrorBody, ErrorDetail, health::Health)),
+    components(schemas(chat::ChatRequest, chat::ChatResponse, chat::UsageBody, openai::ChatCompletionRequest, openai::ChatMessage, schemas::ResponsesRequest, schemas::EmbeddingsRequest, schemas::EncodingFormat, schemas::MessagesRequest, schemas::CountTokensRequest, schemas::AnthropicMessage, ServerSentEvent, ErrorBody, ErrorDetail, health::Health)),
     tags(
         (name = "chat", description = "LLM calls, simple form"),
         (name = "openai", description = "OpenAI-compatible API: point any OpenAI or Groq SDK here (also served under /openai/v1)"),

@@ -350,9 +350,29 @@ impl UpstreamRequest {
     /// Validates an Anthropic Messages request (`messages` with roles, the model); it goes
     /// upstream as the client sent it.
     pub fn from_messages(raw: Bytes, body: Value, limits: &RequestLimits) -> Result<Self, String> {
+        // JSON Schema counts 100.0 as a whole number too.
+        let whole = body["max_tokens"]
+            .as_f64()
+            .is_some_and(|n| n.fract() == 0.0 && (1.0..=f64::from(u32::MAX)).contains(&n));
+        if !whole {
+            return Err(format!(
+                "max_tokens: required, a whole number from 1 to {}",
+                u32::MAX
+            ));
+        }
+        Self::from_count_tokens(raw, body, limits)
+    }
+
+    /// Validates an Anthropic token-count request: a Messages request without `max_tokens`.
+    pub fn from_count_tokens(
+        raw: Bytes,
+        body: Value,
+        limits: &RequestLimits,
+    ) -> Result<Self, String> {
         let (raw, body) = with_model(raw, body, limits)?;
         check_messages(&body)?;
-        check_stream_and_sampling(&body)?;
+        // Anthropic's range: temperature 0–1.
+        check_sampling(&body, 1.0)?;
         let mut summary = summarize(&body);
         summary.stop_sequences = body["stop_sequences"]
             .as_array()
@@ -559,14 +579,19 @@ fn check_messages(body: &Value) -> Result<(), String> {
     }
 }
 
-/// `stream` a boolean; `temperature` and `top_p` in range.
+/// `stream` a boolean; `temperature` (0–2, OpenAI's range) and `top_p` in range.
 fn check_stream_and_sampling(body: &Value) -> Result<(), String> {
+    check_sampling(body, 2.0)
+}
+
+/// `stream` a boolean; `temperature` (0 to `max_temperature`) and `top_p` (0–1) in range.
+fn check_sampling(body: &Value, max_temperature: f64) -> Result<(), String> {
     if let Some(stream) = body.get("stream")
         && !(stream.is_boolean() || stream.is_null())
     {
         return Err("stream: must be a boolean".into());
     }
-    for (field, range) in [("temperature", 0.0..=2.0), ("top_p", 0.0..=1.0)] {
+    for (field, range) in [("temperature", 0.0..=max_temperature), ("top_p", 0.0..=1.0)] {
         if let Some(v) = body.get(field)
             && !v.is_null()
             && !v.as_f64().is_some_and(|x| range.contains(&x))

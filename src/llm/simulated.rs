@@ -209,8 +209,8 @@ impl Simulated {
 
 /// Vector length of simulated embeddings when the request names no `dimensions`.
 pub const SIMULATED_DIMENSIONS: usize = 256;
-/// Longest simulated vector (OpenAI's largest embedding model has 3,072).
-const MAX_DIMENSIONS: usize = 4096;
+/// Longest simulated vector: OpenAI's largest embedding model's (the OpenAPI document's limit).
+const MAX_DIMENSIONS: usize = 3072;
 
 /// The texts to embed: a string, strings, or token ids (counted as they are).
 fn inputs(body: &Value) -> Vec<String> {

@@ -350,8 +350,9 @@ async fn the_openai_and_anthropic_sdks_work_on_responses_embeddings_and_messages
         api.app.upstream.received().is_empty(),
         "the environment's Groq is no provider"
     );
-    // Anthropic: 5 Messages calls that passed, 2 without max_tokens, 5 chat calls translated
-    // (as the `smart` route's model); 1 count_tokens; the busy provider's one 429.
+    // Anthropic: 5 Messages calls that passed (the 2 without a whole max_tokens were refused by
+    // the gateway and never sent), 5 chat calls translated (as the `smart` route's model);
+    // 1 count_tokens; the busy provider's one 429.
     let messages = api.anthropic.received_at(claude::MESSAGES_PATH);
     let models: Vec<&str> = messages
         .iter()
@@ -359,7 +360,7 @@ async fn the_openai_and_anthropic_sdks_work_on_responses_embeddings_and_messages
         .collect();
     assert_eq!(
         models.iter().filter(|m| **m == "claude-haiku-4-5").count(),
-        7,
+        5,
         "{models:?}"
     );
     assert_eq!(
@@ -372,7 +373,7 @@ async fn the_openai_and_anthropic_sdks_work_on_responses_embeddings_and_messages
             .iter()
             .filter(|r| r.body.get("max_tokens").is_none())
             .count(),
-        2
+        0
     );
     let count = api.anthropic.received_at(claude::COUNT_TOKENS_PATH);
     assert_eq!(count.len(), 1);
@@ -403,14 +404,15 @@ async fn the_openai_and_anthropic_sdks_work_on_responses_embeddings_and_messages
         )
     };
     // Calls: Responses 2 (whole, streamed); embeddings 4; Messages 5 answered (plain, x-api-key,
-    // streamed, tool use, tool use streamed) and 2 refused upstream (400); chat answered by
+    // streamed, tool use, tool use streamed), and 2 refused by the gateway before any call (no
+    // whole max_tokens: 422, no LLM call, no count); chat answered by
     // Anthropic 5 (plain, streamed with and without usage, tool call, tool call streamed); 1
     // rate-limited, counted under its route's name (the requested model). count_tokens is no
     // LLM call.
     assert_eq!(requests("oa", "gpt-4o-mini", "ok"), Some(2.0));
     assert_eq!(requests("oa", "text-embedding-3-small", "ok"), Some(4.0));
     assert_eq!(requests("claude", "claude-haiku-4-5", "ok"), Some(5.0));
-    assert_eq!(requests("claude", "claude-haiku-4-5", "error"), Some(2.0));
+    assert_eq!(requests("claude", "claude-haiku-4-5", "error"), None);
     assert_eq!(requests("claude", SMART_MODEL, "ok"), Some(5.0));
     assert_eq!(requests("claude", SMART_MODEL, "error"), None);
     assert_eq!(requests("claude-busy", "claude-busy", "error"), Some(1.0));
@@ -423,7 +425,7 @@ async fn the_openai_and_anthropic_sdks_work_on_responses_embeddings_and_messages
                 ("error_type", "upstream_client_error")
             ]
         ),
-        Some(2.0)
+        None
     );
     assert_eq!(
         count(
@@ -553,7 +555,7 @@ async fn the_openai_and_anthropic_sdks_work_on_responses_embeddings_and_messages
             "claude-haiku-4-5",
             "upstream_client_error"
         ),
-        Some(2.0)
+        None
     );
     assert_eq!(attempts("smart", "claude", SMART_MODEL, "ok"), Some(5.0));
     assert_eq!(

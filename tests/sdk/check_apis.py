@@ -320,9 +320,9 @@ def anthropic_count_tokens():
 
 
 @check
-def anthropic_invalid_request_raises_bad_request_error():
+def anthropic_missing_max_tokens_raises_unprocessable_entity_error():
     # No max_tokens (the SDK's `omit`, NOT_GIVEN before it, leaves it out of the body): the
-    # fake refuses it with Anthropic's 400, which the gateway forwarded.
+    # gateway refuses it itself, as Anthropic would, before any call (422, the field named).
     try:
         claude.messages.create(
             model=MESSAGES_MODEL,
@@ -330,14 +330,13 @@ def anthropic_invalid_request_raises_bad_request_error():
             messages=[{"role": "user", "content": "Hi"}],
             timeout=10,
         )
-    except anthropic.BadRequestError as e:
-        # README "Errors": OpenAI's shape on /v1/messages too; Anthropic's type as `code`.
-        assert e.status_code == 400, e
+    except anthropic.UnprocessableEntityError as e:
+        assert e.status_code == 422, e
         error = e.body["error"]
-        assert (error["type"], error["code"]) == ("upstream_client_error", "invalid_request_error"), e.body
-        assert "max_tokens: Field required" in error["message"], e.body
+        assert error["type"] == "invalid_request", e.body
+        assert error["message"].startswith("max_tokens: required"), e.body
         return
-    raise AssertionError("no BadRequestError")
+    raise AssertionError("no UnprocessableEntityError")
 
 
 @check
@@ -355,19 +354,18 @@ def anthropic_rate_limit_raises_rate_limit_error():
 
 
 @check
-def anthropic_invalid_request_raw_http_is_400():
-    # The same without the SDK: a raw POST with the key as x-api-key.
+def anthropic_fractional_max_tokens_raw_http_is_422():
+    # The same refusal without the SDK: a raw POST (the key as x-api-key) whose max_tokens is
+    # not a whole number.
     r = httpx.post(
         f"{URL}/v1/messages",
         headers={"x-api-key": KEY, "anthropic-version": "2023-06-01"},
-        json={"model": MESSAGES_MODEL, "messages": [{"role": "user", "content": "Hi"}]},
+        json={"model": MESSAGES_MODEL, "max_tokens": 0.5, "messages": [{"role": "user", "content": "Hi"}]},
         timeout=10,
     )
-    assert r.status_code == 400, (r.status_code, r.text)
-    assert r.json()["error"]["code"] == "invalid_request_error", r.text
-    assert "max_tokens: Field required" in r.json()["error"]["message"], r.text
+    assert r.status_code == 422, (r.status_code, r.text)
+    assert r.json()["error"]["type"] == "invalid_request", r.text
     assert len(r.headers["x-trace-id"]) == 32, r.headers
-
 
 # ---------------------------------------------------------------- OpenAI chat, answered by Anthropic
 
