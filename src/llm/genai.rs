@@ -1,6 +1,6 @@
-//! The telemetry of one LLM call, in one place: the GenAI span (`chat {model}`, kind CLIENT,
-//! OpenTelemetry GenAI conventions), its metrics, and the conventions' message JSON for
-//! captured prompts and completions.
+//! The telemetry of one LLM call, in one place: the GenAI span (`{operation} {model}`: `chat …`
+//! or `embeddings …`, kind CLIENT, OpenTelemetry GenAI conventions), its metrics, and the
+//! conventions' message JSON for captured prompts and completions.
 //!
 //! The span describes the logical call: `gen_ai.request.model` is the name the client asked
 //! for (a route's name, say), while `gen_ai.provider.name`, `server.*` and the `provider` label
