@@ -6,9 +6,9 @@ use std::process::{Command, Stdio};
 use futures_util::future::join_all;
 use serde_json::json;
 
-use crate::support::app::{spawn_app, spawn_app_with};
+use crate::support::app::{spawn_app, spawn_app_with, write_config};
 use crate::support::prometheus::sample;
-use crate::support::upstream::Reply;
+use crate::support::upstream::{FakeUpstream, Reply};
 
 const OK: usize = 30;
 const NOT_FOUND: usize = 7;
@@ -327,6 +327,9 @@ const FAMILIES: &[&str] = &[
     "http_server_request_duration_seconds",
     "llm_gateway_overhead_seconds",
     "llm_provider_ratelimit_remaining",
+    "llm_fallbacks_total",
+    "llm_route_attempts_total",
+    "llm_route_target_state",
     "process_cpu_seconds_total",
     "process_resident_memory_bytes",
     "process_open_fds",
@@ -335,9 +338,31 @@ const FAMILIES: &[&str] = &[
 #[tokio::test]
 async fn every_family_is_exported_after_every_kind_of_call_and_the_scrape_is_kept_for_the_stack_checks()
  {
-    let app = spawn_app_with(&[("LLM_MAX_RETRIES", "0")]).await;
-    app.upstream
-        .script([Reply::Ok, Reply::groq_error(500, "boom", "x")]);
+    // A routing file, so that the routing families have samples too: the default provider
+    // answers plain names as the environment's one provider would; route `r` falls back.
+    let upstream = FakeUpstream::start().await;
+    let config = write_config(&format!(
+        r#"
+        [gateway]
+        default_provider = "groq"
+        [providers.groq]
+        kind = "groq"
+        base_url = "{url}"
+        [providers.backup]
+        kind = "openai_compatible"
+        base_url = "{url}"
+        [routes.r]
+        targets = [{{ provider = "groq", model = "m1" }}, {{ provider = "backup", model = "m2" }}]
+        "#,
+        url = upstream.base_url()
+    ));
+    let app = spawn_app_with(&[("LLM_MAX_RETRIES", "0"), ("GATEWAY_CONFIG", &config)]).await;
+    upstream.script([
+        Reply::Ok,
+        Reply::groq_error(500, "boom", "x"),
+        Reply::Ok,
+        Reply::groq_error(503, "busy", "x"),
+    ]);
     app.chat(json!({"prompt": "ok"})).await;
     app.chat(json!({"prompt": "fails"})).await;
     app.chat(json!({"prompt": "streams", "stream": true}))
@@ -345,6 +370,10 @@ async fn every_family_is_exported_after_every_kind_of_call_and_the_scrape_is_kep
         .text()
         .await
         .unwrap();
+    let routed = app
+        .chat(json!({"prompt": "falls back", "model": "r"}))
+        .await;
+    assert_eq!(routed.status(), 200);
 
     let text = app.scrape().await;
 
