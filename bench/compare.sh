@@ -3,30 +3,47 @@
 # that both see the same machine: the before/after figure of a change.
 #
 #   bench/compare.sh [--rounds N] [--duration S] [--log FILTER,FORMAT] [--path P]
+#                    [--path-a P] [--path-b P] [--body-a FILE] [--body-b FILE]
 #                    [--config-a FILE] [--config-b FILE] [--model-a M] [--model-b M] BIN_A BIN_B
 #
-#   --rounds N    measured runs per binary (default 5); the median is reported
+#   --rounds N    measured runs per binary (default 5); the medians are reported, and the
+#                 median of the rounds' B - A (each round runs A then B, back to back)
 #   --duration S  seconds per run (default 10)
 #   --log F,FMT   the gateways' RUST_LOG and LOG_FORMAT (default info,pretty: the default
 #                 configuration, one log line per request, written to a file)
-#   --path P      the endpoint (default /v1/chat/completions; /api/chat also works)
+#   --path P      both sides' endpoint (default /v1/chat/completions; /api/chat also works)
+#   --path-X P    side X's endpoint, e.g. /v1/responses, /v1/embeddings, /v1/messages
+#   --body-X F    side X's request body: a JSON file (bench/bodies/), sent as its bytes less the
+#                 final newline, `@MODEL@` in it replaced by side X's model. Default:
+#                 bench/bodies/chat.json, or bench/bodies/api-chat.json for /api/chat
 #   --config-X F  run side X with GATEWAY_CONFIG=F, `@UPSTREAM@` in it replaced by the fake
-#                 upstream's base URL (bench/routed.toml, bench/fallback.toml); BIN_A may
-#                 equal BIN_B to compare configurations
-#   --model-X M   the model side X asks for (default llama-3.1-8b-instant)
+#                 upstream's OpenAI-style base URL (http://127.0.0.1:PORT/openai/v1) and
+#                 `@UPSTREAM_ROOT@` by its root (http://127.0.0.1:PORT, an anthropic provider's
+#                 base_url) (bench/routed.toml, bench/fallback.toml, bench/apis.toml); BIN_A may
+#                 equal BIN_B to compare configurations or endpoints
+#   --model-X M   the model side X asks for (default llama-3.1-8b-instant): fills `@MODEL@`
 #
 # Each run: a fresh gateway process with full telemetry to a live OTLP receiver, a 1 s
-# warm-up, then wrk at concurrency 32 against a fake Groq upstream (all on 127.0.0.1, from
-# examples/fake_upstream.rs). CPU is the gateway's utime+stime from /proc over the measured
-# run, divided by the requests wrk completed. Needs wrk (Debian) and a release build of the
-# examples: `cargo build --release --examples`.
+# warm-up, then wrk at concurrency 32 against a fake upstream (all on 127.0.0.1, from
+# examples/fake_upstream.rs: Groq's chat completions, OpenAI's Responses and embeddings,
+# Anthropic's Messages). The gateway's environment: GROQ_API_KEY=gsk_bench,
+# ANTHROPIC_API_KEY=sk-ant-bench, GROQ_BASE_URL at the fake, LLM_MAX_RETRIES=0. CPU is the
+# gateway's utime+stime from /proc over the measured run, divided by the requests wrk
+# completed (a streamed answer counts when its body ends). Before the first round each side's
+# request is sent once with curl: it must answer 200 with no error event. Needs wrk (Debian)
+# and a release build of the examples: `cargo build --release --examples`.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ROUNDS=5 DURATION=10 GW_LOG=info,pretty URL_PATH=/v1/chat/completions
 CONFIG_A="" CONFIG_B="" MODEL_A=llama-3.1-8b-instant MODEL_B=llama-3.1-8b-instant
+PATH_A="" PATH_B="" BODY_A="" BODY_B=""
 while [ $# -gt 2 ]; do
     case "$1" in
+        --path-a) PATH_A=$2; shift ;;
+        --path-b) PATH_B=$2; shift ;;
+        --body-a) BODY_A=$(realpath "$2"); shift ;;
+        --body-b) BODY_B=$(realpath "$2"); shift ;;
         --config-a) CONFIG_A=$(realpath "$2"); shift ;;
         --config-b) CONFIG_B=$(realpath "$2"); shift ;;
         --model-a) MODEL_A=$2; shift ;;
@@ -39,7 +56,11 @@ while [ $# -gt 2 ]; do
     esac
     shift
 done
-[ $# -eq 2 ] || { sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+[ $# -eq 2 ] || { awk 'NR > 1 && !/^#/ {exit} NR > 1' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+PATH_A=${PATH_A:-$URL_PATH} PATH_B=${PATH_B:-$URL_PATH}
+for body in "$BODY_A" "$BODY_B"; do
+    [ -z "$body" ] || [ -f "$body" ] || { echo "no such body file: $body" >&2; exit 2; }
+done
 BIN_A=$(realpath "$1") BIN_B=$(realpath "$2")
 FAKE="${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/fake_upstream"
 [ -x "$FAKE" ] || { echo "missing $FAKE: cargo build --release --examples" >&2; exit 1; }
@@ -49,11 +70,15 @@ WORK=$(mktemp -d)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY ALL_PROXY all_proxy
 
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
-start_fake() { # log file, args: prints the port
+# Processes are started in this shell (not in a command substitution's subshell), so that
+# PIDS knows them and the trap stops them.
+start_fake() { # variable, log file, args: starts one, sets the variable to its port
+    local var=$1; shift
     "$FAKE" --port 0 "${@:2}" >"$1" 2>&1 &
     PIDS+=($!)
     local port="" deadline=$((SECONDS + 10))
@@ -62,19 +87,26 @@ start_fake() { # log file, args: prints the port
         [ -n "$port" ] || sleep 0.05
     done
     [ -n "$port" ] || { cat "$1" >&2; exit 1; }
-    echo "$port"
+    printf -v "$var" '%s' "$port"
 }
-UP_PORT=$(start_fake "$WORK/upstream.log" --workers 1)
-OTLP_PORT=$(start_fake "$WORK/otlp.log" --workers 1)
+start_fake UP_PORT "$WORK/upstream.log" --workers 1
+start_fake OTLP_PORT "$WORK/otlp.log" --workers 1
 
-# One request script per side: the body names that side's model.
+# One request script per side: that side's body file, `@MODEL@` replaced by its model.
 for side in a b; do
-    model=$MODEL_A; [ "$side" = b ] && model=$MODEL_B
-    if [ "$URL_PATH" = /api/chat ]; then
-        BODY='{"prompt":"Explain observability in 3 sentences","model":"'$model'","max_tokens":100,"temperature":0.7}'
-    else
-        BODY='{"model":"'$model'","messages":[{"role":"user","content":"Explain observability in 3 sentences"}],"max_tokens":100,"temperature":0.7}'
+    model=$MODEL_A path=$PATH_A body=$BODY_A
+    [ "$side" = b ] && model=$MODEL_B path=$PATH_B body=$BODY_B
+    if [ -z "$body" ]; then
+        body="$ROOT/bench/bodies/chat.json"
+        [ "$path" = /api/chat ] && body="$ROOT/bench/bodies/api-chat.json"
     fi
+    BODY=$(<"$body")  # less the final newline
+    BODY=${BODY//@MODEL@/$model}
+    python3 -c 'import json, sys; json.loads(sys.argv[1])' "$BODY" 2>/dev/null \
+        || { echo "side $side: not JSON: $BODY" >&2; exit 2; }
+    [[ $BODY != *']==]'* ]] || { echo "side $side: the body may not contain ]==]" >&2; exit 2; }
+    printf '%s' "$BODY" >"$WORK/body-$side.json"
+    echo "${body#"$ROOT"/}" >"$WORK/body-$side.file"
     cat >"$WORK/post-$side.lua" <<LUA
 wrk.method = "POST"
 wrk.body = [==[$BODY]==]
@@ -84,46 +116,84 @@ done
 # The configuration files, pointed at this run's fake upstream.
 for side in a b; do
     config=$CONFIG_A; [ "$side" = b ] && config=$CONFIG_B
-    [ -z "$config" ] || sed "s|@UPSTREAM@|http://127.0.0.1:$UP_PORT/openai/v1|g" "$config" >"$WORK/gateway-$side.toml"
+    [ -z "$config" ] || sed -e "s|@UPSTREAM_ROOT@|http://127.0.0.1:$UP_PORT|g" \
+        -e "s|@UPSTREAM@|http://127.0.0.1:$UP_PORT/openai/v1|g" "$config" >"$WORK/gateway-$side.toml"
 done
 
-run_once() { # binary, side (a or b): prints µs of CPU per request
-    local port metrics pid before after requests config=()
-    port=$(free_port) metrics=$(free_port)
+side_path() { if [ "$1" = a ]; then echo "$PATH_A"; else echo "$PATH_B"; fi; }
+
+start_gateway() { # binary, side (a or b): starts it, sets GW_PID and GW_PORT
+    local metrics config=()
+    GW_PORT=$(free_port) metrics=$(free_port)
     [ -f "$WORK/gateway-$2.toml" ] && config=(GATEWAY_CONFIG="$WORK/gateway-$2.toml")
-    (cd "$WORK" && exec env -i PATH="$PATH" APP_HOST=127.0.0.1 APP_PORT="$port" "${config[@]}" \
+    (cd "$WORK" && exec env -i PATH="$PATH" APP_HOST=127.0.0.1 APP_PORT="$GW_PORT" "${config[@]}" \
         METRICS_HOST=127.0.0.1 METRICS_PORT="$metrics" GROQ_API_KEY=gsk_bench \
+        ANTHROPIC_API_KEY=sk-ant-bench \
         GROQ_BASE_URL="http://127.0.0.1:$UP_PORT/openai/v1" LLM_MAX_RETRIES=0 \
         OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$OTLP_PORT" \
         RUST_LOG="${GW_LOG%%,*}" LOG_FORMAT="${GW_LOG#*,}" "$1") >"$WORK/gateway.log" 2>&1 &
-    pid=$!
-    PIDS+=("$pid")
+    GW_PID=$!
+    PIDS+=("$GW_PID")
     local deadline=$((SECONDS + 20))
-    until curl -fsS -o /dev/null "http://127.0.0.1:$port/healthz" 2>/dev/null; do
+    until curl -fsS -o /dev/null "http://127.0.0.1:$GW_PORT/healthz" 2>/dev/null; do
         [ $SECONDS -lt $deadline ] || { cat "$WORK/gateway.log" >&2; exit 1; }
         sleep 0.1
     done
-    wrk -t1 -c32 -d1s -s "$WORK/post-$2.lua" "http://127.0.0.1:$port$URL_PATH" >/dev/null 2>&1
-    before=$(cpu_ticks "$pid")
+}
+
+stop_gateway() { # stops GW_PID and forgets it
+    local keep=() p
+    kill "$GW_PID"; wait "$GW_PID" 2>/dev/null || true
+    for p in "${PIDS[@]}"; do [ "$p" = "$GW_PID" ] || keep+=("$p"); done
+    PIDS=("${keep[@]}")
+}
+
+check_side() { # binary, side: one request with curl; a 200 without an error event, or exit
+    start_gateway "$1" "$2"
+    local url="http://127.0.0.1:$GW_PORT$(side_path "$2")" status
+    status=$(curl -sS -o "$WORK/answer-$2" -w '%{http_code} %{content_type}' \
+        -H 'Content-Type: application/json' --data-binary "@$WORK/body-$2.json" "$url")
+    stop_gateway
+    if [ "${status%% *}" != 200 ] || grep -qE '^event: error|^data: \{"error"' "$WORK/answer-$2"; then
+        echo "side $2: $url answered $status:" >&2; head -c 600 "$WORK/answer-$2" >&2; echo >&2
+        tail -5 "$WORK/gateway.log" >&2; exit 1
+    fi
+    echo "side ${2^^}: POST $(side_path "$2") $(<"$WORK/body-$2.file") → $status, $(wc -c <"$WORK/answer-$2") bytes"
+}
+
+run_once() { # binary, side (a or b): prints µs of CPU per request
+    local before after requests url
+    start_gateway "$1" "$2"
+    url="http://127.0.0.1:$GW_PORT$(side_path "$2")"
+    wrk -t1 -c32 -d1s -s "$WORK/post-$2.lua" "$url" >/dev/null 2>&1
+    before=$(cpu_ticks "$GW_PID")
     local out
-    out=$(wrk -t1 -c32 -d"${DURATION}s" -s "$WORK/post-$2.lua" "http://127.0.0.1:$port$URL_PATH")
+    out=$(wrk -t1 -c32 -d"${DURATION}s" -s "$WORK/post-$2.lua" "$url")
     # Every answer must be a 200: a run of errors would measure the wrong thing.
     if grep -q "Non-2xx" <<<"$out"; then echo "side $2: non-2xx answers: $out" >&2; cat "$WORK/gateway.log" | tail -5 >&2; exit 1; fi
     requests=$(awk '/requests in/ {print $1}' <<<"$out")
-    after=$(cpu_ticks "$pid")
-    kill "$pid"; wait "$pid" 2>/dev/null || true
+    after=$(cpu_ticks "$GW_PID")
+    stop_gateway
     python3 -c "print(f'{($after - $before) / $(getconf CLK_TCK) * 1e6 / $requests:.1f} {$requests}')"
 }
 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 
-echo "concurrency 32, $URL_PATH, RUST_LOG/LOG_FORMAT=$GW_LOG, full telemetry, ${DURATION} s x $ROUNDS rounds"
+if [ "$PATH_A" = "$PATH_B" ]; then where=$PATH_A; else where="A $PATH_A, B $PATH_B"; fi
+echo "concurrency 32, $where, RUST_LOG/LOG_FORMAT=$GW_LOG, full telemetry, ${DURATION} s x $ROUNDS rounds"
+check_side "$BIN_A" a; check_side "$BIN_B" b
 : >"$WORK/a" ; : >"$WORK/b"
 for round in $(seq "$ROUNDS"); do
-    a=$(run_once "$BIN_A" a); b=$(run_once "$BIN_B" b)
+    run_once "$BIN_A" a >"$WORK/run"; a=$(<"$WORK/run")
+    run_once "$BIN_B" b >"$WORK/run"; b=$(<"$WORK/run")
     echo "round $round: A ${a% *} µs/req (${a#* } req)   B ${b% *} µs/req (${b#* } req)"
     echo "${a% *}" >>"$WORK/a"; echo "${b% *}" >>"$WORK/b"
 done
 echo "median CPU µs/request: A $(median <"$WORK/a")   B $(median <"$WORK/b")"
-echo "A = $BIN_A ${CONFIG_A:+GATEWAY_CONFIG=$CONFIG_A} model $MODEL_A"
-echo "B = $BIN_B ${CONFIG_B:+GATEWAY_CONFIG=$CONFIG_B} model $MODEL_B"
+echo "median of the rounds' B - A: $(paste -d' ' "$WORK/a" "$WORK/b" | awk '{printf "%.1f\n", $2 - $1}' | median) µs/request"
+echo "A = $BIN_A ${CONFIG_A:+GATEWAY_CONFIG=$CONFIG_A} POST $PATH_A $(<"$WORK/body-a.file") model $MODEL_A"
+echo "B = $BIN_B ${CONFIG_B:+GATEWAY_CONFIG=$CONFIG_B} POST $PATH_B $(<"$WORK/body-b.file") model $MODEL_B"
+echo "fake upstream, requests received: $(curl -fsS "http://127.0.0.1:$UP_PORT/stats" | python3 -c '
+import json, sys
+s = json.load(sys.stdin)
+print(", ".join(f"{k} {v}" for k, v in s.items() if k.endswith("_requests") and not k.startswith("otlp") and v))')"

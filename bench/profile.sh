@@ -2,6 +2,7 @@
 # Profiles the gateway (full telemetry) under load, to find what to optimise.
 #
 #   bench/profile.sh [--callgrind] [--concurrency N | --rate R] [--seconds S] [--requests N] [--no-otel]
+#                    [--log F[,FMT]] [--config FILE] [--model M] [--path P] [--body FILE]
 #
 #   default      perf (cpu-clock sampling, frame-pointer call graphs) while examples/loadgen.rs
 #                drives --concurrency 32 (default) or --rate R for --seconds (default 8);
@@ -11,9 +12,13 @@
 #   --no-otel    OTEL_SDK_DISABLED=true (to see what telemetry costs, by difference)
 #   --log FILTER[,FORMAT]  RUST_LOG (default warn) and LOG_FORMAT, e.g. --log info,json: what
 #                the request log lines cost (they go to the gateway's log file)
-#   --config FILE --model M  GATEWAY_CONFIG=FILE (`@UPSTREAM@` replaced by the fake's base
-#                URL, as in bench/compare.sh) and the model the requests name, e.g.
-#                --config bench/routed.toml --model bench
+#   --config FILE --model M  GATEWAY_CONFIG=FILE (`@UPSTREAM@` and `@UPSTREAM_ROOT@` replaced
+#                by the fake's base URL and root, as in bench/compare.sh) and the model the
+#                requests name, e.g. --config bench/routed.toml --model bench
+#   --path P --body FILE  the endpoint (default /api/chat) and a JSON body file whose `@MODEL@`
+#                is replaced by --model (default llama-3.1-8b-instant), e.g. --config
+#                bench/apis.toml --path /v1/messages --body bench/bodies/messages.json. Without
+#                --body: /api/chat's prompt body, or bench/bodies/chat.json for another path
 #
 # Builds a separate profiling binary (release + line tables + frame pointers) in
 # target/profiling (or $PROFILE_TARGET_DIR) so the normal release build is untouched. Output: bench/results/profile-<stamp>/.
@@ -22,6 +27,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 MODE=perf LOAD=(--concurrency 32) SECS=8 REQUESTS=3000 OTEL=1 LOG=warn,pretty CONFIG="" MODEL=""
+URL_PATH=/api/chat BODY_FILE=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --callgrind) MODE=callgrind ;;
@@ -32,8 +38,10 @@ while [ $# -gt 0 ]; do
         --no-otel) OTEL=0 ;;
         --config) CONFIG=$(realpath "${2:?}"); shift ;;
         --model) MODEL=${2:?}; shift ;;
+        --path) URL_PATH=${2:?}; shift ;;
+        --body) BODY_FILE=$(realpath "${2:?}"); shift ;;
         --log) LOG=${2:?}; [[ $LOG == *,* ]] || LOG="$LOG,pretty"; shift ;;
-        -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) awk 'NR > 1 && !/^#/ {exit} NR > 1' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown option: $1" >&2; exit 2 ;;
     esac
     shift
@@ -98,7 +106,8 @@ OTLP_PORT=$FAKE_PORT
 GW_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 M_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 GW_ENV=(APP_HOST=127.0.0.1 APP_PORT="$GW_PORT" METRICS_HOST=127.0.0.1 METRICS_PORT="$M_PORT"
-    GROQ_API_KEY=gsk_bench GROQ_BASE_URL="http://127.0.0.1:$UP_PORT/openai/v1" LLM_MAX_RETRIES=0
+    GROQ_API_KEY=gsk_bench ANTHROPIC_API_KEY=sk-ant-bench
+    GROQ_BASE_URL="http://127.0.0.1:$UP_PORT/openai/v1" LLM_MAX_RETRIES=0
     RUST_LOG="${LOG%%,*}" LOG_FORMAT="${LOG#*,}")
 if [ "$OTEL" = 1 ]; then
     GW_ENV+=(OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$OTLP_PORT" OTEL_TRACES_SAMPLER=always_on)
@@ -106,11 +115,21 @@ else
     GW_ENV+=(OTEL_SDK_DISABLED=true)
 fi
 if [ -n "$CONFIG" ]; then
-    sed "s|@UPSTREAM@|http://127.0.0.1:$UP_PORT/openai/v1|g" "$CONFIG" >"$OUT/gateway.toml"
+    sed -e "s|@UPSTREAM_ROOT@|http://127.0.0.1:$UP_PORT|g" \
+        -e "s|@UPSTREAM@|http://127.0.0.1:$UP_PORT/openai/v1|g" "$CONFIG" >"$OUT/gateway.toml"
     GW_ENV+=(GATEWAY_CONFIG="$OUT/gateway.toml")
 fi
-URL="http://127.0.0.1:$GW_PORT/api/chat"
-BODY='{"prompt":"Explain observability in 3 sentences","max_tokens":100,"temperature":0.7'${MODEL:+',"model":"'$MODEL'"'}'}'
+URL="http://127.0.0.1:$GW_PORT$URL_PATH"
+if [ -n "$BODY_FILE" ]; then
+    BODY=$(<"$BODY_FILE")
+    BODY=${BODY//@MODEL@/${MODEL:-llama-3.1-8b-instant}}
+elif [ "$URL_PATH" = /api/chat ]; then
+    BODY='{"prompt":"Explain observability in 3 sentences","max_tokens":100,"temperature":0.7'${MODEL:+',"model":"'$MODEL'"'}'}'
+else
+    BODY=$(<"$ROOT/bench/bodies/chat.json")
+    BODY=${BODY//@MODEL@/${MODEL:-llama-3.1-8b-instant}}
+fi
+log "POST $URL_PATH $BODY"
 wait_ready() {
     local deadline=$((SECONDS + 60))
     until curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$GW_PORT/healthz" 2>/dev/null; do
@@ -154,12 +173,13 @@ else
     DUMP=$(ls -t "$OUT"/callgrind.out.* | head -1)
     TOTAL=$(callgrind_annotate "$DUMP" 2>/dev/null | sed -n 's/^ *\([0-9,]*\) .*PROGRAM TOTALS.*/\1/p' | tr -d ,)
     {
-        echo "instructions (user space) per request: $((TOTAL / REQUESTS))"
+        echo "instructions (user space) per request: $((TOTAL / REQUESTS)) (POST $URL_PATH)"
+        echo "loadgen: $(tr -d '\n' <"$OUT/loadgen.json" | cut -c1-300)"
         echo
         echo "inclusive, top entries (callgrind_annotate --inclusive=yes $DUMP):"
         # Recursive futures show up above 100%: skip those lines.
         callgrind_annotate --inclusive=yes --threshold=100 "$DUMP" 2>/dev/null | grep -E '^ *[0-9,]+ \(' |
             grep -vE '\((1[0-9]{2}|[2-9][0-9]{2}|[0-9]{4,})\.[0-9]+%\)' |
-            sed -E 's#\[/[^]]*\]##; s#/root/.cargo/registry/src/[^/]*/##; s#/rustc/[0-9a-f]*/##' | cut -c1-200 | head -80
+            sed -E 's#\[/[^]]*\]##; s#/root/.cargo/registry/src/[^/]*/##; s#/rustc/[0-9a-f]*/##' | cut -c1-200 | head -80 || true  # head closes the pipe early
     } | tee "$OUT/summary.txt"
 fi

@@ -1,4 +1,5 @@
-//! A fast fake Groq upstream and OTLP/HTTP receiver for benchmarks (`bench/run.sh`).
+//! A fast fake Groq (and Anthropic) upstream and OTLP/HTTP receiver for benchmarks
+//! (`bench/run.sh`, `bench/compare.sh`).
 //!
 //! ```text
 //! cargo run --release --example fake_upstream -- [--port 0] [--workers 1] [--delay-ms 0]
@@ -13,9 +14,16 @@
 //!   SSE chunks (role chunk, `--chunks` content deltas `--chunk-delay-ms` apart, a final chunk
 //!   with `finish_reason` and `x_groq.usage`, a usage chunk if `stream_options.include_usage`,
 //!   then `data: [DONE]`).
+//! * `POST /openai/v1/responses`: OpenAI's `Response` object, or with `"stream": true` its typed
+//!   events (`response.created` … one `response.output_text.delta` per chunk …
+//!   `response.completed` with usage), precomputed at start like the chat answer.
+//! * `POST /openai/v1/embeddings`: 2 vectors of 256 floats, whatever the input.
+//! * `POST /v1/messages`: Anthropic's Message, or with `"stream": true` its events
+//!   (`message_start` … one `text_delta` per chunk … `message_stop`), precomputed likewise.
+//!   The Groq/OpenAI paths' base URL is `http://ADDR/openai/v1`, Anthropic's `http://ADDR`.
 //! * `POST /v1/traces`: a live OTLP/HTTP receiver that answers 200 and counts requests, bytes
 //!   and spans (walking the protobuf by hand, no decoding into structs).
-//! * `GET /stats`: those counters as JSON.
+//! * `GET /stats`: those counters, and the requests of each endpoint, as JSON.
 //!
 //! Prints `listening on 127.0.0.1:PORT` on stdout once bound (`--port 0` picks a free port).
 

@@ -7,7 +7,9 @@
 //!   Embeddings in OpenAI's own wire format ([`crate::openai`]), on the same base URL and
 //!   from the same script (see [`FakeUpstream`]).
 //! * [`FastUpstream`], for the benchmark: precomputed bytes, no parsing of the request beyond
-//!   a byte scan for `"stream": true` and `include_usage`, nothing recorded but two counters.
+//!   a byte scan for `"stream": true` and `include_usage`, nothing recorded but counters. It
+//!   answers chat completions, the Responses API and embeddings like Groq/OpenAI, and the
+//!   Messages API like Anthropic ([`crate::anthropic`]), each in its real wire format.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -20,10 +22,11 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, IntoResponseParts, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
+use crate::anthropic::{self, AnthropicUsage};
 use crate::groq::{self, Completion, Usage};
 use crate::openai::{self, ResponseStream};
 
@@ -816,11 +819,12 @@ fn status_reply(status: u16, body: String, headers: Vec<(&'static str, String)>)
 /// How the fast upstream answers (`fake_upstream`'s flags).
 #[derive(Clone, Debug)]
 pub struct FastOptions {
-    /// Before a non-streaming answer.
+    /// Before a non-streaming answer (every API's).
     pub delay: Duration,
-    /// Content chunks in a stream.
+    /// Content chunks (text deltas) in a stream (every API's).
     pub chunks: usize,
-    /// Between a stream's chunks (the role chunk goes out at once).
+    /// Between a stream's chunks (the first goes out at once: chat's role chunk, the
+    /// Responses and Messages APIs' opening events).
     pub chunk_delay: Duration,
 }
 
@@ -834,18 +838,38 @@ impl Default for FastOptions {
     }
 }
 
+/// The fast fake's answer text, in every API's whole answer.
+pub const BENCH_TEXT: &str = "Observability is the ability to understand a system's internal \
+    state from the signals it emits: traces, metrics and logs. It lets engineers ask new \
+    questions about production behaviour without shipping new code. For LLM applications it \
+    adds token usage, cost and latency per call.";
+
+/// The fast fake's token counts, in every API's terms: a 16-token prompt, a 62-token answer.
+pub const BENCH_TOKENS: (u64, u64) = (16, 62);
+
+/// The model of the fast fake's embeddings answer (its Responses answers name [`groq::MODEL`]).
+pub const BENCH_EMBEDDING_MODEL: &str = "text-embedding-3-small";
+
+/// The texts the fast fake's embedding vectors are derived from, one vector each ...
+pub const BENCH_EMBEDDING_INPUTS: [&str; 2] = [
+    "Explain observability in 3 sentences",
+    "What does a gateway add to every LLM call?",
+];
+/// ... of this many floats each (JSON numbers, `encoding_format` "float").
+pub const BENCH_EMBEDDING_DIMENSIONS: usize = 256;
+
+/// The model of the fast fake's Anthropic Messages answers.
+pub const BENCH_ANTHROPIC_MODEL: &str = crate::anthropic::ANTHROPIC_MODEL;
+
 /// The fast fake's answer: a longer text, and usage for a 16-token prompt.
 fn bench_completion(model: &str) -> Completion<'_> {
     Completion {
         id: "chatcmpl-bench-0001",
         model,
-        content: "Observability is the ability to understand a system's internal state from the \
-                  signals it emits: traces, metrics and logs. It lets engineers ask new questions \
-                  about production behaviour without shipping new code. For LLM applications it \
-                  adds token usage, cost and latency per call.",
+        content: BENCH_TEXT,
         usage: Usage {
-            prompt_tokens: 16,
-            completion_tokens: 62,
+            prompt_tokens: BENCH_TOKENS.0,
+            completion_tokens: BENCH_TOKENS.1,
             cached_tokens: 0,
             reasoning_tokens: 0,
             queue_time: 0.012,
@@ -883,17 +907,194 @@ fn bench_events(chunks: usize, include_usage: bool) -> Vec<Bytes> {
     events
 }
 
-/// A fast fake Groq for load: every answer precomputed at start, the request only byte-scanned.
+/// The text deltas of every fast stream: `word0 `, `word1 `, ...
+fn bench_deltas(chunks: usize) -> Vec<String> {
+    (0..chunks).map(|i| format!("word{i} ")).collect()
+}
+
+/// The Responses request the fast fake's answers echo (`bench/bodies/responses.json`).
+fn bench_responses_request() -> Value {
+    json!({
+        "model": groq::MODEL,
+        "input": "Explain observability in 3 sentences",
+        "max_output_tokens": 100,
+        "temperature": 0.7,
+    })
+}
+
+const BENCH_RESPONSES_USAGE: openai::ResponsesUsage = openai::ResponsesUsage {
+    input_tokens: BENCH_TOKENS.0,
+    cached_tokens: 0,
+    output_tokens: BENCH_TOKENS.1,
+    reasoning_tokens: 0,
+};
+
+const BENCH_ANTHROPIC_USAGE: AnthropicUsage = AnthropicUsage {
+    input_tokens: BENCH_TOKENS.0,
+    output_tokens: BENCH_TOKENS.1,
+    cache_creation_input_tokens: 0,
+    cache_read_input_tokens: 0,
+};
+
+/// The fast fake's Responses answer: a completed `Response` saying [`BENCH_TEXT`].
+fn bench_response() -> Value {
+    openai::completed_response(
+        "resp_bench_0001",
+        "msg_bench_0001",
+        &bench_responses_request(),
+        BENCH_TEXT,
+        BENCH_RESPONSES_USAGE,
+    )
+}
+
+/// The fast fake's Responses stream, in pieces: the four opening events (created,
+/// in_progress, output_item.added, content_part.added) as one piece, one
+/// `response.output_text.delta` per chunk, then the four closing events (output_text.done,
+/// content_part.done, output_item.done, `response.completed` with usage) as one piece.
+fn bench_response_events(chunks: usize) -> Vec<Bytes> {
+    let request = bench_responses_request();
+    let mut stream =
+        openai::ResponseStream::new("resp_bench_stream_0001", "msg_bench_stream_0001", &request);
+    let typed = |events: Vec<Value>| -> Bytes {
+        Bytes::from(events.iter().map(openai::typed_event).collect::<String>())
+    };
+    let deltas = bench_deltas(chunks);
+    let mut pieces = vec![typed(stream.opening())];
+    pieces.extend(deltas.iter().map(|d| typed(vec![stream.delta(d)])));
+    pieces.push(typed(
+        stream.closing(&deltas.concat(), BENCH_RESPONSES_USAGE),
+    ));
+    pieces
+}
+
+/// The fast fake's embeddings answer: [`BENCH_EMBEDDING_INPUTS`] vectors of
+/// [`BENCH_EMBEDDING_DIMENSIONS`] floats.
+fn bench_embeddings() -> Value {
+    let inputs: Vec<openai::EmbeddingInput> = BENCH_EMBEDDING_INPUTS
+        .iter()
+        .map(|text| openai::EmbeddingInput::Text((*text).to_owned()))
+        .collect();
+    openai::embeddings_response(
+        BENCH_EMBEDDING_MODEL,
+        &inputs,
+        BENCH_EMBEDDING_DIMENSIONS,
+        false,
+    )
+}
+
+/// The fast fake's Anthropic Message: one text block [`BENCH_TEXT`], `end_turn`.
+fn bench_message() -> Value {
+    anthropic::message(
+        "msg_bench_0001",
+        BENCH_ANTHROPIC_MODEL,
+        vec![anthropic::text_block(BENCH_TEXT)],
+        Some("end_turn"),
+        BENCH_ANTHROPIC_USAGE.to_json(),
+    )
+}
+
+/// The fast fake's Anthropic stream, in pieces: message_start, content_block_start and ping
+/// as one piece, one `text_delta` per chunk, then content_block_stop, message_delta (usage)
+/// and message_stop as one piece.
+fn bench_message_events(chunks: usize) -> Vec<Bytes> {
+    let named =
+        |events: &[Value]| Bytes::from(events.iter().map(anthropic::event).collect::<String>());
+    let mut pieces = vec![named(&[
+        anthropic::message_start(
+            "msg_bench_stream_0001",
+            BENCH_ANTHROPIC_MODEL,
+            BENCH_ANTHROPIC_USAGE,
+        ),
+        anthropic::content_block_start(0, anthropic::text_block("")),
+        anthropic::ping(),
+    ])];
+    pieces.extend(
+        bench_deltas(chunks)
+            .iter()
+            .map(|d| named(&[anthropic::text_delta(0, d)])),
+    );
+    pieces.push(named(&[
+        anthropic::content_block_stop(0),
+        anthropic::message_delta("end_turn", BENCH_ANTHROPIC_USAGE, false),
+        anthropic::message_stop(),
+    ]));
+    pieces
+}
+
+/// A precomputed event stream: its pieces (the first sent at once, each later one after the
+/// chunk delay) and, for a zero delay, all of them as one body.
+struct FastStream {
+    pieces: Arc<[Bytes]>,
+    whole: Bytes,
+}
+
+impl FastStream {
+    fn new(pieces: Vec<Bytes>) -> Self {
+        Self {
+            whole: Bytes::from(pieces.concat()),
+            pieces: pieces.into(),
+        }
+    }
+
+    fn body(&self, delay: Duration) -> Body {
+        if delay.is_zero() {
+            return Body::from(self.whole.clone());
+        }
+        let pieces = self.pieces.clone();
+        Body::from_stream(futures_util::stream::unfold(0usize, move |i| {
+            let pieces = pieces.clone();
+            async move {
+                let piece = pieces.get(i)?.clone();
+                if i > 0 {
+                    tokio::time::sleep(delay).await;
+                }
+                Some((Ok::<_, Infallible>(piece), i + 1))
+            }
+        }))
+    }
+}
+
+/// A fast fake Groq (chat completions, the Responses API, embeddings) and Anthropic (the
+/// Messages API) for load: every answer precomputed at start, the request only byte-scanned.
 pub struct FastUpstream {
     completion: Bytes,
     /// The SSE events without and with the `include_usage` chunk.
     events: [Arc<[Bytes]>; 2],
     /// The same events concatenated, for a zero chunk delay.
     whole: [Bytes; 2],
+    response: Bytes,
+    response_stream: FastStream,
+    embeddings: Bytes,
+    message: Bytes,
+    message_stream: FastStream,
     delay: Duration,
     chunk_delay: Duration,
     chat_requests: AtomicU64,
     stream_requests: AtomicU64,
+    responses_requests: AtomicU64,
+    responses_stream_requests: AtomicU64,
+    embeddings_requests: AtomicU64,
+    messages_requests: AtomicU64,
+    messages_stream_requests: AtomicU64,
+}
+
+/// Requests the fast fake received, by endpoint (`GET /stats` of `fake_upstream`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FastCounts {
+    /// `POST /openai/v1/chat/completions`, all kinds.
+    pub chat: u64,
+    /// ... of which asked for a stream.
+    pub chat_streams: u64,
+    /// `POST /openai/v1/responses`, all kinds.
+    pub responses: u64,
+    /// ... of which asked for a stream.
+    pub responses_streams: u64,
+    /// `POST /openai/v1/embeddings`.
+    pub embeddings: u64,
+    /// `POST /v1/messages`, all kinds.
+    pub messages: u64,
+    /// ... of which asked for a stream.
+    pub messages_streams: u64,
 }
 
 impl FastUpstream {
@@ -901,21 +1102,36 @@ impl FastUpstream {
         let plain = bench_events(options.chunks, false);
         let usage = bench_events(options.chunks, true);
         let whole = |events: &[Bytes]| Bytes::from(events.concat());
+        let json = |value: Value| Bytes::from(value.to_string());
         Arc::new(Self {
             completion: Bytes::from(bench_completion(groq::MODEL).to_json().to_string()),
             whole: [whole(&plain), whole(&usage)],
             events: [plain.into(), usage.into()],
+            response: json(bench_response()),
+            response_stream: FastStream::new(bench_response_events(options.chunks)),
+            embeddings: json(bench_embeddings()),
+            message: json(bench_message()),
+            message_stream: FastStream::new(bench_message_events(options.chunks)),
             delay: options.delay,
             chunk_delay: options.chunk_delay,
             chat_requests: AtomicU64::default(),
             stream_requests: AtomicU64::default(),
+            responses_requests: AtomicU64::default(),
+            responses_stream_requests: AtomicU64::default(),
+            embeddings_requests: AtomicU64::default(),
+            messages_requests: AtomicU64::default(),
+            messages_stream_requests: AtomicU64::default(),
         })
     }
 
-    /// `POST /openai/v1/chat/completions`.
+    /// `POST /openai/v1/chat/completions`, `/openai/v1/responses`, `/openai/v1/embeddings`
+    /// (base URL `http://ADDR/openai/v1`) and `POST /v1/messages` (base URL `http://ADDR`).
     pub fn routes(self: &Arc<Self>) -> Router {
         Router::new()
             .route(CHAT_PATH, post(fast_chat))
+            .route(RESPONSES_PATH, post(fast_responses))
+            .route(EMBEDDINGS_PATH, post(fast_embeddings))
+            .route(anthropic::MESSAGES_PATH, post(fast_messages))
             .with_state(self.clone())
     }
 
@@ -927,6 +1143,52 @@ impl FastUpstream {
     /// Chat requests that asked for a stream.
     pub fn stream_requests(&self) -> u64 {
         self.stream_requests.load(Ordering::Relaxed)
+    }
+
+    /// Requests received on every endpoint.
+    pub fn counts(&self) -> FastCounts {
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        FastCounts {
+            chat: load(&self.chat_requests),
+            chat_streams: load(&self.stream_requests),
+            responses: load(&self.responses_requests),
+            responses_streams: load(&self.responses_stream_requests),
+            embeddings: load(&self.embeddings_requests),
+            messages: load(&self.messages_requests),
+            messages_streams: load(&self.messages_stream_requests),
+        }
+    }
+
+    /// A whole JSON answer with `headers`, after the configured delay.
+    async fn json(&self, headers: impl IntoResponseParts, body: &Bytes) -> Response {
+        if !self.delay.is_zero() {
+            tokio::time::sleep(self.delay).await;
+        }
+        (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            headers,
+            body.clone(),
+        )
+            .into_response()
+    }
+
+    /// An event stream with `headers`, its pieces `chunk_delay` apart.
+    fn sse(&self, headers: impl IntoResponseParts, stream: &FastStream) -> Response {
+        (
+            [
+                (
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/event-stream; charset=utf-8"),
+                ),
+                (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+            ],
+            headers,
+            stream.body(self.chunk_delay),
+        )
+            .into_response()
     }
 }
 
@@ -980,6 +1242,39 @@ async fn fast_chat(State(fake): State<Arc<FastUpstream>>, body: Bytes) -> Respon
         .into_response()
 }
 
+/// `POST /openai/v1/responses`: the `Response`, or its typed events for `"stream": true`.
+async fn fast_responses(State(fake): State<Arc<FastUpstream>>, body: Bytes) -> Response {
+    fake.responses_requests.fetch_add(1, Ordering::Relaxed);
+    if json_flag(&body, b"\"stream\"") {
+        fake.responses_stream_requests
+            .fetch_add(1, Ordering::Relaxed);
+        return fake.sse(groq::RATELIMIT_HEADERS, &fake.response_stream);
+    }
+    fake.json(groq::RATELIMIT_HEADERS, &fake.response).await
+}
+
+/// `POST /openai/v1/embeddings`: the same vectors whatever the input.
+async fn fast_embeddings(State(fake): State<Arc<FastUpstream>>) -> Response {
+    fake.embeddings_requests.fetch_add(1, Ordering::Relaxed);
+    fake.json(groq::RATELIMIT_HEADERS, &fake.embeddings).await
+}
+
+/// `POST /v1/messages`: Anthropic's Message, or its events for `"stream": true`; no key or
+/// header checked.
+async fn fast_messages(State(fake): State<Arc<FastUpstream>>, body: Bytes) -> Response {
+    fake.messages_requests.fetch_add(1, Ordering::Relaxed);
+    let headers = (
+        anthropic::ANTHROPIC_RATELIMIT_HEADERS,
+        [("request-id", anthropic::REQUEST_ID)],
+    );
+    if json_flag(&body, b"\"stream\"") {
+        fake.messages_stream_requests
+            .fetch_add(1, Ordering::Relaxed);
+        return fake.sse(headers, &fake.message_stream);
+    }
+    fake.json(headers, &fake.message).await
+}
+
 /// Whether `"key"` is followed (after whitespace and a colon) by `true`, anywhere in `body`.
 fn json_flag(body: &[u8], key: &[u8]) -> bool {
     let mut rest = body;
@@ -1022,5 +1317,161 @@ mod tests {
             br#"{"stream_options":{"include_usage":true}}"#,
             b"\"include_usage\""
         ));
+    }
+
+    use http_body_util::BodyExt;
+
+    async fn answer(response: Response) -> (String, String) {
+        let content_type = response.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (content_type, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    /// `event: TYPE` / `data: {json}` events, checking that each payload's `type` is its name.
+    fn named_events(text: &str) -> Vec<Value> {
+        text.split("\n\n")
+            .filter(|e| !e.is_empty())
+            .map(|e| {
+                let (name, data) = e.split_once('\n').unwrap();
+                let data: Value =
+                    serde_json::from_str(data.strip_prefix("data: ").unwrap()).unwrap();
+                assert_eq!(
+                    Some(data["type"].as_str().unwrap()),
+                    name.strip_prefix("event: ")
+                );
+                data
+            })
+            .collect()
+    }
+
+    fn fast(chunks: usize) -> Arc<FastUpstream> {
+        FastUpstream::new(&FastOptions {
+            chunks,
+            ..FastOptions::default()
+        })
+    }
+
+    #[tokio::test]
+    async fn the_fast_responses_answer_is_a_response_or_its_typed_events() {
+        let fake = fast(3);
+        let body = Bytes::from_static(br#"{"model":"m","input":"x"}"#);
+        let (kind, text) = answer(fast_responses(State(fake.clone()), body).await).await;
+        assert_eq!(kind, "application/json");
+        let response: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(response["object"], "response");
+        assert_eq!(response["status"], "completed");
+        assert_eq!(response["model"], groq::MODEL);
+        assert_eq!(response["output"][0]["content"][0]["text"], BENCH_TEXT);
+        assert_eq!(response["usage"]["total_tokens"], 78);
+
+        let body = Bytes::from_static(br#"{"model":"m","input":"x","stream": true}"#);
+        let (kind, text) = answer(fast_responses(State(fake.clone()), body).await).await;
+        assert!(kind.starts_with("text/event-stream"), "{kind}");
+        let events = named_events(&text);
+        assert_eq!(events.len(), 4 + 3 + 4);
+        for (i, e) in events.iter().enumerate() {
+            assert_eq!(e["sequence_number"], i as u64);
+        }
+        let done = &events[10]["response"];
+        assert_eq!(events[10]["type"], "response.completed");
+        assert_eq!(
+            done["output"][0]["content"][0]["text"],
+            "word0 word1 word2 "
+        );
+        assert_eq!(done["usage"]["output_tokens"], 62);
+        let counts = fake.counts();
+        assert_eq!((counts.responses, counts.responses_streams), (2, 1));
+        assert_eq!(counts.chat, 0);
+    }
+
+    #[tokio::test]
+    async fn the_fast_embeddings_are_two_vectors_of_256_floats() {
+        let fake = fast(20);
+        let (kind, text) = answer(fast_embeddings(State(fake.clone())).await).await;
+        assert_eq!(kind, "application/json");
+        let answer: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(answer["model"], BENCH_EMBEDDING_MODEL);
+        let data = answer["data"].as_array().unwrap();
+        assert_eq!(data.len(), BENCH_EMBEDDING_INPUTS.len());
+        for (i, item) in data.iter().enumerate() {
+            assert_eq!(item["index"], i);
+            let floats = item["embedding"].as_array().unwrap();
+            assert_eq!(floats.len(), BENCH_EMBEDDING_DIMENSIONS);
+            assert!(floats.iter().all(Value::is_f64));
+        }
+        assert_eq!(answer["usage"]["prompt_tokens"], 14);
+        assert_eq!(fake.counts().embeddings, 1);
+    }
+
+    #[tokio::test]
+    async fn the_fast_messages_answer_is_a_message_or_its_events() {
+        let fake = fast(2);
+        let body = Bytes::from_static(br#"{"model":"claude","max_tokens":9,"messages":[]}"#);
+        let response = fast_messages(State(fake.clone()), body).await;
+        assert_eq!(response.headers()["request-id"], anthropic::REQUEST_ID);
+        assert!(
+            response
+                .headers()
+                .contains_key("anthropic-ratelimit-tokens-remaining")
+        );
+        let (kind, text) = answer(response).await;
+        assert_eq!(kind, "application/json");
+        let message: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(message["type"], "message");
+        assert_eq!(message["model"], BENCH_ANTHROPIC_MODEL);
+        assert_eq!(message["content"][0]["text"], BENCH_TEXT);
+        assert_eq!(message["stop_reason"], "end_turn");
+        assert_eq!(message["usage"]["input_tokens"], 16);
+        assert_eq!(message["usage"]["output_tokens"], 62);
+
+        let body =
+            Bytes::from_static(br#"{"model":"claude","max_tokens":9,"messages":[],"stream":true}"#);
+        let (kind, text) = answer(fast_messages(State(fake.clone()), body).await).await;
+        assert!(kind.starts_with("text/event-stream"), "{kind}");
+        let kinds: Vec<String> = named_events(&text)
+            .iter()
+            .map(|e| e["type"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "message_start",
+                "content_block_start",
+                "ping",
+                "content_block_delta",
+                "content_block_delta",
+                "content_block_stop",
+                "message_delta",
+                "message_stop",
+            ]
+        );
+        let counts = fake.counts();
+        assert_eq!((counts.messages, counts.messages_streams), (2, 1));
+    }
+
+    #[tokio::test]
+    async fn with_a_chunk_delay_the_pieces_come_one_by_one() {
+        let fake = FastUpstream::new(&FastOptions {
+            chunks: 2,
+            chunk_delay: Duration::from_millis(1),
+            ..FastOptions::default()
+        });
+        let body = Bytes::from_static(br#"{"stream":true}"#);
+        let mut body = fast_messages(State(fake.clone()), body).await.into_body();
+        let mut pieces = 0;
+        while let Some(frame) = body.frame().await {
+            assert!(frame.unwrap().is_data());
+            pieces += 1;
+        }
+        assert_eq!(pieces, 1 + 2 + 1);
+        let (_, whole) = answer(fake.sse((), &fake.message_stream)).await;
+        assert_eq!(
+            whole.as_bytes(),
+            &fake.message_stream.pieces.concat()[..],
+            "the same bytes either way"
+        );
     }
 }
