@@ -8,6 +8,7 @@
 //!   Embeddings), and the fast one for the benchmark.
 //! * [`anthropic`]: Anthropic's Messages API wire format and its scriptable fake.
 //! * [`otlp`]: the trace receiver, decoding (tests) or counting (benchmark).
+//! * [`redis`](mod@redis): a real `redis-server` per test (Debian's), to kill, restart and pause.
 //! * [`bench`](mod@bench): the benchmark's server, the fast upstream and a counting receiver on one port
 //!   with `/stats`.
 
@@ -16,8 +17,10 @@ pub mod bench;
 pub mod groq;
 pub mod openai;
 pub mod otlp;
+pub mod redis;
 pub mod upstream;
 
 pub use anthropic::{AnthropicReply, FakeAnthropic};
 pub use otlp::{ExportedSpan, OtlpReceiver};
+pub use redis::RedisServer;
 pub use upstream::{FakeUpstream, Received, Reply};
