@@ -12,6 +12,7 @@ pub mod api;
 pub mod config;
 mod http_client;
 pub mod llm;
+pub mod redis_client;
 mod server;
 pub mod telemetry;
 
