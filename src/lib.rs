@@ -26,7 +26,8 @@ use tokio::sync::watch;
 
 use api::AppState;
 use config::Settings;
-use llm::{ChatService, ConcurrencyLimit, ModelRouter, RequestLimits};
+use llm::{ChatService, ConcurrencyLimit, ModelRouter, RequestLimits, ResponseCache};
+use redis_client::RedisHandle;
 use telemetry::Metrics;
 
 /// Why the application could not start.
@@ -43,6 +44,9 @@ pub enum StartupError {
     /// A provider (its client, its pricing file) could not be built.
     #[error("{0}")]
     Provider(String),
+    /// `REDIS_URL` cannot be used (the message never shows the URL).
+    #[error("{0}")]
+    Redis(String),
 }
 
 /// Re-reads the configuration file and swaps its providers and routes in; calls in flight
@@ -97,8 +101,24 @@ impl Application {
             limits,
             auth,
             telemetry,
+            cache,
+            redis_url,
         } = settings;
         let metrics = Arc::new(Metrics::new());
+        // Connects in the background: a Redis that is down (or not yet up) never stops start-up.
+        let redis = redis_url
+            .map(|url| RedisHandle::connect(url.expose()))
+            .transpose()
+            .map_err(StartupError::Redis)?;
+        let response_cache = ResponseCache::new(&cache, redis.as_ref(), metrics.clone());
+        if let Some(response_cache) = &response_cache {
+            tracing::info!(
+                backend = response_cache.backend(),
+                redis = redis.as_ref().map(RedisHandle::address),
+                ttl_seconds = cache.ttl.as_secs(),
+                "response cache on"
+            );
+        }
         let router = ModelRouter::new(
             &llm.routing,
             llm.proxy.clone(),
@@ -121,6 +141,7 @@ impl Application {
                 limits.max_queue,
                 limits.queue_timeout,
             ),
+            response_cache,
         ));
         let reloader = Reloader {
             chat: chat.clone(),

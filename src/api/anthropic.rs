@@ -48,6 +48,7 @@ pub async fn messages(
     relay(
         &state,
         &headers,
+        None,
         body,
         |raw, value, limits| {
             let mut request = UpstreamRequest::from_messages(raw, value, limits)?;

@@ -1,16 +1,19 @@
 //! `POST /api/chat`: the simple chat endpoint. Parse, validate, call the chat service, shape.
 
-use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
+use super::cache::ask_cache;
 use super::error::{ApiError, ErrorBody, SseDialect};
+use super::middleware::AuthenticatedKey;
 use super::sse::{ServerSentEvent, sse_response};
 use super::state::{AppState, with_call_record};
 use crate::llm::{ChatInput, MAX_TOKENS_LIMIT, StreamEvent, UpstreamRequest, Usage};
@@ -100,7 +103,8 @@ impl From<Usage> for UsageBody {
     responses(
         (status = 200, description = "The answer, with usage, cost, latency and trace id (or, with `stream: true`, a text/event-stream of `data: {\"delta\": …}` events ending with `event: done`)",
             content((ChatResponse = "application/json"), (ServerSentEvent = "text/event-stream")),
-            headers(("x-trace-id" = String, description = "Trace id of this request"))),
+            headers(("x-trace-id" = String, description = "Trace id of this request"),
+                ("x-llmobs-cache" = String, description = "What the response cache did: hit, miss or bypass (with CACHE_ENABLED, chat and embeddings only)"))),
         (status = 401, description = "GATEWAY_API_KEYS is set and the bearer token is not one of them (`invalid_request`)", body = ErrorBody),
         (status = 400, description = "Malformed JSON (`invalid_request`)", body = ErrorBody),
         (status = 404, description = "No route serves the model (`model_not_found`, with GATEWAY_CONFIG), or the provider does not know it (`upstream_client_error`)", body = ErrorBody),
@@ -116,6 +120,8 @@ impl From<Usage> for UsageBody {
 )]
 pub async fn chat(
     State(state): State<AppState>,
+    headers: HeaderMap,
+    key: Option<Extension<AuthenticatedKey>>,
     body: Result<Json<ChatRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(request) = body?;
@@ -129,7 +135,8 @@ pub async fn chat(
     }
     .validate(&state.limits)
     .map_err(ApiError::validation)?;
-    let request = UpstreamRequest::from_params(params, stream);
+    let mut request = UpstreamRequest::from_params(params, stream);
+    ask_cache(state.chat.cache(), &headers, key.as_deref(), &mut request)?;
     if stream {
         return Ok(stream_chat(state, request).await);
     }

@@ -5,6 +5,7 @@
 //! request: the server span and request metrics, gateway keys, per-client rate limits.
 
 pub mod anthropic;
+mod cache;
 pub mod chat;
 mod error;
 pub mod health;

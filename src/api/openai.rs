@@ -6,17 +6,19 @@
 //! bodies byte for byte, streams event by event), and every call is observed by the chat
 //! service exactly like `/api/chat`.
 
-use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use super::cache::ask_cache;
 use super::error::{ApiError, ErrorBody, SseDialect};
+use super::middleware::AuthenticatedKey;
 use super::sse::{ServerSentEvent, sse_response};
 use super::state::{AppState, with_call_record};
 use crate::llm::{RequestLimits, StreamEvent, UpstreamRequest};
@@ -60,7 +62,8 @@ pub struct ChatMessage {
     responses(
         (status = 200, description = "The upstream's chat completion, unchanged; with `stream: true`, its server-sent events",
             content((Object = "application/json"), (ServerSentEvent = "text/event-stream")),
-            headers(("x-trace-id" = String, description = "Trace id of this request"))),
+            headers(("x-trace-id" = String, description = "Trace id of this request"),
+                ("x-llmobs-cache" = String, description = "What the response cache did: hit, miss or bypass (with CACHE_ENABLED, chat and embeddings only)"))),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 401, description = "Missing or wrong gateway key (when GATEWAY_API_KEYS is set)", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
@@ -76,11 +79,13 @@ pub struct ChatMessage {
 pub async fn chat_completions(
     State(state): State<AppState>,
     headers: HeaderMap,
+    key: Option<Extension<AuthenticatedKey>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     relay(
         &state,
         &headers,
+        key.as_deref(),
         body,
         UpstreamRequest::from_openai,
         SseDialect::OpenAi,
@@ -114,11 +119,13 @@ pub async fn chat_completions(
 pub async fn responses(
     State(state): State<AppState>,
     headers: HeaderMap,
+    key: Option<Extension<AuthenticatedKey>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     relay(
         &state,
         &headers,
+        key.as_deref(),
         body,
         UpstreamRequest::from_responses,
         SseDialect::Responses,
@@ -134,7 +141,8 @@ pub async fn responses(
     request_body(content = super::schemas::EmbeddingsRequest, description = "An embeddings request: `model`, `input` (a string, strings, or token ids), and `dimensions`, `encoding_format`, `user`, forwarded untouched."),
     responses(
         (status = 200, description = "The upstream's embeddings, unchanged", body = Object,
-            headers(("x-trace-id" = String, description = "Trace id of this request"))),
+            headers(("x-trace-id" = String, description = "Trace id of this request"),
+                ("x-llmobs-cache" = String, description = "What the response cache did: hit, miss or bypass (with CACHE_ENABLED, chat and embeddings only)"))),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 401, description = "Missing or wrong gateway key", body = ErrorBody),
         (status = 404, description = "No route serves the model (`model_not_found`)", body = ErrorBody),
@@ -148,11 +156,13 @@ pub async fn responses(
 pub async fn embeddings(
     State(state): State<AppState>,
     headers: HeaderMap,
+    key: Option<Extension<AuthenticatedKey>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     relay(
         &state,
         &headers,
+        key.as_deref(),
         body,
         |raw, value, limits| {
             if value.get("stream").is_some_and(|s| s == true) {
@@ -171,6 +181,7 @@ pub async fn embeddings(
 pub(super) async fn relay(
     state: &AppState,
     headers: &HeaderMap,
+    key: Option<&AuthenticatedKey>,
     body: Result<Bytes, BytesRejection>,
     build: impl FnOnce(Bytes, Value, &RequestLimits) -> Result<UpstreamRequest, String>,
     dialect: SseDialect<'static>,
@@ -185,7 +196,8 @@ pub(super) async fn relay(
     }
     let raw = body?;
     let Json(value) = Json::<Value>::from_bytes(&raw)?;
-    let request = build(raw, value, &state.limits).map_err(ApiError::validation)?;
+    let mut request = build(raw, value, &state.limits).map_err(ApiError::validation)?;
+    ask_cache(state.chat.cache(), headers, key, &mut request)?;
     if request.summary.stream {
         let (opened, record) = state.chat.stream(request).await;
         let outcome = opened.map(|events| {

@@ -152,6 +152,43 @@ pub struct Settings {
     pub auth: AuthSettings,
     /// Traces, metrics and logs.
     pub telemetry: TelemetrySettings,
+    /// The response cache.
+    pub cache: CacheSettings,
+    /// `REDIS_URL`: the Redis that replicas share (the cache's `redis` backend). It may hold a
+    /// password: never logged.
+    pub redis_url: Option<Secret>,
+}
+
+/// Where the response cache keeps its entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheBackend {
+    /// In this process (moka), bounded by entries and bytes.
+    Memory,
+    /// In Redis (`REDIS_URL`), shared by every replica.
+    Redis,
+}
+
+/// The response cache: off unless `CACHE_ENABLED`.
+#[derive(Debug, Clone)]
+pub struct CacheSettings {
+    /// `CACHE_ENABLED`.
+    pub enabled: bool,
+    /// `CACHE_BACKEND`: `memory` or `redis`; default `redis` when `REDIS_URL` is set.
+    pub backend: CacheBackend,
+    /// `CACHE_TTL_SECONDS`: how long an entry lives unless a request says otherwise.
+    pub ttl: Duration,
+    /// `CACHE_MAX_TTL_SECONDS`: the longest TTL a request's `x-llmobs-cache-ttl-seconds` may ask.
+    pub max_ttl: Duration,
+    /// `CACHE_MAX_ENTRIES` (memory backend).
+    pub max_entries: u64,
+    /// `CACHE_MAX_BYTES` (memory backend).
+    pub max_bytes: u64,
+    /// `CACHE_MAX_ENTRY_BYTES`: larger answers are not stored.
+    pub max_entry_bytes: usize,
+    /// `CACHE_LOOKUP_TIMEOUT_MS`: a Redis lookup slower than this is a miss.
+    pub lookup_timeout: Duration,
+    /// `CACHE_STORE_TRUNCATED`: also store answers cut short by `max_tokens` (`length`).
+    pub store_truncated: bool,
 }
 
 /// Listeners and the HTTP server.
@@ -272,9 +309,89 @@ impl Settings {
             limits: LimitSettings::read(&env)?,
             auth: AuthSettings::read(&env),
             telemetry: TelemetrySettings::read(&env)?,
+            cache: CacheSettings::read(&env)?,
+            redis_url: match env.text("REDIS_URL") {
+                // TLS (`rediss://`) would need the redis crate's rustls feature: refused here, in
+                // one line, rather than failing every connection attempt later.
+                Some(url) if url.starts_with("redis://") => Some(Secret::new(url)),
+                Some(url) => {
+                    return Err(env
+                        .bad(
+                            "REDIS_URL",
+                            &without_credentials(&url),
+                            "a redis:// URL, e.g. redis://127.0.0.1:6379 (rediss://, TLS, is not supported yet)",
+                        )
+                        .into());
+                }
+                None => None,
+            },
         })
     }
 }
+
+impl CacheSettings {
+    fn read<F: Fn(&str) -> Option<String>>(env: &Env<'_, F>) -> Result<Self, ConfigError> {
+        let backend = match env.text("CACHE_BACKEND").as_deref() {
+            None if env.text("REDIS_URL").is_some() => CacheBackend::Redis,
+            None | Some("memory") => CacheBackend::Memory,
+            Some("redis") if env.text("REDIS_URL").is_some() => CacheBackend::Redis,
+            Some("redis") => {
+                return Err(env.bad(
+                    "CACHE_BACKEND",
+                    "redis",
+                    "memory, or redis with REDIS_URL set",
+                ));
+            }
+            Some(other) => return Err(env.bad("CACHE_BACKEND", other, "memory or redis")),
+        };
+        let ttl = env.bounded(
+            "CACHE_TTL_SECONDS",
+            3600,
+            1..=MAX_CACHE_TTL_SECONDS,
+            "a whole number of seconds, 1 to 31536000",
+        )?;
+        let max_ttl = env.bounded(
+            "CACHE_MAX_TTL_SECONDS",
+            86_400.max(ttl),
+            1..=MAX_CACHE_TTL_SECONDS,
+            "a whole number of seconds, 1 to 31536000",
+        )?;
+        Ok(Self {
+            enabled: env.boolean("CACHE_ENABLED")?,
+            backend,
+            ttl: Duration::from_secs(ttl),
+            max_ttl: Duration::from_secs(max_ttl),
+            max_entries: env.bounded(
+                "CACHE_MAX_ENTRIES",
+                10_000,
+                1..=100_000_000,
+                "a whole number of entries, 1 to 100000000",
+            )?,
+            max_bytes: env.bounded(
+                "CACHE_MAX_BYTES",
+                64 << 20,
+                1024..=(1 << 40),
+                "a whole number of bytes, 1024 to 1099511627776",
+            )?,
+            max_entry_bytes: env.bounded(
+                "CACHE_MAX_ENTRY_BYTES",
+                1 << 20,
+                1..=(64 << 20),
+                "a whole number of bytes, 1 to 67108864",
+            )?,
+            lookup_timeout: Duration::from_millis(env.bounded(
+                "CACHE_LOOKUP_TIMEOUT_MS",
+                10,
+                1..=10_000,
+                "a whole number of milliseconds, 1 to 10000",
+            )?),
+            store_truncated: env.boolean("CACHE_STORE_TRUNCATED")?,
+        })
+    }
+}
+
+/// A year: the longest TTL an entry may have.
+const MAX_CACHE_TTL_SECONDS: u64 = 365 * 86_400;
 
 /// A comma-separated list, items trimmed, empty items dropped.
 fn list(text: Option<String>) -> Vec<String> {
@@ -660,6 +777,57 @@ mod tests {
             let err = settings(&[(var, value)]).unwrap_err();
             assert_eq!(err.var, var);
             assert!(err.to_string().contains(var), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_cache_is_off_by_default_and_redis_when_redis_url_is_set() {
+        let s = settings(&[]).unwrap();
+        assert!(!s.cache.enabled);
+        assert_eq!(s.cache.backend, CacheBackend::Memory);
+        assert_eq!(s.cache.ttl, Duration::from_secs(3600));
+        assert_eq!(s.cache.max_ttl, Duration::from_secs(86_400));
+        assert_eq!(s.cache.lookup_timeout, Duration::from_millis(10));
+        assert!(s.redis_url.is_none());
+        let s = settings(&[
+            ("CACHE_ENABLED", "true"),
+            ("REDIS_URL", "redis://:pw@cache:6379/2"),
+            ("CACHE_TTL_SECONDS", "172800"),
+        ])
+        .unwrap();
+        assert!(s.cache.enabled);
+        assert_eq!(s.cache.backend, CacheBackend::Redis);
+        // The longest TTL a request may ask is at least the default one.
+        assert_eq!(s.cache.max_ttl, Duration::from_secs(172_800));
+        let s = settings(&[
+            ("REDIS_URL", "redis://cache:6379"),
+            ("CACHE_BACKEND", "memory"),
+        ])
+        .unwrap();
+        assert_eq!(s.cache.backend, CacheBackend::Memory);
+    }
+
+    #[test]
+    fn bad_cache_settings_name_the_variable_and_never_show_a_redis_password() {
+        for (vars, var) in [
+            (&[("CACHE_BACKEND", "redis")][..], "CACHE_BACKEND"),
+            (&[("CACHE_BACKEND", "disk")][..], "CACHE_BACKEND"),
+            (&[("CACHE_TTL_SECONDS", "0")][..], "CACHE_TTL_SECONDS"),
+            (&[("CACHE_TTL_SECONDS", "1.5")][..], "CACHE_TTL_SECONDS"),
+            (&[("CACHE_MAX_ENTRIES", "0")][..], "CACHE_MAX_ENTRIES"),
+            (
+                &[("CACHE_LOOKUP_TIMEOUT_MS", "0")][..],
+                "CACHE_LOOKUP_TIMEOUT_MS",
+            ),
+            (&[("CACHE_ENABLED", "yes please")][..], "CACHE_ENABLED"),
+            (
+                &[("REDIS_URL", "http://:hunter2@cache:6379")][..],
+                "REDIS_URL",
+            ),
+        ] {
+            let err = settings(vars).unwrap_err();
+            assert_eq!(err.var, var);
+            assert!(!err.to_string().contains("hunter2"), "{err}");
         }
     }
 

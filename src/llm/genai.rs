@@ -23,6 +23,7 @@ use serde_json::json;
 use tracing::{Span, field::Empty};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
+use super::cache::{CacheKey, CacheStatus};
 use super::{
     Completion, ErrorType, LlmError, Operation, Provider, UpstreamReport, UpstreamRequest,
 };
@@ -46,6 +47,9 @@ pub struct CallRecord {
     pub tokens: Option<(u64, u64)>,
     /// Time spent waiting on the provider (for streams: until the stream opened).
     pub upstream_wait: Duration,
+    /// What the response cache did (`x-llmobs-cache`); `None` when the call is not cacheable
+    /// or the cache is off.
+    pub cache: Option<CacheStatus>,
 }
 
 /// One LLM call's span and metrics. Dropped before `succeed` or `fail` (the client went away
@@ -124,6 +128,9 @@ impl Call {
             gen_ai.usage.cache_creation.input_tokens = Empty,
             gen_ai.usage.reasoning.output_tokens = Empty,
             llmobs.cost.usd = Empty,
+            llmobs.cache.result = Empty,
+            llmobs.cache.hit = Empty,
+            llmobs.cache.key = Empty,
             openai.api.type = request
                 .operation
                 .openai_api_type()
@@ -242,7 +249,73 @@ impl Call {
             model: self.model_label.clone(),
             tokens: None,
             upstream_wait,
+            cache: None,
         }
+    }
+
+    /// The model id the provider asked now is asked for.
+    pub(super) fn upstream_model(&self) -> &str {
+        &self.upstream_model
+    }
+
+    /// What the response cache did for the call: `llmobs.cache.result` (`hit`, `miss`,
+    /// `bypass`), `llmobs.cache.hit`, and the key's first 16 hex digits (never the content).
+    pub(super) fn record_cache(&self, status: CacheStatus, key: &CacheKey) {
+        tracing::record_all!(
+            self.span,
+            llmobs.cache.result = status.as_str(),
+            llmobs.cache.hit = status == CacheStatus::Hit,
+            llmobs.cache.key = key.prefix().as_str(),
+        );
+    }
+
+    /// The call was served from the cache: no provider was asked. The span names the provider
+    /// whose answer it is (`answered_by`, when still configured) and the response, without
+    /// usage or cost (nothing was spent); the call metrics are left alone (they count calls to
+    /// providers) and the answer's tokens and cost count as saved. Returns the saved cost.
+    pub(super) fn hit(
+        &mut self,
+        answered_by: Option<&Arc<Provider>>,
+        upstream_model: &str,
+        completion: &Completion,
+    ) -> Option<f64> {
+        self.done = true;
+        self.metrics.record_call_end_uncounted(self.provider.name());
+        if let Some(provider) = answered_by {
+            self.provider = provider.clone();
+        }
+        self.record_provider();
+        let _end = self.span.clone().entered();
+        let model = if completion.model.is_empty() {
+            self.request_model.as_str()
+        } else {
+            completion.model.as_str()
+        };
+        let embeddings = self.operation == Operation::Embeddings;
+        tracing::record_all!(
+            self.span,
+            gen_ai.response.id = completion.id.as_str(),
+            gen_ai.response.model = model,
+            gen_ai.embeddings.dimension.count = completion.dimensions.map(|d| d as i64),
+        );
+        if !embeddings {
+            self.span.set_attribute(
+                "gen_ai.response.finish_reasons",
+                string_array(completion.choices.iter().map(|c| c.finish_reason.clone())),
+            );
+        }
+        if self.capture && !embeddings {
+            self.span
+                .set_attribute("gen_ai.output.messages", output_messages(completion));
+        }
+        let usage = completion.usage?;
+        let cost = self.provider.prices().cost(model, upstream_model, usage);
+        self.metrics.record_cache_saved(
+            usage.input_tokens,
+            (!embeddings).then_some(usage.output_tokens),
+            cost,
+        );
+        cost
     }
 
     /// Labels of the GenAI histograms for a successful call.

@@ -10,6 +10,8 @@
 //! - `router`: which provider answers a model name (routes, `provider/model`, the default
 //!   provider), the order a route's targets are tried in, and the live configuration that
 //!   `SIGHUP` swaps; `breaker` is a target's circuit breaker.
+//! - `cache`: the response cache (exact keys, the in-process and Redis backends, a stream
+//!   stored whole and replayed as a stream).
 //! - `service`: the entry point (`ChatService`): routing and fallback, with `limiter`
 //!   (concurrency), `genai` (the call's span and metrics) and `stream` (the stream relay);
 //!   `redact` keeps secrets out of relayed upstream text.
@@ -18,8 +20,6 @@
 
 mod anthropic;
 mod breaker;
-// The response cache's stores; nothing uses them yet.
-#[allow(dead_code, unused_imports)]
 mod cache;
 mod completion;
 mod embeddings;
@@ -40,6 +40,7 @@ mod stream;
 pub mod wire;
 
 pub use breaker::BreakerState;
+pub use cache::{BodyDigest, CacheRequest, CacheStatus, ResponseCache, body_digest, tenant_digest};
 pub use completion::{
     Answer, ByteStream, Choice, Completion, GroqExtras, ToolCall, UpstreamReport, Usage,
 };

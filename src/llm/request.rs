@@ -8,6 +8,8 @@ use bytes::Bytes;
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use super::cache::{BodyDigest, CacheRequest, body_digest};
+
 /// `max_tokens` when an `/api/chat` request (or a simulated call) sets none.
 pub const DEFAULT_MAX_TOKENS: u32 = 256;
 /// `temperature` when an `/api/chat` request sets none.
@@ -198,6 +200,9 @@ pub struct UpstreamRequest {
     /// Client headers the provider must see as sent: Anthropic's `anthropic-version` and
     /// `anthropic-beta` on `/v1/messages` (Claude Code's beta features), nothing else.
     pub forwarded_headers: Vec<(axum::http::HeaderName, axum::http::HeaderValue)>,
+    /// What the request asks of the response cache (set by the API layer when the cache is on
+    /// and the call is cacheable).
+    pub cache: Option<CacheRequest>,
 }
 
 #[derive(Debug, Clone)]
@@ -260,6 +265,7 @@ impl UpstreamRequest {
             system_instructions: params.system.clone(),
             operation: Operation::Chat,
             forwarded_headers: Vec::new(),
+            cache: None,
             source: Source::Chat(params),
         }
     }
@@ -277,6 +283,7 @@ impl UpstreamRequest {
             system_instructions: None,
             operation: Operation::Chat,
             forwarded_headers: Vec::new(),
+            cache: None,
             source: Source::OpenAi(body),
         })
     }
@@ -304,6 +311,7 @@ impl UpstreamRequest {
             system_instructions,
             operation: Operation::Responses,
             forwarded_headers: Vec::new(),
+            cache: None,
             source: Source::OpenAi(body),
         })
     }
@@ -343,6 +351,7 @@ impl UpstreamRequest {
             system_instructions: None,
             operation: Operation::Embeddings,
             forwarded_headers: Vec::new(),
+            cache: None,
             source: Source::OpenAi(body),
         })
     }
@@ -402,6 +411,7 @@ impl UpstreamRequest {
             system_instructions,
             operation: Operation::Messages,
             forwarded_headers: Vec::new(),
+            cache: None,
             source: Source::OpenAi(body),
         })
     }
@@ -435,6 +445,31 @@ impl UpstreamRequest {
                 &json!({"include_usage": true}),
             );
             self.usage_injected = true;
+        }
+    }
+
+    /// The client asked for a chat stream's usage chunk (`stream_options.include_usage`):
+    /// what a replayed stream (a cache hit) must then end with.
+    pub fn client_wants_stream_usage(&self) -> bool {
+        matches!(&self.source, Source::OpenAi(body) if body["stream_options"]["include_usage"] == true)
+    }
+
+    /// The response cache serves this API: chat completions (whole and streamed; `/api/chat`
+    /// too) and embeddings. The Responses API's stored state (`previous_response_id`,
+    /// `store`) makes its answers depend on more than the request, and Anthropic's Messages
+    /// API would need its own stream replay: both always go upstream.
+    pub fn is_cacheable(&self) -> bool {
+        matches!(self.operation, Operation::Chat | Operation::Embeddings)
+    }
+
+    /// The body's part of the response cache key (`cache::key`): the client's JSON as parsed,
+    /// or `/api/chat`'s upstream body.
+    pub fn body_digest(&self) -> BodyDigest {
+        match &self.source {
+            Source::OpenAi(body) => body_digest(body),
+            Source::Chat(_) => {
+                body_digest(&serde_json::from_slice(&self.body).unwrap_or(Value::Null))
+            }
         }
     }
 

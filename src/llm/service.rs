@@ -13,16 +13,20 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::Stream;
+use futures_util::future::Either;
 use serde_json::{Value, json};
 
 use super::breaker::Admission;
+use super::cache::{
+    CacheStatus, CachedAnswer, Lookup, ResponseCache, Ticket, cache_key, replay_chat,
+};
 use super::genai::{Call, CallRecord, Observer};
 use super::limiter::Slot;
 use super::router::{ModelRouter, Plan, Route};
-use super::stream::{StreamEvent, StreamState};
+use super::stream::{StreamEvent, StreamState, StreamSummary};
 use super::{
     Answer, Attempt, Completion, ConcurrencyLimit, ErrorType, LlmError, Operation, Provider,
-    UpstreamReport, UpstreamRequest, anthropic, responses, wire,
+    UpstreamReport, UpstreamRequest, anthropic, embeddings, responses, wire,
 };
 use crate::telemetry::Metrics;
 
@@ -39,12 +43,21 @@ pub struct ChatOutcome {
     pub latency: Duration,
 }
 
-/// Runs LLM calls with their routing and telemetry.
+/// Runs LLM calls with their routing, cache and telemetry.
 #[derive(Debug)]
 pub struct ChatService {
     router: ModelRouter,
     observer: Observer,
     limit: ConcurrencyLimit,
+    /// The response cache, when on.
+    cache: Option<Arc<ResponseCache>>,
+}
+
+/// How a call was answered: from the cache, or by asking upstream (with the slot it holds,
+/// what its route amounted to, and the cache's ticket to store the answer).
+enum Asked {
+    Hit(CachedAnswer, Completion),
+    Upstream(Slot, Routed, Option<Ticket>),
 }
 
 /// What a call's route amounted to.
@@ -60,7 +73,11 @@ impl ChatService {
         metrics: Arc<Metrics>,
         capture_content: bool,
         limit: ConcurrencyLimit,
+        cache: Option<Arc<ResponseCache>>,
     ) -> Self {
+        if let Some(cache) = &cache {
+            metrics.init_cache(cache.backend());
+        }
         Self {
             router,
             observer: Observer {
@@ -68,7 +85,13 @@ impl ChatService {
                 capture_content,
             },
             limit,
+            cache,
         }
+    }
+
+    /// The response cache is on: the API layer reads each cacheable request's cache headers.
+    pub fn cache(&self) -> Option<&ResponseCache> {
+        self.cache.as_deref()
     }
 
     /// The providers and routes.
@@ -187,30 +210,95 @@ impl ChatService {
         Call::start(&self.observer, request, first, route, model_label)
     }
 
-    /// Resolves the model (on the configuration loaded now), opens the call's telemetry, takes
-    /// a concurrency slot and asks the plan's providers. Err: no call was made (a model no
-    /// route serves, or an API its providers lack: the client's mistake, no span, no record;
-    /// the API layer counts it as a rejection), or no slot.
+    /// Resolves the model (on the configuration loaded now), opens the call's telemetry, looks
+    /// the answer up in the response cache (a cacheable call), else takes a concurrency slot
+    /// and asks the plan's providers. Err: no call was made (a model no route serves, or an
+    /// API its providers lack: the client's mistake, no span, no record; the API layer counts
+    /// it as a rejection), or no slot.
     async fn ask(
         &self,
         request: &UpstreamRequest,
         stream: bool,
-    ) -> Result<(Call, Slot, Routed), (LlmError, Option<CallRecord>)> {
+    ) -> Result<(Call, Asked), (LlmError, Option<CallRecord>)> {
         let routes = self.router.load();
         let plan = routes
             .resolve(&request.summary.model)
             .and_then(|plan| supporting(plan, request))
             .map_err(|error| (error, None))?;
         let mut call = self.begin(&plan, request);
+        let mut ticket = self.ticket(&plan, request);
+        if let Some(ticket) = &mut ticket {
+            if let Some((answer, completion)) = self.consult(ticket, request).await {
+                let answered_by = routes
+                    .providers()
+                    .iter()
+                    .find(|p| **p.name() == *answer.provider);
+                call.record_cache(CacheStatus::Hit, &ticket.key);
+                call.hit(answered_by, &answer.upstream_model, &completion);
+                return Ok((call, Asked::Hit(answer, completion)));
+            }
+            call.record_cache(ticket.status, &ticket.key);
+        }
         let slot = match self.slot(&mut call).await {
             Ok(slot) => slot,
             Err(error) => {
-                let record = call.record(Duration::ZERO);
+                let mut record = call.record(Duration::ZERO);
+                record.cache = ticket.map(|t| t.status);
                 return Err((error, Some(record)));
             }
         };
         let routed = self.route(plan, request, stream, &mut call).await;
-        Ok((call, slot, routed))
+        Ok((call, Asked::Upstream(slot, routed, ticket)))
+    }
+
+    /// The cache's ticket for a cacheable call (chat or embeddings, with the cache on): its key
+    /// is the request's, scoped by where the plan sends it.
+    fn ticket(&self, plan: &Plan<'_>, request: &UpstreamRequest) -> Option<Ticket> {
+        let cache = self.cache.as_ref()?;
+        let asked = request.cache.as_ref().filter(|_| request.is_cacheable())?;
+        let key = cache_key(
+            request.operation.gen_ai_name(),
+            asked.tenant.as_ref(),
+            &destination(plan),
+            &asked.body,
+        );
+        Some(Ticket::new(cache, key, asked))
+    }
+
+    /// Looks the ticket's key up (unless the request bypasses the cache) and counts the
+    /// result; a hit is returned with what it says. An entry that cannot be read as the API's
+    /// answer counts as an error, like a failing backend: the call goes upstream.
+    async fn consult(
+        &self,
+        ticket: &mut Ticket,
+        request: &UpstreamRequest,
+    ) -> Option<(CachedAnswer, Completion)> {
+        let backend = ticket.cache.backend();
+        let metrics = &self.observer.metrics;
+        if !ticket.looks_up() {
+            metrics.record_cache_request("bypass", backend);
+            return None;
+        }
+        let result = match ticket.cache.lookup(&ticket.key).await {
+            Lookup::Hit(answer) => {
+                let read = match request.operation {
+                    Operation::Embeddings => embeddings::parse_embeddings(&answer.body),
+                    _ => wire::parse_completion(&answer.body),
+                };
+                match read {
+                    Ok(completion) => {
+                        metrics.record_cache_request("hit", backend);
+                        ticket.status = CacheStatus::Hit;
+                        return Some((answer, completion));
+                    }
+                    Err(_) => "error",
+                }
+            }
+            Lookup::Miss => "miss",
+            Lookup::Failed => "error",
+        };
+        metrics.record_cache_request(result, backend);
+        None
     }
 
     /// One traced, counted, whole LLM call; the record is `None` when no call was made (an
@@ -219,15 +307,41 @@ impl ChatService {
         &self,
         request: UpstreamRequest,
     ) -> (Result<ChatOutcome, LlmError>, Option<CallRecord>) {
-        let (mut call, _slot, Routed { answer, report }) = match self.ask(&request, false).await {
+        let (mut call, asked) = match self.ask(&request, false).await {
             Ok(asked) => asked,
             Err((error, record)) => return (Err(error), record),
         };
+        let (_slot, Routed { answer, report }, ticket) = match asked {
+            Asked::Upstream(slot, routed, ticket) => (slot, routed, ticket),
+            Asked::Hit(answer, completion) => {
+                let mut record = call.record(Duration::ZERO);
+                record.cache = Some(CacheStatus::Hit);
+                record.model = completion.model.clone();
+                record.tokens = completion.usage.map(|u| (u.input_tokens, u.output_tokens));
+                let outcome = ChatOutcome {
+                    raw: answer.body,
+                    completion,
+                    // Nothing was spent.
+                    cost_usd: Some(0.0),
+                    latency: call.started.elapsed(),
+                };
+                return (Ok(outcome), Some(record));
+            }
+        };
         let mut record = call.record(report.wait);
+        record.cache = ticket.as_ref().map(|t| t.status);
         let result = match answer {
             Ok(Answer::Complete(raw, completion)) => {
                 let latency = call.started.elapsed();
                 let cost_usd = call.succeed(&completion);
+                if let Some(ticket) = &ticket {
+                    ticket.store_whole(
+                        &raw,
+                        &completion,
+                        call.provider().name(),
+                        call.upstream_model(),
+                    );
+                }
                 record.model = completion.model.clone();
                 record.tokens = completion.usage.map(|u| (u.input_tokens, u.output_tokens));
                 Ok(ChatOutcome {
@@ -252,7 +366,8 @@ impl ChatService {
 
     /// One traced, counted, streamed LLM call. The GenAI span and the call's metrics end when
     /// the stream ends; if the stream is dropped first (the client went away), the upstream
-    /// request is dropped too and the call is recorded as `cancelled`.
+    /// request is dropped too and the call is recorded as `cancelled`. A cache hit is replayed
+    /// as the provider's chunks.
     pub async fn stream(
         &self,
         mut request: UpstreamRequest,
@@ -261,11 +376,31 @@ impl ChatService {
         Option<CallRecord>,
     ) {
         request.request_stream_usage();
-        let (mut call, slot, Routed { answer, report }) = match self.ask(&request, true).await {
+        let (mut call, asked) = match self.ask(&request, true).await {
             Ok(asked) => asked,
             Err((error, record)) => return (Err(error), record),
         };
-        let record = call.record(report.wait);
+        let (slot, Routed { answer, report }, ticket) = match asked {
+            Asked::Upstream(slot, routed, ticket) => (slot, routed, ticket),
+            Asked::Hit(answer, completion) => {
+                let mut record = call.record(Duration::ZERO);
+                record.cache = Some(CacheStatus::Hit);
+                record.model = completion.model.clone();
+                record.tokens = completion.usage.map(|u| (u.input_tokens, u.output_tokens));
+                let events = replayed(
+                    &answer,
+                    completion,
+                    &call,
+                    request.client_wants_stream_usage(),
+                );
+                return (
+                    Ok(Either::Left(futures_util::stream::iter(events))),
+                    Some(record),
+                );
+            }
+        };
+        let mut record = call.record(report.wait);
+        record.cache = ticket.as_ref().map(|t| t.status);
         let upstream = match answer {
             Ok(Answer::Stream(upstream)) => upstream,
             Ok(Answer::Complete(..)) => {
@@ -291,9 +426,10 @@ impl ChatService {
                 // Chat, Anthropic's included (translated to chat chunks by its provider).
                 Operation::Chat | Operation::Embeddings => wire::parse_chunk,
             },
+            ticket.and_then(Ticket::into_pending),
         )
         .into_events();
-        (Ok(stream), Some(record))
+        (Ok(Either::Right(stream)), Some(record))
     }
 
     /// Asks the plan's providers in turn until one answers or a failure is final.
@@ -449,6 +585,65 @@ fn model_ids(list: &[u8]) -> Result<Vec<Value>, LlmError> {
         Value::Array(models) => Ok(models),
         _ => Err(LlmError::BadResponse("a model list without data".into())),
     }
+}
+
+/// Where a plan sends a call, for the cache key: the route and every one of its targets (any
+/// of them may answer), or the one provider and the model it is asked for.
+fn destination(plan: &Plan<'_>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    let mut part = |text: &str| {
+        out.extend_from_slice(text.as_bytes());
+        out.push(0);
+    };
+    match plan {
+        Plan::Single(provider, model) => {
+            part("provider");
+            part(provider.name());
+            part(model);
+        }
+        Plan::Route(route, _) => {
+            part("route");
+            part(&route.name);
+            for target in &route.targets {
+                part(target.provider.name());
+                part(&target.model);
+            }
+        }
+    }
+    out
+}
+
+/// A cached chat answer as the events of a stream (`include_usage`: with its usage chunk),
+/// then its end. An entry that cannot be replayed ends the stream as a failure.
+fn replayed(
+    answer: &CachedAnswer,
+    completion: Completion,
+    call: &Call,
+    include_usage: bool,
+) -> Vec<StreamEvent> {
+    let Some(chunks) = replay_chat(&answer.body, include_usage) else {
+        return vec![StreamEvent::Failed {
+            error: LlmError::BadResponse("a cached answer that is not a chat completion".into()),
+            relayed: false,
+        }];
+    };
+    let mut events: Vec<StreamEvent> = chunks
+        .into_iter()
+        .map(|raw| {
+            let delta = wire::parse_chunk(&raw).ok().and_then(|info| info.content);
+            StreamEvent::Event { raw, delta }
+        })
+        .collect();
+    let (_, finish_reason) = completion.first();
+    events.push(StreamEvent::End(StreamSummary {
+        finish_reason: finish_reason.to_owned(),
+        id: completion.id.clone(),
+        model: completion.model.clone(),
+        usage: completion.usage,
+        cost_usd: Some(0.0),
+        latency: call.started.elapsed(),
+    }));
+    events
 }
 
 /// One provider's answer (its retries included).

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use prometheus::Histogram;
 
+use super::cache::PendingStore;
 use super::genai::Call;
 use super::limiter::Slot;
 use super::sse::SseSplitter;
@@ -84,6 +85,8 @@ pub(super) struct StreamState {
     seen: Seen,
     /// Reads one event of the stream's API (chat chunks, Responses events, Anthropic's).
     parse: ChunkParser,
+    /// Assembles the answer for the response cache, when it is to be stored.
+    store: Option<PendingStore>,
 }
 
 /// Reads one SSE event of a stream for telemetry.
@@ -97,6 +100,7 @@ impl StreamState {
         drop_usage_only: bool,
         redactor: Redactor,
         parse: ChunkParser,
+        store: Option<PendingStore>,
     ) -> Self {
         Self {
             redactor,
@@ -109,6 +113,7 @@ impl StreamState {
             finished: false,
             seen: Seen::default(),
             parse,
+            store,
         }
     }
 
@@ -230,6 +235,11 @@ impl StreamState {
         {
             seen.content.push_str(text);
         }
+        // The usage-only chunk too, whether the client receives it or not: the stored answer
+        // carries its usage.
+        if let Some(store) = &mut self.store {
+            store.observe(&raw);
+        }
         if !(info.usage_only && self.drop_usage_only) {
             self.pending.push_back(StreamEvent::Event {
                 raw,
@@ -283,6 +293,13 @@ impl StreamState {
         };
         let latency = self.call.started.elapsed();
         let cost_usd = self.call.succeed(&completion);
+        if let Some(store) = self.store.take() {
+            store.finish(
+                &completion,
+                self.call.provider().name(),
+                self.call.upstream_model(),
+            );
+        }
         let (_, finish_reason) = completion.first();
         self.pending.push_back(StreamEvent::End(StreamSummary {
             finish_reason: finish_reason.to_owned(),

@@ -12,8 +12,8 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use prometheus::{
-    CounterVec, Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    Counter, CounterVec, Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec,
+    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,6 +37,13 @@ const OVERHEAD_BUCKETS: &[f64] = &[
 ];
 
 /// Labels of the GenAI operation histograms, in order.
+/// A lookup takes microseconds in process and a network round trip in Redis (its deadline is
+/// `CACHE_LOOKUP_TIMEOUT_MS`, 10 ms by default).
+const CACHE_LOOKUP_BUCKETS: &[f64] = &[
+    0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025,
+    0.1,
+];
+
 const GENAI_LABELS: &[&str] = &[
     "gen_ai_operation_name",
     "gen_ai_provider_name",
@@ -114,6 +121,19 @@ pub struct Metrics {
     route_attempts: IntCounterVec,
     /// `llm_route_target_state{route, provider, model}`: 0 closed, 1 open, 2 half-open.
     route_target_state: IntGaugeVec,
+    /// `llm_cache_requests_total{result, backend}`: hit, miss, bypass, error.
+    cache_requests: IntCounterVec,
+    /// `llm_cache_saved_tokens_total{type}`: tokens of answers served from the cache.
+    cache_saved_tokens: IntCounterVec,
+    /// `llm_cache_saved_cost_usd_total`: what those answers would have cost.
+    cache_saved_cost: Counter,
+    /// `llm_cache_lookup_duration_seconds{backend}`.
+    cache_lookup_duration: HistogramVec,
+    /// `llm_cache_write_errors_total{backend}`: answers that could not be stored.
+    cache_write_errors: IntCounterVec,
+    /// `llm_cache_entries` and `llm_cache_bytes` (the in-process backend).
+    cache_entries: IntGauge,
+    cache_bytes: IntGauge,
 }
 
 fn histogram(name: &str, help: &str, buckets: &[f64], labels: &[&str]) -> HistogramVec {
@@ -247,6 +267,42 @@ impl Metrics {
                 &["route", "provider", "model"],
             )
             .unwrap_or_else(|e| panic!("metric llm_route_target_state is malformed: {e}")),
+            cache_requests: counter(
+                "llm_cache_requests_total",
+                "Response cache lookups of cacheable calls, by result: hit, miss, bypass (the request said no-cache or no-store), error (the backend failed: the call went upstream).",
+                &["result", "backend"],
+            ),
+            cache_saved_tokens: counter(
+                "llm_cache_saved_tokens_total",
+                "Tokens of answers served from the response cache instead of a provider, by type (input/output).",
+                &["type"],
+            ),
+            cache_saved_cost: Counter::with_opts(Opts::new(
+                "llm_cache_saved_cost_usd_total",
+                "What the answers served from the response cache would have cost, in US dollars (priced models only).",
+            ))
+            .unwrap_or_else(|e| panic!("metric llm_cache_saved_cost_usd_total is malformed: {e}")),
+            cache_lookup_duration: histogram(
+                "llm_cache_lookup_duration_seconds",
+                "Time to look an answer up in the response cache, by backend.",
+                CACHE_LOOKUP_BUCKETS,
+                &["backend"],
+            ),
+            cache_write_errors: counter(
+                "llm_cache_write_errors_total",
+                "Answers the response cache failed to store, by backend.",
+                &["backend"],
+            ),
+            cache_entries: IntGauge::new(
+                "llm_cache_entries",
+                "Entries in the in-process response cache.",
+            )
+            .unwrap_or_else(|e| panic!("metric llm_cache_entries is malformed: {e}")),
+            cache_bytes: IntGauge::new(
+                "llm_cache_bytes",
+                "Bytes of the entries in the in-process response cache.",
+            )
+            .unwrap_or_else(|e| panic!("metric llm_cache_bytes is malformed: {e}")),
             registry,
         };
         metrics.register_all();
@@ -272,6 +328,13 @@ impl Metrics {
             Box::new(self.fallbacks.clone()),
             Box::new(self.route_attempts.clone()),
             Box::new(self.route_target_state.clone()),
+            Box::new(self.cache_requests.clone()),
+            Box::new(self.cache_saved_tokens.clone()),
+            Box::new(self.cache_saved_cost.clone()),
+            Box::new(self.cache_lookup_duration.clone()),
+            Box::new(self.cache_write_errors.clone()),
+            Box::new(self.cache_entries.clone()),
+            Box::new(self.cache_bytes.clone()),
             Box::new(prometheus::process_collector::ProcessCollector::for_self()),
             Box::new(super::otlp::SPAN_OUTCOMES.clone()),
         ];
@@ -357,6 +420,12 @@ impl Metrics {
         self.time_per_output_chunk.with_label_values(&values)
     }
 
+    /// A call ended without asking its provider (served from the cache): in flight no more,
+    /// and counted nowhere else.
+    pub fn record_call_end_uncounted(&self, provider: &str) {
+        self.in_flight.with_label_values(&[provider]).dec();
+    }
+
     /// A call moved to another provider (a route's fallback): in flight there, not here.
     pub fn record_call_moved(&self, from: &str, to: &str) {
         self.in_flight.with_label_values(&[from]).dec();
@@ -388,6 +457,60 @@ impl Metrics {
         let _ = self
             .route_target_state
             .remove_label_values(&[route, provider, model]);
+    }
+
+    /// The response cache is on with `backend`: its counters start at zero (so that a rate
+    /// and an alert see them before the first event).
+    pub fn init_cache(&self, backend: &str) {
+        for result in ["hit", "miss", "bypass", "error"] {
+            self.cache_requests.with_label_values(&[result, backend]);
+        }
+        self.cache_write_errors.with_label_values(&[backend]);
+        for kind in ["input", "output"] {
+            self.cache_saved_tokens.with_label_values(&[kind]);
+        }
+    }
+
+    /// `llm_cache_requests_total{result, backend}`.
+    pub fn record_cache_request(&self, result: &str, backend: &str) {
+        self.cache_requests
+            .with_label_values(&[result, backend])
+            .inc();
+    }
+
+    /// `llm_cache_lookup_duration_seconds{backend}`.
+    pub fn record_cache_lookup(&self, backend: &str, duration: Duration) {
+        self.cache_lookup_duration
+            .with_label_values(&[backend])
+            .observe(duration.as_secs_f64());
+    }
+
+    /// A hit: its tokens (embeddings: input only) and cost were saved, not spent.
+    pub fn record_cache_saved(&self, input: u64, output: Option<u64>, cost_usd: Option<f64>) {
+        self.cache_saved_tokens
+            .with_label_values(&["input"])
+            .inc_by(input);
+        if let Some(output) = output {
+            self.cache_saved_tokens
+                .with_label_values(&["output"])
+                .inc_by(output);
+        }
+        if let Some(cost) = cost_usd {
+            self.cache_saved_cost.inc_by(cost);
+        }
+    }
+
+    /// `llm_cache_write_errors_total{backend}`.
+    pub fn record_cache_write_error(&self, backend: &str) {
+        self.cache_write_errors.with_label_values(&[backend]).inc();
+    }
+
+    /// `llm_cache_entries` and `llm_cache_bytes` of the in-process backend.
+    pub fn record_cache_usage(&self, entries: u64, bytes: u64) {
+        self.cache_entries
+            .set(i64::try_from(entries).unwrap_or(i64::MAX));
+        self.cache_bytes
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
     }
 
     /// `llm_upstream_retries_total{provider, reason}`.

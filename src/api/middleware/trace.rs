@@ -22,11 +22,15 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::client_address;
 use crate::api::Rejection;
-use crate::llm::{CallRecord, scrub_secrets};
+use crate::llm::{CacheStatus, CallRecord, scrub_secrets};
 use crate::telemetry::{LOG_SPAN, Metrics, REQUEST_TRACE_ID, protocol_version};
 
 /// Response header carrying the trace id.
 pub const TRACE_ID_HEADER: &str = "x-trace-id";
+
+/// The response header that says what the response cache did: `hit`, `miss` or `bypass`
+/// (absent when the cache is off or the call is not cacheable).
+pub const CACHE_HEADER: &str = "x-llmobs-cache";
 /// The server span's `tracing` name (its exported name is `{METHOD} {route}`).
 const SERVER_SPAN: &str = "http_server";
 
@@ -171,6 +175,16 @@ pub async fn trace_requests(
     if let Some(Rejection(reason)) = response.extensions().get::<Rejection>() {
         metrics.record_rejection(reason);
     }
+    let cache = response
+        .extensions()
+        .get::<CallRecord>()
+        .and_then(|c| c.cache)
+        .map(CacheStatus::as_str);
+    if let Some(cache) = cache {
+        response
+            .headers_mut()
+            .insert(CACHE_HEADER, HeaderValue::from_static(cache));
+    }
     let call = response.extensions().get::<CallRecord>();
     if let Some(call) = call {
         metrics.record_gateway_overhead(&call.provider, elapsed.saturating_sub(call.upstream_wait));
@@ -185,6 +199,7 @@ pub async fn trace_requests(
         model = call.map(|c| c.model.as_str()),
         input_tokens,
         output_tokens,
+        cache,
         "request completed"
     );
     response

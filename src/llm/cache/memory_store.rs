@@ -28,6 +28,9 @@ pub struct MemoryStore {
     /// before the insert) and the eviction listener (subtracted on every removal: expired,
     /// evicted, refused admission, replaced).
     bytes: Arc<AtomicU64>,
+    /// The live entries, kept the same way: moka's own `entry_count` lags behind inserts until
+    /// its next maintenance step, so a gauge read right after a store would say 0.
+    entries: Arc<AtomicU64>,
 }
 
 impl MemoryStore {
@@ -43,7 +46,8 @@ impl MemoryStore {
         let share = max_bytes.div_ceil(max_entries.max(1));
         let share = u32::try_from(share).unwrap_or(u32::MAX);
         let bytes = Arc::new(AtomicU64::new(0));
-        let evicted = bytes.clone();
+        let entries = Arc::new(AtomicU64::new(0));
+        let (evicted, evicted_entries) = (bytes.clone(), entries.clone());
         let cache = Cache::builder()
             .max_capacity(max_bytes)
             .weigher(move |_key: &CacheKey, stored: &Arc<Stored>| {
@@ -55,10 +59,15 @@ impl MemoryStore {
             .eviction_listener(
                 move |_key: Arc<CacheKey>, stored: Arc<Stored>, _cause: RemovalCause| {
                     evicted.fetch_sub(stored.answer.size() as u64, Ordering::Relaxed);
+                    evicted_entries.fetch_sub(1, Ordering::Relaxed);
                 },
             )
             .build();
-        Self { cache, bytes }
+        Self {
+            cache,
+            bytes,
+            entries,
+        }
     }
 
     /// The answer stored under `key`, unless it expired. Cheap: the body is a shared `Bytes`.
@@ -73,15 +82,19 @@ impl MemoryStore {
         // never come first and wrap the counter below zero.
         self.bytes
             .fetch_add(answer.size() as u64, Ordering::Relaxed);
+        self.entries.fetch_add(1, Ordering::Relaxed);
         self.cache.insert(key, Arc::new(Stored { answer, ttl }));
     }
 
-    /// (entries, bytes of the entries' own sizes), for gauges. Both are eventually consistent,
-    /// like moka's counts: they catch up with inserts and removals at moka's next maintenance
-    /// step, and an expired entry (never returned by `get`) counts until maintenance removes
-    /// it, a second or so after it expired (moka's timer wheel has second-wide buckets).
+    /// (entries, bytes of the entries' own sizes), for gauges. A store counts at once; a
+    /// removal (evicted, refused admission, replaced) when moka's maintenance step reports it,
+    /// and an expired entry (never returned by `get`) until maintenance removes it, a second or
+    /// so after it expired (moka's timer wheel has second-wide buckets).
     pub fn usage(&self) -> (u64, u64) {
-        (self.cache.entry_count(), self.bytes.load(Ordering::Relaxed))
+        (
+            self.entries.load(Ordering::Relaxed),
+            self.bytes.load(Ordering::Relaxed),
+        )
     }
 }
 

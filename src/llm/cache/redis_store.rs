@@ -13,6 +13,7 @@ use crate::redis_client::{RedisHandle, describe};
 use super::entry::{CacheError, CacheKey, CachedAnswer};
 
 /// The shared tier over the gateway's one Redis connection.
+#[derive(Clone)]
 pub struct RedisStore {
     handle: RedisHandle,
     lookup_timeout: Duration,
@@ -39,6 +40,18 @@ impl RedisStore {
         let value: Option<Vec<u8>> =
             within(self.lookup_timeout, command.query_async(&mut connection)).await?;
         value.map(|bytes| CachedAnswer::decode(&bytes)).transpose()
+    }
+
+    /// PING with the write deadline: whether Redis answers again (what a rested backend asks
+    /// before lookups resume; awaiting it also drives the connection manager's reconnect).
+    pub async fn ping(&self) -> Result<(), CacheError> {
+        let mut connection = self.handle.connection().ok_or(CacheError::Unavailable)?;
+        let _: String = within(
+            self.write_timeout,
+            redis::cmd("PING").query_async(&mut connection),
+        )
+        .await?;
+        Ok(())
     }
 
     /// SET key value PX ttl_ms (milliseconds, at least 1) with a deadline.
