@@ -3,6 +3,7 @@
 mod support;
 
 mod apis;
+mod cache;
 mod chat;
 mod docs;
 mod egress;

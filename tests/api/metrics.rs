@@ -330,6 +330,13 @@ const FAMILIES: &[&str] = &[
     "llm_fallbacks_total",
     "llm_route_attempts_total",
     "llm_route_target_state",
+    "llm_cache_requests_total",
+    "llm_cache_saved_tokens_total",
+    "llm_cache_saved_cost_usd_total",
+    "llm_cache_lookup_duration_seconds",
+    "llm_cache_write_errors_total",
+    "llm_cache_entries",
+    "llm_cache_bytes",
     "process_cpu_seconds_total",
     "process_resident_memory_bytes",
     "process_open_fds",
@@ -356,7 +363,13 @@ async fn every_family_is_exported_after_every_kind_of_call_and_the_scrape_is_kep
         "#,
         url = upstream.base_url()
     ));
-    let app = spawn_app_with(&[("LLM_MAX_RETRIES", "0"), ("GATEWAY_CONFIG", &config)]).await;
+    // The in-process cache, so that its families have samples too (a hit below).
+    let app = spawn_app_with(&[
+        ("LLM_MAX_RETRIES", "0"),
+        ("GATEWAY_CONFIG", &config),
+        ("CACHE_ENABLED", "true"),
+    ])
+    .await;
     upstream.script([
         Reply::Ok,
         Reply::groq_error(500, "boom", "x"),
@@ -374,6 +387,8 @@ async fn every_family_is_exported_after_every_kind_of_call_and_the_scrape_is_kep
         .chat(json!({"prompt": "falls back", "model": "r"}))
         .await;
     assert_eq!(routed.status(), 200);
+    let cached = app.chat(json!({"prompt": "ok"})).await;
+    assert_eq!(cached.headers()["x-llmobs-cache"], "hit");
 
     let text = app.scrape().await;
 

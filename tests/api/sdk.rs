@@ -679,3 +679,37 @@ async fn the_vercel_ai_sdk_works_through_the_gateway_on_the_responses_api_and_is
         );
     }
 }
+
+// ---------------------------------------------------------------- the response cache: check_cache.py
+
+#[tokio::test]
+async fn the_openai_sdk_parses_cache_hits_whole_and_replayed_as_streams() {
+    let app = spawn_app_with(&[
+        ("GATEWAY_API_KEYS", "sdk-test-key"),
+        ("LLM_MAX_RETRIES", "0"),
+        ("CACHE_ENABLED", "true"),
+    ])
+    .await;
+    let output = run_against(
+        &app,
+        sdk_python(),
+        vec![concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/check_cache.py").to_owned()],
+        "scripts/test.sh creates .venv-sdk with openai",
+    )
+    .await;
+    assert_passed(&output, "6 passed, 0 failed");
+    // Each check's first call went upstream, the repeats did not (no-store's three all did).
+    assert_eq!(app.upstream.received().len(), 5 + 3);
+    let text = app.scrape().await;
+    for (result, count) in [("hit", 5.0), ("miss", 6.0), ("bypass", 2.0), ("error", 0.0)] {
+        assert_eq!(
+            sample(
+                &text,
+                "llm_cache_requests_total",
+                &[("result", result), ("backend", "memory")]
+            ),
+            Some(count),
+            "{result}"
+        );
+    }
+}
