@@ -3,17 +3,22 @@
 #
 # On a fresh Debian machine (as root) it first installs what the tests need and is missing:
 # Debian's `prometheus` (the real server and promtool, used by the Rust tests and the stack
-# checks) and `tinyproxy` (a real forward proxy for the egress tests). Then: formatting, lints, every Rust test, the observability-stack checks.
+# checks), `tinyproxy` (a real forward proxy for the egress tests) and `redis-server` (the
+# response cache's shared backend). Then: formatting, lints, every Rust test, the
+# observability-stack checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
 # Debian packages the tests run for real: prometheus (server + promtool), tinyproxy (the
-# forward proxy of tests/api/egress.rs), and Node.js with npm (the Vercel AI SDK check).
+# forward proxy of tests/api/egress.rs), redis-server and redis-cli (the cache's Redis backend:
+# tests/api/cache.rs starts its own on a free port), and Node.js with npm (the Vercel AI SDK
+# check).
 missing=()
 command -v prometheus >/dev/null && command -v promtool >/dev/null || missing+=(prometheus)
 [ -x /usr/bin/tinyproxy ] || [ -x /usr/sbin/tinyproxy ] || missing+=(tinyproxy)
+command -v redis-server >/dev/null && command -v redis-cli >/dev/null || missing+=(redis-server)
 command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
