@@ -4,7 +4,8 @@
 #
 #   bench/compare.sh [--rounds N] [--duration S] [--log FILTER,FORMAT] [--path P]
 #                    [--path-a P] [--path-b P] [--body-a FILE] [--body-b FILE]
-#                    [--config-a FILE] [--config-b FILE] [--model-a M] [--model-b M] BIN_A BIN_B
+#                    [--config-a FILE] [--config-b FILE] [--model-a M] [--model-b M]
+#                    [--env-a VAR=VALUE]... [--env-b VAR=VALUE]... BIN_A BIN_B
 #
 #   --rounds N    measured runs per binary (default 5); the medians are reported, and the
 #                 median of the rounds' B - A (each round runs A then B, back to back)
@@ -14,14 +15,23 @@
 #   --path P      both sides' endpoint (default /v1/chat/completions; /api/chat also works)
 #   --path-X P    side X's endpoint, e.g. /v1/responses, /v1/embeddings, /v1/messages
 #   --body-X F    side X's request body: a JSON file (bench/bodies/), sent as its bytes less the
-#                 final newline, `@MODEL@` in it replaced by side X's model. Default:
-#                 bench/bodies/chat.json, or bench/bodies/api-chat.json for /api/chat
+#                 final newline, `@MODEL@` in it replaced by side X's model, and `@N@` (if any)
+#                 by a number unique to each request (bench/bodies/chat-unique.json: a response
+#                 cache miss every time). Default: bench/bodies/chat.json, or
+#                 bench/bodies/api-chat.json for /api/chat
 #   --config-X F  run side X with GATEWAY_CONFIG=F, `@UPSTREAM@` in it replaced by the fake
 #                 upstream's OpenAI-style base URL (http://127.0.0.1:PORT/openai/v1) and
 #                 `@UPSTREAM_ROOT@` by its root (http://127.0.0.1:PORT, an anthropic provider's
 #                 base_url) (bench/routed.toml, bench/fallback.toml, bench/apis.toml); BIN_A may
 #                 equal BIN_B to compare configurations or endpoints
 #   --model-X M   the model side X asks for (default llama-3.1-8b-instant): fills `@MODEL@`
+#   --env-X V=X   an extra variable of side X's gateway (repeatable), e.g. CACHE_ENABLED=true;
+#                 `@REDIS@` in a value is replaced by the URL of a redis-server this script
+#                 starts for the run (Debian's, on a free port, no persistence)
+#
+# BIN_A or BIN_B may be the word `nginx`: that side is then nginx-light as a plain keep-alive
+# reverse proxy of the same fake upstream, no access log, no telemetry (as bench/run.sh's
+# reference row), its CPU summed over its workers; its path gets the fake's `/openai` prefix.
 #
 # Each run: a fresh gateway process with full telemetry to a live OTLP receiver, a 1 s
 # warm-up, then wrk at concurrency 32 against a fake upstream (all on 127.0.0.1, from
@@ -37,7 +47,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ROUNDS=5 DURATION=10 GW_LOG=info,pretty URL_PATH=/v1/chat/completions
 CONFIG_A="" CONFIG_B="" MODEL_A=llama-3.1-8b-instant MODEL_B=llama-3.1-8b-instant
-PATH_A="" PATH_B="" BODY_A="" BODY_B=""
+PATH_A="" PATH_B="" BODY_A="" BODY_B="" ENV_A=() ENV_B=()
 while [ $# -gt 2 ]; do
     case "$1" in
         --path-a) PATH_A=$2; shift ;;
@@ -48,6 +58,8 @@ while [ $# -gt 2 ]; do
         --config-b) CONFIG_B=$(realpath "$2"); shift ;;
         --model-a) MODEL_A=$2; shift ;;
         --model-b) MODEL_B=$2; shift ;;
+        --env-a) ENV_A+=("$2"); shift ;;
+        --env-b) ENV_B+=("$2"); shift ;;
         --rounds) ROUNDS=$2; shift ;;
         --duration) DURATION=$2; shift ;;
         --log) GW_LOG=$2; shift ;;
@@ -61,7 +73,8 @@ PATH_A=${PATH_A:-$URL_PATH} PATH_B=${PATH_B:-$URL_PATH}
 for body in "$BODY_A" "$BODY_B"; do
     [ -z "$body" ] || [ -f "$body" ] || { echo "no such body file: $body" >&2; exit 2; }
 done
-BIN_A=$(realpath "$1") BIN_B=$(realpath "$2")
+bin_path() { if [ "$1" = nginx ]; then command -v nginx >/dev/null || { echo "nginx is missing: apt-get install nginx-light" >&2; exit 1; }; echo nginx; else realpath "$1"; fi; }
+BIN_A=$(bin_path "$1") BIN_B=$(bin_path "$2")
 FAKE="${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/fake_upstream"
 [ -x "$FAKE" ] || { echo "missing $FAKE: cargo build --release --examples" >&2; exit 1; }
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
@@ -74,7 +87,15 @@ trap 'exit 130' INT TERM
 unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY ALL_PROXY all_proxy
 
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
+tree_pids() { local c; echo "$1"; for c in $(pgrep -P "$1" 2>/dev/null || true); do tree_pids "$c"; done; }
+cpu_ticks() { # utime+stime summed over the process tree (nginx's workers)
+    local total=0 p t
+    for p in $(tree_pids "$1"); do
+        t=$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12 + $13}') || t=0
+        total=$((total + ${t:-0}))
+    done
+    echo "$total"
+}
 # Processes are started in this shell (not in a command substitution's subshell), so that
 # PIDS knows them and the trap stops them.
 start_fake() { # variable, log file, args: starts one, sets the variable to its port
@@ -91,6 +112,18 @@ start_fake() { # variable, log file, args: starts one, sets the variable to its 
 }
 start_fake UP_PORT "$WORK/upstream.log" --workers 1
 start_fake OTLP_PORT "$WORK/otlp.log" --workers 1
+# A Redis for the run, when a side's variables name one.
+REDIS_URL=""
+if [[ " ${ENV_A[*]} ${ENV_B[*]} " == *@REDIS@* ]]; then
+    command -v redis-server >/dev/null || { echo "redis-server is missing: apt-get install redis-server" >&2; exit 1; }
+    REDIS_PORT=$(free_port)
+    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
+        --dir "$WORK" >"$WORK/redis.log" 2>&1 &
+    PIDS+=($!)
+    until redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; do sleep 0.05; done
+    REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+fi
+ENV_A=("${ENV_A[@]//@REDIS@/$REDIS_URL}") ENV_B=("${ENV_B[@]//@REDIS@/$REDIS_URL}")
 
 # One request script per side: that side's body file, `@MODEL@` replaced by its model.
 for side in a b; do
@@ -107,11 +140,31 @@ for side in a b; do
     [[ $BODY != *']==]'* ]] || { echo "side $side: the body may not contain ]==]" >&2; exit 2; }
     printf '%s' "$BODY" >"$WORK/body-$side.json"
     echo "${body#"$ROOT"/}" >"$WORK/body-$side.file"
-    cat >"$WORK/post-$side.lua" <<LUA
+    if [[ $BODY == *@N@* ]]; then
+        # A number unique to each request, across wrk's runs (a random prefix per run).
+        cat >"$WORK/post-$side.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local body = [==[$BODY]==]
+local prefix, n = nil, 0
+request = function()
+    if not prefix then
+        math.randomseed(os.time() + math.floor(os.clock() * 1e6))
+        prefix = tostring(math.random(1, 1e9))
+    end
+    n = n + 1
+    return wrk.format(nil, nil, nil, (body:gsub("@N@", prefix .. "-" .. n)))
+end
+LUA
+        BODY=${BODY//@N@/check}
+        printf '%s' "$BODY" >"$WORK/body-$side.json"
+    else
+        cat >"$WORK/post-$side.lua" <<LUA
 wrk.method = "POST"
 wrk.body = [==[$BODY]==]
 wrk.headers["Content-Type"] = "application/json"
 LUA
+    fi
 done
 # The configuration files, pointed at this run's fake upstream.
 for side in a b; do
@@ -122,10 +175,45 @@ done
 
 side_path() { if [ "$1" = a ]; then echo "$PATH_A"; else echo "$PATH_B"; fi; }
 
+start_nginx() { # starts nginx as a reverse proxy of the fake upstream; sets GW_PID and GW_PORT
+    GW_PORT=$(free_port)
+    mkdir -p "$WORK/nginx/logs"
+    cat >"$WORK/nginx/nginx.conf" <<NGINX
+worker_processes auto;
+error_log $WORK/nginx/logs/error.log warn;
+pid $WORK/nginx/nginx.pid;
+events { worker_connections 8192; }
+http {
+    access_log off;
+    upstream fake { server 127.0.0.1:$UP_PORT; keepalive 512; }
+    server {
+        listen 127.0.0.1:$GW_PORT;
+        location / {
+            rewrite ^/(.*)\$ /openai/\$1 break;
+            proxy_pass http://fake;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+        location = /healthz { return 200; }
+    }
+}
+NGINX
+    nginx -p "$WORK/nginx/" -c "$WORK/nginx/nginx.conf" -g 'daemon off;' >"$WORK/gateway.log" 2>&1 &
+    GW_PID=$!
+    PIDS+=("$GW_PID")
+    local deadline=$((SECONDS + 10))
+    until curl -fsS -o /dev/null "http://127.0.0.1:$GW_PORT/healthz" 2>/dev/null; do
+        [ $SECONDS -lt $deadline ] || { cat "$WORK/gateway.log" >&2; exit 1; }
+        sleep 0.1
+    done
+}
+
 start_gateway() { # binary, side (a or b): starts it, sets GW_PID and GW_PORT
+    [ "$1" = nginx ] && { start_nginx; return; }
     local metrics config=()
     GW_PORT=$(free_port) metrics=$(free_port)
     [ -f "$WORK/gateway-$2.toml" ] && config=(GATEWAY_CONFIG="$WORK/gateway-$2.toml")
+    if [ "$2" = a ]; then config+=("${ENV_A[@]}"); else config+=("${ENV_B[@]}"); fi
     (cd "$WORK" && exec env -i PATH="$PATH" APP_HOST=127.0.0.1 APP_PORT="$GW_PORT" "${config[@]}" \
         METRICS_HOST=127.0.0.1 METRICS_PORT="$metrics" GROQ_API_KEY=gsk_bench \
         ANTHROPIC_API_KEY=sk-ant-bench \
@@ -191,8 +279,8 @@ for round in $(seq "$ROUNDS"); do
 done
 echo "median CPU µs/request: A $(median <"$WORK/a")   B $(median <"$WORK/b")"
 echo "median of the rounds' B - A: $(paste -d' ' "$WORK/a" "$WORK/b" | awk '{printf "%.1f\n", $2 - $1}' | median) µs/request"
-echo "A = $BIN_A ${CONFIG_A:+GATEWAY_CONFIG=$CONFIG_A} POST $PATH_A $(<"$WORK/body-a.file") model $MODEL_A"
-echo "B = $BIN_B ${CONFIG_B:+GATEWAY_CONFIG=$CONFIG_B} POST $PATH_B $(<"$WORK/body-b.file") model $MODEL_B"
+echo "A = $BIN_A ${CONFIG_A:+GATEWAY_CONFIG=$CONFIG_A} ${ENV_A[*]} POST $PATH_A $(<"$WORK/body-a.file") model $MODEL_A"
+echo "B = $BIN_B ${CONFIG_B:+GATEWAY_CONFIG=$CONFIG_B} ${ENV_B[*]} POST $PATH_B $(<"$WORK/body-b.file") model $MODEL_B"
 echo "fake upstream, requests received: $(curl -fsS "http://127.0.0.1:$UP_PORT/stats" | python3 -c '
 import json, sys
 s = json.load(sys.stdin)
