@@ -63,6 +63,15 @@ CONTRACT_FAMILIES = {
     "llm_route_attempts_total": "counter",
     "llm_fallbacks_total": "counter",
     "llm_route_target_state": "gauge",
+    # The response cache: lookups by result, what hits saved, lookup latency, the in-process
+    # backend's size.
+    "llm_cache_requests_total": "counter",
+    "llm_cache_saved_tokens_total": "counter",
+    "llm_cache_saved_cost_usd_total": "counter",
+    "llm_cache_lookup_duration_seconds": "histogram",
+    "llm_cache_write_errors_total": "counter",
+    "llm_cache_entries": "gauge",
+    "llm_cache_bytes": "gauge",
     "process_cpu_seconds_total": "counter",
     "process_resident_memory_bytes": "gauge",
     "process_open_fds": "gauge",
