@@ -162,7 +162,7 @@ pub struct Settings {
 /// Where the response cache keeps its entries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CacheBackend {
-    /// In this process (moka), bounded by entries and bytes.
+    /// In this process (quick_cache), bounded by entries and bytes.
     Memory,
     /// In Redis (`REDIS_URL`), shared by every replica.
     Redis,

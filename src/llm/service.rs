@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use super::breaker::Admission;
 use super::cache::{
-    CacheStatus, CachedAnswer, Lookup, ResponseCache, Ticket, cache_key, replay_chat,
+    CacheResult, CacheStatus, CachedAnswer, Lookup, ResponseCache, Ticket, cache_key, replay_chat,
 };
 use super::genai::{Call, CallRecord, Observer};
 use super::limiter::Slot;
@@ -75,9 +75,6 @@ impl ChatService {
         limit: ConcurrencyLimit,
         cache: Option<Arc<ResponseCache>>,
     ) -> Self {
-        if let Some(cache) = &cache {
-            metrics.init_cache(cache.backend());
-        }
         Self {
             router,
             observer: Observer {
@@ -273,13 +270,12 @@ impl ChatService {
         ticket: &mut Ticket,
         request: &UpstreamRequest,
     ) -> Option<(CachedAnswer, Completion)> {
-        let backend = ticket.cache.backend();
-        let metrics = &self.observer.metrics;
+        let cache = Arc::clone(&ticket.cache);
         if !ticket.looks_up() {
-            metrics.record_cache_request("bypass", backend);
+            cache.count(CacheResult::Bypass);
             return None;
         }
-        let result = match ticket.cache.lookup(&ticket.key).await {
+        let result = match cache.lookup(&ticket.key).await {
             Lookup::Hit(answer) => {
                 let read = match request.operation {
                     Operation::Embeddings => embeddings::parse_embeddings(&answer.body),
@@ -287,17 +283,17 @@ impl ChatService {
                 };
                 match read {
                     Ok(completion) => {
-                        metrics.record_cache_request("hit", backend);
+                        cache.count(CacheResult::Hit);
                         ticket.status = CacheStatus::Hit;
                         return Some((answer, completion));
                     }
-                    Err(_) => "error",
+                    Err(_) => CacheResult::Error,
                 }
             }
-            Lookup::Miss => "miss",
-            Lookup::Failed => "error",
+            Lookup::Miss => CacheResult::Miss,
+            Lookup::Failed => CacheResult::Error,
         };
-        metrics.record_cache_request(result, backend);
+        cache.count(result);
         None
     }
 

@@ -12,8 +12,8 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use prometheus::{
-    Counter, CounterVec, Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec,
-    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Counter, CounterVec, Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter,
+    IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -81,6 +81,24 @@ impl CallLabels<'_> {
             self.error_type,
         ]
     }
+}
+
+/// One cache backend's series: `llm_cache_requests_total{result, backend}` by result,
+/// `llm_cache_write_errors_total{backend}` and `llm_cache_lookup_duration_seconds{backend}`.
+#[derive(Debug, Clone)]
+pub struct CacheSeries {
+    /// `result="hit"`.
+    pub hit: IntCounter,
+    /// `result="miss"`.
+    pub miss: IntCounter,
+    /// `result="bypass"`.
+    pub bypass: IntCounter,
+    /// `result="error"`.
+    pub error: IntCounter,
+    /// Answers the backend failed to store.
+    pub write_errors: IntCounter,
+    /// Lookup latency.
+    pub lookup_duration: Histogram,
 }
 
 /// Every metric handle; handlers never look metrics up by name.
@@ -471,18 +489,18 @@ impl Metrics {
         }
     }
 
-    /// `llm_cache_requests_total{result, backend}`.
-    pub fn record_cache_request(&self, result: &str, backend: &str) {
-        self.cache_requests
-            .with_label_values(&[result, backend])
-            .inc();
-    }
-
-    /// `llm_cache_lookup_duration_seconds{backend}`.
-    pub fn record_cache_lookup(&self, backend: &str, duration: Duration) {
-        self.cache_lookup_duration
-            .with_label_values(&[backend])
-            .observe(duration.as_secs_f64());
+    /// The response cache's series for `backend`, looked up once: a lookup then counts without
+    /// hashing label values.
+    pub fn cache_series(&self, backend: &str) -> CacheSeries {
+        let result = |r: &str| self.cache_requests.with_label_values(&[r, backend]);
+        CacheSeries {
+            hit: result("hit"),
+            miss: result("miss"),
+            bypass: result("bypass"),
+            error: result("error"),
+            write_errors: self.cache_write_errors.with_label_values(&[backend]),
+            lookup_duration: self.cache_lookup_duration.with_label_values(&[backend]),
+        }
     }
 
     /// A hit: its tokens (embeddings: input only) and cost were saved, not spent.
@@ -498,11 +516,6 @@ impl Metrics {
         if let Some(cost) = cost_usd {
             self.cache_saved_cost.inc_by(cost);
         }
-    }
-
-    /// `llm_cache_write_errors_total{backend}`.
-    pub fn record_cache_write_error(&self, backend: &str) {
-        self.cache_write_errors.with_label_values(&[backend]).inc();
     }
 
     /// `llm_cache_entries` and `llm_cache_bytes` of the in-process backend.

@@ -2,7 +2,7 @@
 //!
 //! - `key`: what an entry is keyed by (SHA-256 over the request's canonical form, its tenant
 //!   and where it goes; README lists the inputs).
-//! - `entry`: what an entry holds and its encoding; `memory_store` (moka, in this process,
+//! - `entry`: what an entry holds and its encoding; `memory_store` (quick_cache, in this process,
 //!   bounded by entries and bytes) and `redis_store` (Redis, shared by replicas) keep them.
 //! - `replay`: a stream assembled into the stored whole answer, and a stored answer replayed as
 //!   a stream.
@@ -31,7 +31,7 @@ pub(super) use replay::{ChatAssembler, replay_chat};
 use super::Completion;
 use crate::config::{CacheBackend, CacheSettings};
 use crate::redis_client::RedisHandle;
-use crate::telemetry::Metrics;
+use crate::telemetry::{CacheSeries, Metrics};
 
 /// How long a write to Redis may take before it is given up (it never delays an answer).
 const WRITE_TIMEOUT: Duration = Duration::from_millis(500);
@@ -78,6 +78,16 @@ impl CacheStatus {
     }
 }
 
+/// The `result` label of `llm_cache_requests_total`: a [`CacheStatus`], or `error` (a failed
+/// backend or an unreadable entry, answered as a miss).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum CacheResult {
+    Hit,
+    Miss,
+    Bypass,
+    Error,
+}
+
 /// What a lookup found.
 pub(super) enum Lookup {
     Hit(CachedAnswer),
@@ -99,6 +109,8 @@ pub struct ResponseCache {
     max_entry_bytes: usize,
     store_truncated: bool,
     metrics: Arc<Metrics>,
+    /// This backend's counters and lookup histogram, resolved once.
+    series: CacheSeries,
     /// When a failure was last logged (ms since the Unix epoch).
     last_error_log: AtomicU64,
     /// Until when a failed backend is not asked (ms since the Unix epoch; see `rest`).
@@ -135,7 +147,14 @@ impl ResponseCache {
             )),
             _ => Store::Memory(MemoryStore::new(settings.max_entries, settings.max_bytes)),
         };
+        let backend = match store {
+            Store::Memory(_) => "memory",
+            Store::Redis(_) => "redis",
+        };
+        let series = metrics.cache_series(backend);
+        metrics.init_cache(backend);
         Some(Arc::new(Self {
+            series,
             store,
             ttl: settings.ttl,
             max_ttl: settings.max_ttl,
@@ -178,8 +197,9 @@ impl ResponseCache {
             }
             Store::Redis(store) => store.get(key).await,
         };
-        self.metrics
-            .record_cache_lookup(self.backend(), started.elapsed());
+        self.series
+            .lookup_duration
+            .observe(started.elapsed().as_secs_f64());
         match found {
             Ok(Some(answer)) => Lookup::Hit(answer),
             Ok(None) => Lookup::Miss,
@@ -227,6 +247,17 @@ impl ResponseCache {
         now_millis() < self.resting_until.load(Ordering::Relaxed)
     }
 
+    /// Counts one cacheable call's `llm_cache_requests_total{result}`.
+    pub(super) fn count(&self, result: CacheResult) {
+        match result {
+            CacheResult::Hit => &self.series.hit,
+            CacheResult::Miss => &self.series.miss,
+            CacheResult::Bypass => &self.series.bypass,
+            CacheResult::Error => &self.series.error,
+        }
+        .inc();
+    }
+
     /// Whether an answer may be stored: small enough, and finished (every choice stopped or
     /// called tools; cut short by `max_tokens` only with `CACHE_STORE_TRUNCATED`). Embeddings
     /// have no choices and are always finished.
@@ -259,7 +290,7 @@ impl ResponseCache {
             }
             // A resting backend is not written: the write would wait out its deadline.
             Store::Redis(_) if self.resting() => {
-                self.metrics.record_cache_write_error(self.backend());
+                self.series.write_errors.inc();
             }
             Store::Redis(_) => {
                 let cache = Arc::clone(self);
@@ -269,7 +300,7 @@ impl ResponseCache {
                     };
                     if let Err(error) = store.put(&key, &answer, ttl).await {
                         cache.rest();
-                        cache.metrics.record_cache_write_error(cache.backend());
+                        cache.series.write_errors.inc();
                         cache.log_failure("write", &error);
                     }
                 });
@@ -356,7 +387,9 @@ impl Ticket {
             self.cache.store(
                 self.key,
                 CachedAnswer {
-                    body: body.clone(),
+                    // A copy, not a clone: the relayed body is a view of the connection's read
+                    // buffer, which an entry would keep alive (and keep hyper from reusing).
+                    body: bytes::Bytes::copy_from_slice(body),
                     provider: provider.to_owned(),
                     upstream_model: upstream_model.to_owned(),
                     stored_at: unix_seconds(),
