@@ -38,7 +38,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::http::header::{self, HeaderMap};
 use bytes::Bytes;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::wire::ChunkInfo;
@@ -893,7 +893,7 @@ impl StreamTranslator {
             } => match content_block {
                 // A text block starts empty; its text comes in deltas.
                 WireBlock::Text { text } if !text.is_empty() => {
-                    out.push(self.chunk(json!({ "content": text }), None));
+                    out.push(self.chunk(ContentDelta { content: &text }, None));
                 }
                 WireBlock::ToolUse { id, name, .. } => {
                     let call = self.tool_blocks.len();
@@ -912,7 +912,7 @@ impl StreamTranslator {
             },
             WireEvent::ContentBlockDelta { index, delta } => match delta {
                 WireDelta::TextDelta { text } if !text.is_empty() => {
-                    out.push(self.chunk(json!({ "content": text }), None));
+                    out.push(self.chunk(ContentDelta { content: &text }, None));
                 }
                 // The first piece is often "": nothing to send.
                 WireDelta::InputJsonDelta { partial_json } if !partial_json.is_empty() => {
@@ -969,24 +969,59 @@ impl StreamTranslator {
         Ok(out)
     }
 
-    fn chunk(&self, delta: Value, finish_reason: Option<String>) -> Bytes {
-        let mut chunk = json!({
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "choices": [{
-                "index": 0,
-                "delta": delta,
-                "logprobs": null,
-                "finish_reason": finish_reason,
+    /// One chat chunk as an SSE event, written straight from borrowed fields: a text delta is
+    /// the stream's commonest event, and building a `serde_json::Value` for each (a map, the id
+    /// and model cloned into it) then printing it cost more than the rest of its relay.
+    fn chunk<D: Serialize>(&self, delta: D, finish_reason: Option<String>) -> Bytes {
+        let chunk = ChunkOut {
+            id: &self.id,
+            object: "chat.completion.chunk",
+            created: self.created,
+            model: &self.model,
+            choices: [ChoiceOut {
+                index: 0,
+                delta,
+                logprobs: None,
+                finish_reason,
             }],
-        });
-        if self.include_usage {
-            chunk["usage"] = Value::Null;
-        }
-        sse(&chunk)
+            // OpenAI sends `"usage": null` on every chunk but the last when usage is asked for.
+            usage: self.include_usage.then_some(()),
+        };
+        let mut event = Vec::with_capacity(160 + self.id.len() + self.model.len());
+        event.extend_from_slice(b"data: ");
+        // Serialising borrowed strings and numbers into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut event, &chunk);
+        event.extend_from_slice(b"\n\n");
+        Bytes::from(event)
     }
+}
+
+/// An OpenAI chat chunk, as [`StreamTranslator::chunk`] writes it.
+#[derive(Serialize)]
+struct ChunkOut<'a, D> {
+    id: &'a str,
+    object: &'static str,
+    created: u64,
+    model: &'a str,
+    choices: [ChoiceOut<D>; 1],
+    /// `Some(())` is written `null`; `None` leaves the field out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage: Option<()>,
+}
+
+#[derive(Serialize)]
+struct ChoiceOut<D> {
+    index: u32,
+    delta: D,
+    /// Always `null`: Anthropic has no log probabilities.
+    logprobs: Option<()>,
+    finish_reason: Option<String>,
+}
+
+/// A text delta: `{"content": "…"}`.
+#[derive(Serialize)]
+struct ContentDelta<'a> {
+    content: &'a str,
 }
 
 fn sse(value: &Value) -> Bytes {
