@@ -23,8 +23,9 @@ pub use env::{ConfigError, http_uri, without_credentials};
 use env::{Env, parse_headers};
 pub use routing::read_price_file;
 pub use routing::{
-    BreakerSettings, DEFAULT_FALLBACK_ON, FALLBACK_CLASSES, FileError, Price, PriceSetting,
-    ProviderDefaults, ProviderSettings, RouteSettings, RoutingSettings, Strategy, TargetSettings,
+    BreakerSettings, CacheSection, DEFAULT_FALLBACK_ON, FALLBACK_CLASSES, FileError, Price,
+    PriceSetting, ProviderDefaults, ProviderSettings, RouteSettings, RoutingSettings, Strategy,
+    TargetSettings,
 };
 pub use secret::Secret;
 
@@ -303,28 +304,39 @@ impl Settings {
     /// Builds settings from any variable lookup (the environment, or a map in tests).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
         let env = Env(&lookup);
+        let redis_url = match env.text("REDIS_URL") {
+            // TLS (`rediss://`) would need the redis crate's rustls feature: refused here, in
+            // one line, rather than failing every connection attempt later.
+            Some(url) if url.starts_with("redis://") => Some(Secret::new(url)),
+            Some(url) => {
+                return Err(env
+                    .bad(
+                        "REDIS_URL",
+                        &without_credentials(&url),
+                        "a redis:// URL, e.g. redis://127.0.0.1:6379 (rediss://, TLS, is not supported yet)",
+                    )
+                    .into());
+            }
+            None => None,
+        };
+        let llm = LlmSettings::read(&env, &lookup)?;
+        let mut cache = CacheSettings::read(&env)?;
+        if let (Some(section), Some(path)) = (&llm.routing.cache, &llm.routing.file) {
+            cache
+                .apply(section, redis_url.is_some())
+                .map_err(|problem| FileError {
+                    path: path.display().to_string(),
+                    problem,
+                })?;
+        }
         Ok(Settings {
             server: ServerSettings::read(&env)?,
-            llm: LlmSettings::read(&env, &lookup)?,
+            llm,
             limits: LimitSettings::read(&env)?,
             auth: AuthSettings::read(&env),
             telemetry: TelemetrySettings::read(&env)?,
-            cache: CacheSettings::read(&env)?,
-            redis_url: match env.text("REDIS_URL") {
-                // TLS (`rediss://`) would need the redis crate's rustls feature: refused here, in
-                // one line, rather than failing every connection attempt later.
-                Some(url) if url.starts_with("redis://") => Some(Secret::new(url)),
-                Some(url) => {
-                    return Err(env
-                        .bad(
-                            "REDIS_URL",
-                            &without_credentials(&url),
-                            "a redis:// URL, e.g. redis://127.0.0.1:6379 (rediss://, TLS, is not supported yet)",
-                        )
-                        .into());
-                }
-                None => None,
-            },
+            cache,
+            redis_url,
         })
     }
 }
@@ -387,6 +399,70 @@ impl CacheSettings {
             )?),
             store_truncated: env.boolean("CACHE_STORE_TRUNCATED")?,
         })
+    }
+}
+
+impl CacheSettings {
+    /// The configuration file's `[cache]` table over the variables; Err names the key.
+    fn apply(&mut self, section: &CacheSection, redis_url: bool) -> Result<(), String> {
+        let within =
+            |key: &str, value: Option<u64>, range: std::ops::RangeInclusive<u64>| match value {
+                Some(v) if !range.contains(&v) => Err(format!(
+                    "cache.{key} = {v}: expected a whole number from {} to {}",
+                    range.start(),
+                    range.end()
+                )),
+                other => Ok(other),
+            };
+        if let Some(enabled) = section.enabled {
+            self.enabled = enabled;
+        }
+        match section.backend.as_deref() {
+            None => {}
+            Some("memory") => self.backend = CacheBackend::Memory,
+            Some("redis") if redis_url => self.backend = CacheBackend::Redis,
+            Some(other) => {
+                return Err(format!(
+                    "cache.backend = {other:?}: expected \"memory\", or \"redis\" with REDIS_URL set"
+                ));
+            }
+        }
+        let explicit_max_ttl = section.max_ttl_seconds.is_some();
+        if let Some(ttl) = within(
+            "ttl_seconds",
+            section.ttl_seconds,
+            1..=MAX_CACHE_TTL_SECONDS,
+        )? {
+            self.ttl = Duration::from_secs(ttl);
+        }
+        match within(
+            "max_ttl_seconds",
+            section.max_ttl_seconds,
+            1..=MAX_CACHE_TTL_SECONDS,
+        )? {
+            Some(max) => self.max_ttl = Duration::from_secs(max),
+            // As for the variables: at least the default TTL.
+            None => self.max_ttl = self.max_ttl.max(self.ttl),
+        }
+        if explicit_max_ttl && self.max_ttl < self.ttl {
+            return Err("cache.max_ttl_seconds: must be at least ttl_seconds".into());
+        }
+        if let Some(n) = within("max_entries", section.max_entries, 1..=100_000_000)? {
+            self.max_entries = n;
+        }
+        if let Some(n) = within("max_bytes", section.max_bytes, 1024..=(1 << 40))? {
+            self.max_bytes = n;
+        }
+        if let Some(n) = within("max_entry_bytes", section.max_entry_bytes, 1..=(64 << 20))? {
+            self.max_entry_bytes = n as usize;
+        }
+        if let Some(ms) = within("lookup_timeout_ms", section.lookup_timeout_ms, 1..=10_000)? {
+            self.lookup_timeout = Duration::from_millis(ms);
+        }
+        if let Some(store) = section.store_truncated {
+            self.store_truncated = store;
+        }
+        Ok(())
     }
 }
 
@@ -805,6 +881,73 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(s.cache.backend, CacheBackend::Memory);
+    }
+
+    /// Settings with `GATEWAY_CONFIG` naming a file of `text` (one simulated provider first).
+    fn with_file(text: &str, vars: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "cache-section-{}-{}.toml",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::write(
+            &path,
+            format!("[providers.sim]\nkind = \"simulated\"\n{text}"),
+        )
+        .unwrap();
+        let mut map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        map.insert("GATEWAY_CONFIG".into(), path.display().to_string());
+        Settings::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn the_files_cache_table_is_over_the_variables() {
+        let s = with_file(
+            "[cache]\nenabled = true\nttl_seconds = 600\nmax_entries = 50\nlookup_timeout_ms = 25\nstore_truncated = true\n",
+            &[("CACHE_TTL_SECONDS", "60"), ("CACHE_MAX_BYTES", "4096")],
+        )
+        .unwrap();
+        assert!(s.cache.enabled);
+        assert_eq!(s.cache.ttl, Duration::from_secs(600));
+        assert_eq!(s.cache.max_entries, 50);
+        // A variable the file does not set keeps its value.
+        assert_eq!(s.cache.max_bytes, 4096);
+        assert_eq!(s.cache.lookup_timeout, Duration::from_millis(25));
+        assert!(s.cache.store_truncated);
+        let s = with_file(
+            "[cache]\nbackend = \"redis\"\n",
+            &[("REDIS_URL", "redis://r:6379")],
+        )
+        .unwrap();
+        assert_eq!(s.cache.backend, CacheBackend::Redis);
+        // Without the table, the variables alone.
+        let s = with_file("", &[("CACHE_ENABLED", "true")]).unwrap();
+        assert!(s.cache.enabled);
+    }
+
+    #[test]
+    fn a_bad_cache_table_names_the_key() {
+        for (text, key) in [
+            ("[cache]\nttl_seconds = 0\n", "cache.ttl_seconds"),
+            ("[cache]\nbackend = \"redis\"\n", "cache.backend"),
+            ("[cache]\nbackend = \"disk\"\n", "cache.backend"),
+            ("[cache]\nmax_entries = 0\n", "cache.max_entries"),
+            (
+                "[cache]\nttl_seconds = 600\nmax_ttl_seconds = 60\n",
+                "cache.max_ttl_seconds",
+            ),
+            ("[cache]\nttl = 5\n", "ttl"),
+            ("[cache]\nenabled = \"yes\"\n", "line 4"),
+        ] {
+            let err = with_file(text, &[]).unwrap_err().to_string();
+            assert!(err.contains(key), "{text}: {err}");
+            assert!(err.contains("invalid configuration file"), "{err}");
+        }
     }
 
     #[test]

@@ -66,6 +66,33 @@ pub struct RoutingSettings {
     /// Where a model name that is neither a route nor `provider/model` goes, unchanged; `None`:
     /// such a name is answered 404 `model_not_found`.
     pub default_provider: Option<String>,
+    /// The file's `[cache]` table, over the `CACHE_*` variables (`config::CacheSettings`).
+    pub cache: Option<CacheSection>,
+}
+
+/// The file's `[cache]` table: the response cache's settings, each over its `CACHE_*` variable.
+/// Read at start-up only: the cache is built once, so a reload (`SIGHUP`) does not change it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheSection {
+    /// `CACHE_ENABLED`.
+    pub enabled: Option<bool>,
+    /// `CACHE_BACKEND`: `memory` or `redis`.
+    pub backend: Option<String>,
+    /// `CACHE_TTL_SECONDS`.
+    pub ttl_seconds: Option<u64>,
+    /// `CACHE_MAX_TTL_SECONDS`.
+    pub max_ttl_seconds: Option<u64>,
+    /// `CACHE_MAX_ENTRIES`.
+    pub max_entries: Option<u64>,
+    /// `CACHE_MAX_BYTES`.
+    pub max_bytes: Option<u64>,
+    /// `CACHE_MAX_ENTRY_BYTES`.
+    pub max_entry_bytes: Option<u64>,
+    /// `CACHE_LOOKUP_TIMEOUT_MS`.
+    pub lookup_timeout_ms: Option<u64>,
+    /// `CACHE_STORE_TRUNCATED`.
+    pub store_truncated: Option<bool>,
 }
 
 /// One provider.
@@ -223,6 +250,7 @@ impl RoutingSettings {
             providers: vec![provider],
             routes: Vec::new(),
             direct_addressing: false,
+            cache: None,
         }
     }
 
@@ -276,6 +304,7 @@ struct File {
     providers: BTreeMap<String, ProviderSection>,
     #[serde(default)]
     routes: BTreeMap<String, RouteSection>,
+    cache: Option<CacheSection>,
 }
 
 #[derive(Deserialize)]
@@ -430,6 +459,7 @@ impl File {
             routes,
             direct_addressing: self.gateway.direct_addressing,
             default_provider: self.gateway.default_provider,
+            cache: self.cache,
         })
     }
 }
