@@ -124,6 +124,17 @@ fn hi() -> Value {
     json!({"model": "llama-3.1-8b-instant", "messages": [{"role": "user", "content": "hi"}], "temperature": 0.2})
 }
 
+/// A 200 answer cut short by `max_tokens` (`finish_reason: length`).
+fn truncated() -> Reply {
+    let mut answer = llmobs_testkit::upstream::groq_success("llama-3.1-8b-instant");
+    answer["choices"][0]["finish_reason"] = json!("length");
+    Reply::Status {
+        status: 200,
+        body: answer.to_string(),
+        headers: vec![],
+    }
+}
+
 fn cache_header(response: &reqwest::Response) -> Option<String> {
     response
         .headers()
@@ -314,23 +325,12 @@ async fn a_repeated_call_is_served_from_the_cache(backend: Backend) {
     }
 }
 
-#[tokio::test]
-async fn memory_a_repeated_call_is_served_from_the_cache() {
-    a_repeated_call_is_served_from_the_cache(Backend::Memory).await;
-}
-
-#[tokio::test]
-async fn redis_a_repeated_call_is_served_from_the_cache() {
-    a_repeated_call_is_served_from_the_cache(Backend::Redis).await;
-}
-
 // ------------------------------------------------------------------ the key
 
 /// Each parameter the issue lists (and an unknown field) changes the key: a first call with
 /// it misses, once for each.
-#[tokio::test]
-async fn every_answer_changing_parameter_is_part_of_the_key() {
-    let cached = spawn_cached(Backend::Memory, &[]).await;
+async fn every_answer_changing_parameter_is_part_of_the_key(backend: Backend) {
+    let cached = spawn_cached(backend, &[]).await;
     let variants = [
         ("model", json!("llama-3.3-70b-versatile")),
         ("messages", json!([{"role": "user", "content": "hello"}])),
@@ -398,19 +398,19 @@ async fn field_order_and_spacing_do_not_change_the_key() {
     assert_eq!(cache_header(&reordered).as_deref(), Some("hit"));
 }
 
-#[tokio::test]
-async fn two_tenants_never_share_an_entry() {
-    let cached = spawn_cached(Backend::Memory, &[("GATEWAY_API_KEYS", "gk-alice,gk-bob")]).await;
-    for (key, expected) in [
-        ("Bearer gk-alice", "miss"),
-        ("Bearer gk-bob", "miss"),
-        ("Bearer gk-alice", "hit"),
-        ("Bearer gk-bob", "hit"),
+async fn two_tenants_never_share_an_entry(backend: Backend) {
+    let cached = spawn_cached(backend, &[("GATEWAY_API_KEYS", "gk-alice,gk-bob")]).await;
+    for (key, expected, entries) in [
+        ("Bearer gk-alice", "miss", 1),
+        ("Bearer gk-bob", "miss", 2),
+        ("Bearer gk-alice", "hit", 2),
+        ("Bearer gk-bob", "hit", 2),
     ] {
         let response = cached
             .post("/v1/chat/completions", &hi(), &[("authorization", key)])
             .await;
         assert_eq!(cache_header(&response).as_deref(), Some(expected), "{key}");
+        assert_eq!(cached.entries(entries).await, entries, "{key}");
     }
     // The Anthropic SDKs' header is the same identity.
     let via_x_api_key = cached
@@ -516,24 +516,14 @@ async fn streams_and_whole_answers_share_entries(backend: Backend) {
     );
 }
 
-#[tokio::test]
-async fn memory_streams_and_whole_answers_share_entries() {
-    streams_and_whole_answers_share_entries(Backend::Memory).await;
-}
-
-#[tokio::test]
-async fn redis_streams_and_whole_answers_share_entries() {
-    streams_and_whole_answers_share_entries(Backend::Redis).await;
-}
-
 /// `/api/chat` is cached too; its hit costs nothing.
-#[tokio::test]
-async fn api_chat_hits_cost_nothing() {
-    let cached = spawn_cached(Backend::Memory, &[]).await;
+async fn api_chat_hits_cost_nothing(backend: Backend) {
+    let cached = spawn_cached(backend, &[]).await;
     let body = json!({"prompt": "Explain caching", "max_tokens": 50});
     let first = cached.post("/api/chat", &body, &[]).await;
     assert_eq!(cache_header(&first).as_deref(), Some("miss"));
     let first: Value = first.json().await.unwrap();
+    assert_eq!(cached.entries(1).await, 1);
     assert!(first["cost_usd"].as_f64().unwrap() > 0.0);
     let second = cached.post("/api/chat", &body, &[]).await;
     assert_eq!(cache_header(&second).as_deref(), Some("hit"));
@@ -545,13 +535,13 @@ async fn api_chat_hits_cost_nothing() {
     assert_eq!(cached.app.upstream.received().len(), 1);
 }
 
-#[tokio::test]
-async fn embeddings_are_cached() {
-    let cached = spawn_cached(Backend::Memory, &[]).await;
+async fn embeddings_are_cached(backend: Backend) {
+    let cached = spawn_cached(backend, &[]).await;
     let body = json!({"model": "text-embedding-3-small", "input": ["a", "b"]});
     let first = cached.post("/v1/embeddings", &body, &[]).await;
     assert_eq!(cache_header(&first).as_deref(), Some("miss"));
     let first = first.bytes().await.unwrap();
+    assert_eq!(cached.entries(1).await, 1);
     let second = cached.post("/v1/embeddings", &body, &[]).await;
     assert_eq!(cache_header(&second).as_deref(), Some("hit"));
     let trace = trace_id(&second);
@@ -682,16 +672,6 @@ async fn the_default_ttl_expires(backend: Backend) {
     );
 }
 
-#[tokio::test]
-async fn memory_the_default_ttl_expires() {
-    the_default_ttl_expires(Backend::Memory).await;
-}
-
-#[tokio::test]
-async fn redis_the_default_ttl_expires() {
-    the_default_ttl_expires(Backend::Redis).await;
-}
-
 // ------------------------------------------------------------------ what is never stored
 
 async fn failures_are_never_stored(backend: Backend) {
@@ -716,13 +696,7 @@ async fn failures_are_never_stored(backend: Backend) {
     let _first = response.chunk().await.unwrap();
     drop(response);
     // An answer cut short by max_tokens.
-    let mut truncated = llmobs_testkit::upstream::groq_success("llama-3.1-8b-instant");
-    truncated["choices"][0]["finish_reason"] = json!("length");
-    cached.app.upstream.script([Reply::Status {
-        status: 200,
-        body: truncated.to_string(),
-        headers: vec![],
-    }]);
+    cached.app.upstream.script([truncated()]);
     assert_eq!(cached.chat(&hi()).await.status(), 200);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(cached.entries(0).await, 0, "nothing stored");
@@ -730,16 +704,6 @@ async fn failures_are_never_stored(backend: Backend) {
     let response = cached.chat(&hi()).await;
     assert_eq!(cache_header(&response).as_deref(), Some("miss"));
     assert_eq!(cached.entries(1).await, 1);
-}
-
-#[tokio::test]
-async fn memory_failures_are_never_stored() {
-    failures_are_never_stored(Backend::Memory).await;
-}
-
-#[tokio::test]
-async fn redis_failures_are_never_stored() {
-    failures_are_never_stored(Backend::Redis).await;
 }
 
 #[tokio::test]
@@ -752,13 +716,7 @@ async fn truncated_answers_are_stored_when_configured_and_large_ones_never() {
         ],
     )
     .await;
-    let mut truncated = llmobs_testkit::upstream::groq_success("llama-3.1-8b-instant");
-    truncated["choices"][0]["finish_reason"] = json!("length");
-    cached.app.upstream.script([Reply::Status {
-        status: 200,
-        body: truncated.to_string(),
-        headers: vec![],
-    }]);
+    cached.app.upstream.script([truncated()]);
     assert_eq!(
         cache_header(&cached.chat(&hi()).await).as_deref(),
         Some("miss")
@@ -857,3 +815,57 @@ async fn a_slow_or_garbage_redis_is_a_counted_miss() {
     assert_eq!(cached.cache_metric("error").await, 2.0);
     assert_eq!(cached.app.upstream.received().len(), 3);
 }
+
+// ------------------------------------------------------------------ both backends, one suite
+
+/// The same cases against each backend: `cache::memory::…` and `cache::redis::…`.
+macro_rules! on_backend {
+    ($module:ident, $backend:expr) => {
+        mod $module {
+            use super::Backend;
+
+            #[tokio::test]
+            async fn embeddings_are_cached() {
+                super::embeddings_are_cached($backend).await;
+            }
+
+            #[tokio::test]
+            async fn api_chat_hits_cost_nothing() {
+                super::api_chat_hits_cost_nothing($backend).await;
+            }
+
+            #[tokio::test]
+            async fn two_tenants_never_share_an_entry() {
+                super::two_tenants_never_share_an_entry($backend).await;
+            }
+
+            #[tokio::test]
+            async fn every_answer_changing_parameter_is_part_of_the_key() {
+                super::every_answer_changing_parameter_is_part_of_the_key($backend).await;
+            }
+
+            #[tokio::test]
+            async fn a_repeated_call_is_served_from_the_cache() {
+                super::a_repeated_call_is_served_from_the_cache($backend).await;
+            }
+
+            #[tokio::test]
+            async fn streams_and_whole_answers_share_entries() {
+                super::streams_and_whole_answers_share_entries($backend).await;
+            }
+
+            #[tokio::test]
+            async fn the_default_ttl_expires() {
+                super::the_default_ttl_expires($backend).await;
+            }
+
+            #[tokio::test]
+            async fn failures_are_never_stored() {
+                super::failures_are_never_stored($backend).await;
+            }
+        }
+    };
+}
+
+on_backend!(memory, Backend::Memory);
+on_backend!(redis, Backend::Redis);
