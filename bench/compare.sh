@@ -210,6 +210,19 @@ NGINX
 
 start_gateway() { # binary, side (a or b): starts it, sets GW_PID and GW_PORT
     [ "$1" = nginx ] && { start_nginx; return; }
+    # A free port can be taken between free_port and the gateway's bind (wrk's and the
+    # gateway's own connections draw from the same range): then try other ports.
+    local attempt
+    for attempt in 1 2 3; do
+        launch_gateway "$@" && return
+        grep -q "Address already in use" "$WORK/gateway.log" || break
+        echo "side $2: a port was taken before the gateway bound it; trying others" >&2
+    done
+    cat "$WORK/gateway.log" >&2
+    exit 1
+}
+
+launch_gateway() { # binary, side: starts it on fresh ports; fails if it exits before /healthz
     local metrics config=()
     GW_PORT=$(free_port) metrics=$(free_port)
     [ -f "$WORK/gateway-$2.toml" ] && config=(GATEWAY_CONFIG="$WORK/gateway-$2.toml")
@@ -224,7 +237,7 @@ start_gateway() { # binary, side (a or b): starts it, sets GW_PID and GW_PORT
     PIDS+=("$GW_PID")
     local deadline=$((SECONDS + 20))
     until curl -fsS -o /dev/null "http://127.0.0.1:$GW_PORT/healthz" 2>/dev/null; do
-        [ $SECONDS -lt $deadline ] || { cat "$WORK/gateway.log" >&2; exit 1; }
+        kill -0 "$GW_PID" 2>/dev/null && [ $SECONDS -lt $deadline ] || return 1
         sleep 0.1
     done
 }
