@@ -286,11 +286,7 @@ impl Call {
         }
         self.record_provider();
         let _end = self.span.clone().entered();
-        let model = if completion.model.is_empty() {
-            self.request_model.as_str()
-        } else {
-            completion.model.as_str()
-        };
+        let model = self.response_model(completion);
         let embeddings = self.operation == Operation::Embeddings;
         tracing::record_all!(
             self.span,
@@ -298,16 +294,7 @@ impl Call {
             gen_ai.response.model = model,
             gen_ai.embeddings.dimension.count = completion.dimensions.map(|d| d as i64),
         );
-        if !embeddings {
-            self.span.set_attribute(
-                "gen_ai.response.finish_reasons",
-                string_array(completion.choices.iter().map(|c| c.finish_reason.clone())),
-            );
-        }
-        if self.capture && !embeddings {
-            self.span
-                .set_attribute("gen_ai.output.messages", output_messages(completion));
-        }
+        self.record_choices(completion);
         let usage = completion.usage?;
         let cost = self.provider.prices().cost(model, upstream_model, usage);
         self.metrics.record_cache_saved(
@@ -316,6 +303,32 @@ impl Call {
             cost,
         );
         cost
+    }
+
+    /// `gen_ai.response.model`: the model the answer names, else the one asked for. (The
+    /// upstream accepted the request, so the model it answered with is a real model.)
+    fn response_model<'a>(&'a self, completion: &'a Completion) -> &'a str {
+        if completion.model.is_empty() {
+            &self.request_model
+        } else {
+            &completion.model
+        }
+    }
+
+    /// The answer's finish reasons and, when opted in, its messages (chat only: embeddings
+    /// have neither).
+    fn record_choices(&self, completion: &Completion) {
+        if self.operation == Operation::Embeddings {
+            return;
+        }
+        self.span.set_attribute(
+            "gen_ai.response.finish_reasons",
+            string_array(completion.choices.iter().map(|c| c.finish_reason.clone())),
+        );
+        if self.capture {
+            self.span
+                .set_attribute("gen_ai.output.messages", output_messages(completion));
+        }
     }
 
     /// Labels of the GenAI histograms for a successful call.
@@ -364,12 +377,7 @@ impl Call {
         // stream the span is otherwise last exited when the stream opened).
         let _end = self.span.clone().entered();
         let span = &self.span;
-        // The upstream accepted the request, so the model it answered with is a real model.
-        let model = if completion.model.is_empty() {
-            self.request_model.as_str()
-        } else {
-            completion.model.as_str()
-        };
+        let model = self.response_model(completion);
         let usage = completion.usage;
         let cost = usage.and_then(|u| self.provider.prices().cost(model, &self.upstream_model, u));
         let groq = &completion.groq;
@@ -405,15 +413,7 @@ impl Call {
             groq.usage.completion_time = groq.completion_time,
             groq.usage.total_time = groq.total_time,
         );
-        if !embeddings {
-            span.set_attribute(
-                "gen_ai.response.finish_reasons",
-                string_array(completion.choices.iter().map(|c| c.finish_reason.clone())),
-            );
-        }
-        if self.capture && !embeddings {
-            span.set_attribute("gen_ai.output.messages", output_messages(completion));
-        }
+        self.record_choices(completion);
 
         self.metrics.record_call_success(
             &self.success_labels(Some(model)),

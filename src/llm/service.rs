@@ -310,10 +310,7 @@ impl ChatService {
         let (_slot, Routed { answer, report }, ticket) = match asked {
             Asked::Upstream(slot, routed, ticket) => (slot, routed, ticket),
             Asked::Hit(answer, completion) => {
-                let mut record = call.record(Duration::ZERO);
-                record.cache = Some(CacheStatus::Hit);
-                record.model = completion.model.clone();
-                record.tokens = completion.usage.map(|u| (u.input_tokens, u.output_tokens));
+                let record = hit_record(&call, &completion);
                 let outcome = ChatOutcome {
                     raw: answer.body,
                     completion,
@@ -379,10 +376,7 @@ impl ChatService {
         let (slot, Routed { answer, report }, ticket) = match asked {
             Asked::Upstream(slot, routed, ticket) => (slot, routed, ticket),
             Asked::Hit(answer, completion) => {
-                let mut record = call.record(Duration::ZERO);
-                record.cache = Some(CacheStatus::Hit);
-                record.model = completion.model.clone();
-                record.tokens = completion.usage.map(|u| (u.input_tokens, u.output_tokens));
+                let record = hit_record(&call, &completion);
                 let events = replayed(
                     &answer,
                     completion,
@@ -607,6 +601,15 @@ fn destination(plan: &Plan<'_>) -> Vec<u8> {
         }
     }
     out
+}
+
+/// What the log line and the overhead metric get of a call served from the cache.
+fn hit_record(call: &Call, completion: &Completion) -> CallRecord {
+    let mut record = call.record(Duration::ZERO);
+    record.cache = Some(CacheStatus::Hit);
+    record.model = completion.model.clone();
+    record.tokens = completion.usage.map(|u| (u.input_tokens, u.output_tokens));
+    record
 }
 
 /// A cached chat answer as the events of a stream (`include_usage`: with its usage chunk),

@@ -101,6 +101,16 @@ enum Store {
     Redis(RedisStore),
 }
 
+impl Store {
+    /// The `backend` label.
+    fn name(&self) -> &'static str {
+        match self {
+            Store::Memory(_) => "memory",
+            Store::Redis(_) => "redis",
+        }
+    }
+}
+
 /// The cache and its policy; present only when `CACHE_ENABLED`.
 pub struct ResponseCache {
     store: Store,
@@ -147,10 +157,7 @@ impl ResponseCache {
             )),
             _ => Store::Memory(MemoryStore::new(settings.max_entries, settings.max_bytes)),
         };
-        let backend = match store {
-            Store::Memory(_) => "memory",
-            Store::Redis(_) => "redis",
-        };
+        let backend = store.name();
         let series = metrics.cache_series(backend);
         metrics.init_cache(backend);
         Some(Arc::new(Self {
@@ -169,10 +176,7 @@ impl ResponseCache {
 
     /// The `backend` label: `memory` or `redis`.
     pub fn backend(&self) -> &'static str {
-        match self.store {
-            Store::Memory(_) => "memory",
-            Store::Redis(_) => "redis",
-        }
+        self.store.name()
     }
 
     /// The longest TTL a request may ask for.

@@ -90,16 +90,10 @@ impl ChatAssembler {
             return;
         };
         for choice in choices {
-            let index = choice["index"].as_u64().unwrap_or(0) as usize;
-            if index >= MAX_CHOICES {
+            let Some(slot) = slot_at(&mut self.choices, &choice["index"], MAX_CHOICES) else {
                 self.broken = true;
                 return;
-            }
-            if self.choices.len() <= index {
-                self.choices
-                    .resize_with(index + 1, AssembledChoice::default);
-            }
-            let slot = &mut self.choices[index];
+            };
             let delta = &choice["delta"];
             for (field, text) in [
                 ("content", &mut slot.content),
@@ -112,16 +106,12 @@ impl ChatAssembler {
             }
             if let Some(calls) = delta["tool_calls"].as_array() {
                 for call in calls {
-                    let at = call["index"].as_u64().unwrap_or(0) as usize;
-                    if at >= MAX_TOOL_CALLS {
+                    let Some(assembled) =
+                        slot_at(&mut slot.tool_calls, &call["index"], MAX_TOOL_CALLS)
+                    else {
                         self.broken = true;
                         return;
-                    }
-                    if slot.tool_calls.len() <= at {
-                        slot.tool_calls
-                            .resize_with(at + 1, AssembledToolCall::default);
-                    }
-                    let assembled = &mut slot.tool_calls[at];
+                    };
                     if assembled.id.is_none() && call["id"].is_string() {
                         assembled.id = Some(call["id"].clone());
                     }
@@ -206,6 +196,18 @@ impl ChatAssembler {
         }
         Some(Bytes::from(Value::Object(completion).to_string()))
     }
+}
+
+/// The item a delta's `index` names (0 when absent), grown into as deltas arrive; `None` past
+/// `max`, a bound on what one chunk can make us allocate.
+fn slot_at<'a, T: Default>(items: &'a mut Vec<T>, index: &Value, max: usize) -> Option<&'a mut T> {
+    let index = usize::try_from(index.as_u64().unwrap_or(0))
+        .ok()
+        .filter(|&i| i < max)?;
+    if items.len() <= index {
+        items.resize_with(index + 1, T::default);
+    }
+    items.get_mut(index)
 }
 
 /// A stored chat completion as the stream its provider would have sent: one chunk per choice
