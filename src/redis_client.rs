@@ -16,8 +16,9 @@
 //! - **The URL may hold a password**: it is never logged, never in an error, and nothing that
 //!   holds it (the `redis::Client`, the manager) is ever formatted. Logs name `host:port`.
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
@@ -31,6 +32,11 @@ const STARTUP_RETRY_MIN: Duration = Duration::from_millis(100);
 const STARTUP_RETRY_MAX: Duration = Duration::from_secs(5);
 /// At most one warning per this while the first connection keeps failing (no log storm).
 const WARN_EVERY: Duration = Duration::from_secs(30);
+/// How long Redis is not asked after a command failed, unless a background `PING` answers
+/// sooner (see [`RedisHandle::failed`]).
+pub const REST_AFTER_FAILURE: Duration = Duration::from_secs(1);
+/// The background `PING`'s deadline.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// A lazily connected, self-reconnecting Redis connection (a `redis::aio::ConnectionManager`).
 ///
@@ -46,6 +52,10 @@ struct Inner {
     address: String,
     /// Set once, by the background task, when the first connection succeeded.
     connection: OnceLock<ConnectionManager>,
+    /// Until when Redis is not asked after a failure (ms since the Unix epoch).
+    resting_until: AtomicU64,
+    /// A `PING` of a resting Redis is under way.
+    probing: AtomicBool,
 }
 
 impl RedisHandle {
@@ -63,6 +73,8 @@ impl RedisHandle {
         let inner = Arc::new(Inner {
             address,
             connection: OnceLock::new(),
+            resting_until: AtomicU64::new(0),
+            probing: AtomicBool::new(false),
         });
         runtime.spawn(connect_in_background(
             Arc::downgrade(&inner),
@@ -76,6 +88,54 @@ impl RedisHandle {
     /// multiplexed connection); `None` before, and callers then skip Redis.
     pub fn connection(&self) -> Option<ConnectionManager> {
         self.inner.connection.get().cloned()
+    }
+
+    /// The connection for a command now: `None` before the first connect, and while Redis
+    /// rests after a failure ([`RedisHandle::failed`]), when asking starts a background `PING`.
+    /// What every user of Redis on the request's path asks.
+    pub fn usable(&self) -> Option<ConnectionManager> {
+        if self.resting() {
+            self.probe();
+            return None;
+        }
+        self.connection()
+    }
+
+    /// A command failed or timed out: Redis rests. While Redis is down, each command would wait
+    /// for the connection manager's reconnect until its caller's deadline, so every request
+    /// would pay that deadline. Resting, [`RedisHandle::usable`] answers `None` at once, for
+    /// [`REST_AFTER_FAILURE`] or until a background `PING` succeeds, whichever is first. The
+    /// `PING` matters: the connection manager reconnects only while a command waits on it,
+    /// which callers' short deadlines cut off. Shared by every user of the handle: the cache
+    /// and the key ledger see the same Redis.
+    pub fn failed(&self) {
+        let until = now_millis() + REST_AFTER_FAILURE.as_millis() as u64;
+        self.inner.resting_until.fetch_max(until, Ordering::Relaxed);
+    }
+
+    /// Whether Redis rests after a failure.
+    pub fn resting(&self) -> bool {
+        now_millis() < self.inner.resting_until.load(Ordering::Relaxed)
+    }
+
+    /// One background `PING` at a time while resting; its success ends the rest.
+    fn probe(&self) {
+        if self.inner.probing.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let Some(mut connection) = self.connection() else {
+            self.inner.probing.store(false, Ordering::Relaxed);
+            return;
+        };
+        let inner = Arc::clone(&self.inner);
+        tokio::spawn(async move {
+            let ping = redis::cmd("PING");
+            let answer = ping.query_async::<String>(&mut connection);
+            if let Ok(Ok(_)) = tokio::time::timeout(PROBE_TIMEOUT, answer).await {
+                inner.resting_until.store(0, Ordering::Relaxed);
+            }
+            inner.probing.store(false, Ordering::Relaxed);
+        });
     }
 
     /// `host:port`, for logs (no user, no password).
@@ -184,6 +244,12 @@ async fn connect_in_background(inner: Weak<Inner>, client: redis::Client, addres
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(STARTUP_RETRY_MAX);
     }
+}
+
+fn now_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// A Redis error for logs and error messages: the server's error code (`WRONGTYPE`,

@@ -18,7 +18,7 @@ mod redis_store;
 mod replay;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub use entry::{CacheError, CacheKey, CachedAnswer};
@@ -35,8 +35,6 @@ use crate::telemetry::{CacheSeries, Metrics};
 
 /// How long a write to Redis may take before it is given up (it never delays an answer).
 const WRITE_TIMEOUT: Duration = Duration::from_millis(500);
-/// How long a failed Redis is left alone before it is tried again.
-const REST_AFTER_FAILURE: Duration = Duration::from_secs(1);
 /// A backend's failures are logged at most this often.
 const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(30);
 
@@ -123,10 +121,6 @@ pub struct ResponseCache {
     series: CacheSeries,
     /// When a failure was last logged (ms since the Unix epoch).
     last_error_log: AtomicU64,
-    /// Until when a failed backend is not asked (ms since the Unix epoch; see `rest`).
-    resting_until: Arc<AtomicU64>,
-    /// A `PING` of a resting backend is under way.
-    probing: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for ResponseCache {
@@ -169,8 +163,6 @@ impl ResponseCache {
             store_truncated: settings.store_truncated,
             metrics,
             last_error_log: AtomicU64::new(0),
-            resting_until: Arc::new(AtomicU64::new(0)),
-            probing: Arc::new(AtomicBool::new(false)),
         }))
     }
 
@@ -195,10 +187,7 @@ impl ResponseCache {
                 self.metrics.record_cache_usage(entries, bytes);
                 Ok(found)
             }
-            Store::Redis(_) if self.resting() => {
-                self.probe();
-                Err(CacheError::Unavailable)
-            }
+            // While Redis rests after a failure, this is `Unavailable` at once.
             Store::Redis(store) => store.get(key).await,
         };
         self.series
@@ -215,40 +204,12 @@ impl ResponseCache {
         }
     }
 
-    /// A failed backend rests: while Redis is down, each command would wait for the
-    /// connection manager's reconnect until its deadline, so every call would pay
-    /// `CACHE_LOOKUP_TIMEOUT_MS`. Resting, lookups fail at once (counted as errors) and writes
-    /// are skipped, for [`REST_AFTER_FAILURE`] or until a background `PING` succeeds
-    /// (`probe`), whichever is first. The probe matters: the connection manager reconnects
-    /// only while a command waits on it, which a lookup's short deadline cuts off.
+    /// A failed Redis rests (`RedisHandle::failed`): lookups fail at once and writes are
+    /// skipped until it answers a `PING` again.
     fn rest(&self) {
-        let until = now_millis() + REST_AFTER_FAILURE.as_millis() as u64;
-        self.resting_until.fetch_max(until, Ordering::Relaxed);
-    }
-
-    /// One background `PING` at a time while resting; its success ends the rest.
-    fn probe(&self) {
-        let Store::Redis(store) = &self.store else {
-            return;
-        };
-        if self.probing.swap(true, Ordering::Relaxed) {
-            return;
+        if let Store::Redis(store) = &self.store {
+            store.failed();
         }
-        let (store, resting_until, probing) = (
-            store.clone(),
-            Arc::clone(&self.resting_until),
-            Arc::clone(&self.probing),
-        );
-        tokio::spawn(async move {
-            if store.ping().await.is_ok() {
-                resting_until.store(0, Ordering::Relaxed);
-            }
-            probing.store(false, Ordering::Relaxed);
-        });
-    }
-
-    fn resting(&self) -> bool {
-        now_millis() < self.resting_until.load(Ordering::Relaxed)
     }
 
     /// Counts one cacheable call's `llm_cache_requests_total{result}`.
@@ -293,7 +254,7 @@ impl ResponseCache {
                 self.metrics.record_cache_usage(entries, bytes);
             }
             // A resting backend is not written: the write would wait out its deadline.
-            Store::Redis(_) if self.resting() => {
+            Store::Redis(store) if store.resting() => {
                 self.series.write_errors.inc();
             }
             Store::Redis(_) => {

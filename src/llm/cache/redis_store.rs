@@ -34,7 +34,7 @@ impl RedisStore {
     /// GET with a deadline; a missing key is Ok(None); a value that does not decode is
     /// Err(Corrupt).
     pub async fn get(&self, key: &CacheKey) -> Result<Option<CachedAnswer>, CacheError> {
-        let mut connection = self.handle.connection().ok_or(CacheError::Unavailable)?;
+        let mut connection = self.handle.usable().ok_or(CacheError::Unavailable)?;
         let mut command = redis::cmd("GET");
         command.arg(key.redis_key());
         let value: Option<Vec<u8>> =
@@ -42,16 +42,14 @@ impl RedisStore {
         value.map(|bytes| CachedAnswer::decode(&bytes)).transpose()
     }
 
-    /// PING with the write deadline: whether Redis answers again (what a rested backend asks
-    /// before lookups resume; awaiting it also drives the connection manager's reconnect).
-    pub async fn ping(&self) -> Result<(), CacheError> {
-        let mut connection = self.handle.connection().ok_or(CacheError::Unavailable)?;
-        let _: String = within(
-            self.write_timeout,
-            redis::cmd("PING").query_async(&mut connection),
-        )
-        .await?;
-        Ok(())
+    /// Whether Redis rests after a failure (`RedisHandle::failed`): commands are not sent.
+    pub fn resting(&self) -> bool {
+        self.handle.resting()
+    }
+
+    /// A command failed: Redis rests (`RedisHandle::failed`).
+    pub fn failed(&self) {
+        self.handle.failed();
     }
 
     /// SET key value PX ttl_ms (milliseconds, at least 1) with a deadline.
@@ -61,7 +59,7 @@ impl RedisStore {
         answer: &CachedAnswer,
         ttl: Duration,
     ) -> Result<(), CacheError> {
-        let mut connection = self.handle.connection().ok_or(CacheError::Unavailable)?;
+        let mut connection = self.handle.usable().ok_or(CacheError::Unavailable)?;
         let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
         let mut command = redis::cmd("SET");
         command
