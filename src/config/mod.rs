@@ -11,7 +11,9 @@
 //! without one, from the one provider the environment names; either way they are
 //! [`LlmSettings::routing`].
 
+pub mod calendar;
 mod env;
+mod keys;
 mod routing;
 mod secret;
 
@@ -21,6 +23,10 @@ use std::time::Duration;
 
 pub use env::{ConfigError, http_uri, without_credentials};
 use env::{Env, parse_headers};
+pub use keys::{
+    AccessSettings, Budget, KeyDigest, KeySettings, RedisFailure, TeamSettings, digest_of, hex,
+    valid_name,
+};
 pub use routing::read_price_file;
 pub use routing::{
     BreakerSettings, CacheSection, DEFAULT_FALLBACK_ON, FALLBACK_CLASSES, FileError, Price,
@@ -255,8 +261,12 @@ pub struct LimitSettings {
 /// Who may call the LLM endpoints.
 #[derive(Debug, Clone, Default)]
 pub struct AuthSettings {
-    /// Keys clients must present as Bearer tokens; empty: no gateway authentication.
+    /// `GATEWAY_API_KEYS`: keys clients may present, with no limits (named `key-1`, `key-2`…
+    /// in telemetry); with the file's `[keys.NAME]`, the keys accepted. None at all: no
+    /// gateway authentication.
     pub gateway_api_keys: Vec<Secret>,
+    /// `ADMIN_API_KEY`: the key of the admin API (`/admin/*`); unset: no admin API.
+    pub admin_api_key: Option<Secret>,
 }
 
 /// Traces, metrics and logs.
@@ -683,6 +693,7 @@ impl AuthSettings {
                 .into_iter()
                 .map(Secret::new)
                 .collect(),
+            admin_api_key: env.text("ADMIN_API_KEY").map(Secret::new),
         }
     }
 }

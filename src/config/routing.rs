@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::env::http_uri;
+use super::keys::{self, AccessSection, AccessSettings, KeySection, TeamSection};
 use super::{
     ANTHROPIC_BASE_URL, GROQ_BASE_URL, MAX_LLM_RETRIES, OPENAI_BASE_URL, ProviderKind, Secret,
 };
@@ -68,6 +69,9 @@ pub struct RoutingSettings {
     pub default_provider: Option<String>,
     /// The file's `[cache]` table, over the `CACHE_*` variables (`config::CacheSettings`).
     pub cache: Option<CacheSection>,
+    /// The file's virtual keys and teams (`[keys.NAME]`, `[teams.NAME]`, `[access]`); read
+    /// again on `SIGHUP`, so a key can be added or revoked without a restart.
+    pub access: AccessSettings,
 }
 
 /// The file's `[cache]` table: the response cache's settings, each over its `CACHE_*` variable.
@@ -251,6 +255,7 @@ impl RoutingSettings {
             routes: Vec::new(),
             direct_addressing: false,
             cache: None,
+            access: AccessSettings::default(),
         }
     }
 
@@ -305,6 +310,11 @@ struct File {
     #[serde(default)]
     routes: BTreeMap<String, RouteSection>,
     cache: Option<CacheSection>,
+    access: Option<AccessSection>,
+    #[serde(default)]
+    keys: BTreeMap<String, KeySection>,
+    #[serde(default)]
+    teams: BTreeMap<String, TeamSection>,
 }
 
 #[derive(Deserialize)]
@@ -460,6 +470,7 @@ impl File {
             direct_addressing: self.gateway.direct_addressing,
             default_provider: self.gateway.default_provider,
             cache: self.cache,
+            access: keys::check(self.access, self.keys, self.teams)?,
         })
     }
 }
