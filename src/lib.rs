@@ -5,9 +5,10 @@
 //! the shutdown future completes, then drains within the grace period.
 //!
 //! Layers, each depending only on those before it (docs/ARCHITECTURE.md):
-//! `config` ← `http_client` ← `telemetry` ← `llm` ← `api` ← this crate root (`server`,
+//! `config` ← `http_client` ← `telemetry` ← `llm` ← `access` ← `api` ← this crate root (`server`,
 //! [`Application`]) ← `main`.
 
+pub mod access;
 pub mod api;
 pub mod config;
 mod http_client;
@@ -24,6 +25,7 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use access::Access;
 use api::AppState;
 use config::Settings;
 use llm::{ChatService, ConcurrencyLimit, ModelRouter, RequestLimits, ResponseCache};
@@ -54,6 +56,7 @@ pub enum StartupError {
 #[derive(Clone)]
 pub struct Reloader {
     chat: Arc<ChatService>,
+    access: Arc<Access>,
     file: Option<std::path::PathBuf>,
     defaults: config::ProviderDefaults,
 }
@@ -71,12 +74,18 @@ impl Reloader {
             self.defaults.clone(),
         )
         .map_err(|e| e.to_string())?;
+        // Keys first: a refused key change leaves the routes as they were too.
+        self.access.reload(&settings.access)?;
         self.chat.router().reload(&settings)?;
+        let keys = match settings.access.keys.len() {
+            0 => String::new(),
+            n => format!(", {n} keys"),
+        };
         Ok(format!(
-            "reloaded {}: {} providers, {} routes",
+            "reloaded {}: {} providers, {} routes{keys}",
             file.display(),
             settings.providers.len(),
-            settings.routes.len()
+            settings.routes.len(),
         ))
     }
 }
@@ -143,7 +152,14 @@ impl Application {
             ),
             response_cache,
         ));
+        let access = Access::new(
+            &llm.routing.access,
+            &auth.gateway_api_keys,
+            redis.as_ref(),
+            metrics.clone(),
+        );
         let reloader = Reloader {
+            access: access.clone(),
             chat: chat.clone(),
             file: llm.routing.file.clone(),
             defaults: llm.provider_defaults.clone(),
@@ -155,6 +171,7 @@ impl Application {
                 max_prompt_chars: limits.max_prompt_chars,
             }),
             metrics: metrics.clone(),
+            access,
         };
         let bind = |addr: SocketAddr| async move {
             TcpListener::bind(addr)
@@ -167,7 +184,7 @@ impl Application {
             reloader,
             listener,
             metrics_listener,
-            router: api::router(state, &server, &limits, &auth),
+            router: api::router(state, &server, &limits, &auth, llm.routing.file.is_some()),
             metrics_router: telemetry::metrics_router(metrics),
             shutdown_grace: server.shutdown_grace,
             header_read_timeout: server.header_read_timeout,

@@ -8,12 +8,16 @@ use std::process::ExitCode;
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-use llm_observability::config::{ProviderKind, Settings};
+use llm_observability::config::{ProviderKind, Settings, digest_of};
 use llm_observability::telemetry;
 use llm_observability::{Application, Reloader};
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if !args.is_empty() {
+        return command(&args);
+    }
     let settings = match Settings::from_env() {
         Ok(settings) => settings,
         Err(e) => {
@@ -36,6 +40,35 @@ async fn main() -> ExitCode {
     //    so they run on a blocking thread, after phase 1 so the last requests' spans are included.
     let _ = tokio::task::spawn_blocking(move || guard.shutdown()).await;
     code
+}
+
+/// `keys hash`: reads a gateway key on standard input (one line) and prints the SHA-256 a
+/// `[keys.NAME]` table's `sha256` holds; the key itself never goes into the file.
+fn command(args: &[String]) -> ExitCode {
+    match args {
+        [keys, hash] if keys == "keys" && hash == "hash" => {
+            let mut secret = String::new();
+            if std::io::stdin().read_line(&mut secret).is_err() {
+                eprintln!("keys hash: cannot read the key from standard input");
+                return ExitCode::from(2);
+            }
+            let secret = secret.trim_end_matches(['\r', '\n']);
+            if secret.is_empty() {
+                eprintln!(
+                    "keys hash: give the key on standard input, e.g. `printf %s \"$KEY\" | llm-observability keys hash`"
+                );
+                return ExitCode::from(2);
+            }
+            println!("{}", llm_observability::config::hex(&digest_of(secret)));
+            ExitCode::SUCCESS
+        }
+        _ => {
+            eprintln!(
+                "usage: llm-observability              serve (configured by the environment; see README)\n       llm-observability keys hash    print the SHA-256 of the key read on standard input"
+            );
+            ExitCode::from(2)
+        }
+    }
 }
 
 async fn serve(settings: Settings) -> ExitCode {

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
+use super::access::admit;
 use super::cache::ask_cache;
 use super::error::{ApiError, ErrorBody, SseDialect};
 use super::middleware::AuthenticatedKey;
@@ -137,10 +138,15 @@ pub async fn chat(
     .map_err(ApiError::validation)?;
     let mut request = UpstreamRequest::from_params(params, stream);
     ask_cache(state.chat.cache(), &headers, key.as_deref(), &mut request)?;
+    let admission = admit(&state.access, &headers, key.as_deref(), &mut request).await?;
     if stream {
         return Ok(stream_chat(state, request).await);
     }
     let (result, record) = state.chat.complete(request).await;
+    // The next call of this key sees this one's spend.
+    if let Some(admission) = admission {
+        admission.settled().await;
+    }
     // The provider that answered (after any fallback).
     let provider = record.as_ref().map(|r| r.provider.clone());
     let outcome = result.map(|outcome| {

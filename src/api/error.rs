@@ -13,6 +13,7 @@ use bytes::Bytes;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::access::Refusal;
 use crate::llm::{ErrorType, LlmError};
 use crate::telemetry;
 
@@ -33,6 +34,10 @@ pub enum ApiError {
         /// Seconds until the client may send again.
         retry_after: u64,
     },
+    /// The gateway key refused the call before any upstream call (invalid, expired, model not
+    /// allowed, over a limit or budget, ledger unavailable).
+    #[error(transparent)]
+    Refused(#[from] Refusal),
     /// The LLM call failed.
     #[error(transparent)]
     Llm(#[from] LlmError),
@@ -59,6 +64,15 @@ impl ApiError {
         match self {
             ApiError::InvalidRequest { .. } => ErrorType::InvalidRequest,
             ApiError::ClientRateLimited { .. } => ErrorType::RateLimited,
+            ApiError::Refused(refusal) => match refusal {
+                Refusal::InvalidKey | Refusal::Expired => ErrorType::InvalidRequest,
+                Refusal::ModelNotAllowed(_) => ErrorType::PermissionDenied,
+                Refusal::RateLimited { .. } | Refusal::TokensLimited { .. } => {
+                    ErrorType::RateLimited
+                }
+                Refusal::BudgetExceeded { .. } => ErrorType::BudgetExceeded,
+                Refusal::LedgerUnavailable => ErrorType::LedgerUnavailable,
+            },
             ApiError::Internal => ErrorType::Internal,
             ApiError::Llm(e) => e.error_type(),
         }
@@ -69,6 +83,12 @@ impl ApiError {
         match self {
             ApiError::InvalidRequest { status, .. } => *status,
             ApiError::ClientRateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Refused(refusal) => match refusal {
+                Refusal::InvalidKey | Refusal::Expired => StatusCode::UNAUTHORIZED,
+                Refusal::ModelNotAllowed(_) => StatusCode::FORBIDDEN,
+                Refusal::LedgerUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::TOO_MANY_REQUESTS,
+            },
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Llm(e) => e.status_code(),
         }
@@ -129,6 +149,19 @@ impl ApiError {
                 Some("client_rate_limit_exceeded".to_owned()),
                 Some(*retry_after),
             ),
+            ApiError::Refused(refusal) => {
+                let code = match refusal {
+                    Refusal::Expired => Some("key_expired"),
+                    Refusal::RateLimited { .. } => Some("key_rate_limit_exceeded"),
+                    Refusal::TokensLimited { .. } => Some("key_token_limit_exceeded"),
+                    _ => None,
+                };
+                (
+                    refusal.to_string(),
+                    code.map(str::to_owned),
+                    refusal.retry_after(),
+                )
+            }
             ApiError::Llm(e) => (e.client_message(), e.upstream_code(), e.retry_after()),
             ApiError::Internal => ("internal error".to_owned(), None, None),
         };
@@ -222,6 +255,10 @@ impl IntoResponse for ApiError {
                 _ => "invalid_request",
             }),
             ApiError::ClientRateLimited { .. } => Some("client_rate_limit"),
+            ApiError::Refused(refusal) => Some(match refusal {
+                Refusal::InvalidKey | Refusal::Expired => "unauthorized",
+                _ => refusal.reason(),
+            }),
             ApiError::Internal => None,
             // No call was made: no route serves the model.
             ApiError::Llm(LlmError::UnknownModel(_)) => Some("model_not_found"),

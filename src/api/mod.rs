@@ -4,6 +4,7 @@
 //! return `Result<Response, ApiError>`. Middleware (`middleware/`) holds what wraps every
 //! request: the server span and request metrics, gateway keys, per-client rate limits.
 
+mod access;
 pub mod anthropic;
 mod cache;
 pub mod chat;
@@ -24,7 +25,7 @@ use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
 pub use error::{ApiError, ErrorBody, ErrorDetail, Rejection, SseDialect};
-pub use middleware::{ClientRateLimit, GatewayKeys};
+pub use middleware::ClientRateLimit;
 pub use sse::{ServerSentEvent, sse_response};
 pub use state::AppState;
 
@@ -37,16 +38,32 @@ use crate::config::{AuthSettings, LimitSettings, ServerSettings};
         title = "LLM observability gateway",
         description = "Calls an LLM provider (Groq, any OpenAI-compatible API, or the built-in simulated provider) and returns the answer with token usage, cost, latency and the trace id. Every call is traced (OpenTelemetry GenAI conventions) and counted (Prometheus, on the metrics port).",
     ),
-    paths(chat::chat, openai::chat_completions, openai::responses, openai::embeddings, openai::models, anthropic::messages, anthropic::count_tokens, health::healthz, health::readyz),
-    components(schemas(chat::ChatRequest, chat::ChatResponse, chat::UsageBody, openai::ChatCompletionRequest, openai::ChatMessage, schemas::ResponsesRequest, schemas::EmbeddingsRequest, schemas::EncodingFormat, schemas::MessagesRequest, schemas::CountTokensRequest, schemas::AnthropicMessage, ServerSentEvent, ErrorBody, ErrorDetail, health::Health)),
+    paths(chat::chat, openai::chat_completions, openai::responses, openai::embeddings, openai::models, anthropic::messages, anthropic::count_tokens, health::healthz, health::readyz, access::keys, access::spend),
+    components(schemas(chat::ChatRequest, chat::ChatResponse, chat::UsageBody, openai::ChatCompletionRequest, openai::ChatMessage, schemas::ResponsesRequest, schemas::EmbeddingsRequest, schemas::EncodingFormat, schemas::MessagesRequest, schemas::CountTokensRequest, schemas::AnthropicMessage, ServerSentEvent, ErrorBody, ErrorDetail, health::Health, crate::access::AccessReport, crate::access::KeyReport, crate::access::TeamReport, crate::access::PeriodSpend, access::SpendReport)),
+    modifiers(&AdminSecurity),
     tags(
         (name = "chat", description = "LLM calls, simple form"),
         (name = "openai", description = "OpenAI-compatible API: point any OpenAI or Groq SDK here (also served under /openai/v1)"),
         (name = "anthropic", description = "Anthropic's Messages API: point an Anthropic SDK or Claude Code here (ANTHROPIC_BASE_URL)"),
-        (name = "health", description = "Liveness and readiness")
+        (name = "health", description = "Liveness and readiness"),
+        (name = "admin", description = "Virtual keys and their spend (with ADMIN_API_KEY set; `Authorization: Bearer <ADMIN_API_KEY>`)")
     )
 )]
 pub struct ApiDoc;
+
+/// The admin API's bearer scheme.
+struct AdminSecurity;
+
+impl utoipa::Modify for AdminSecurity {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "admin_key",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
 
 /// The API router with its service stack.
 ///
@@ -67,6 +84,7 @@ pub fn router(
     server: &ServerSettings,
     limits: &LimitSettings,
     auth: &AuthSettings,
+    keys_reloadable: bool,
 ) -> Router {
     let metrics = state.metrics.clone();
     let client_limit = ClientRateLimit::new(
@@ -74,7 +92,7 @@ pub fn router(
         limits.client_rate_burst,
         &server.trusted_proxies,
     );
-    let gateway_keys = GatewayKeys(auth.gateway_api_keys.clone().into());
+    let access = state.access.clone();
     let mut llm_routes = Router::new()
         .route("/api/chat", post(chat::chat))
         .route("/v1/chat/completions", post(openai::chat_completions))
@@ -99,14 +117,27 @@ pub fn router(
             middleware::limit_clients,
         ));
     }
-    if !gateway_keys.0.is_empty() {
+    // With a configuration file, a reload may add keys: the check is installed (and lets
+    // everything through while there are none).
+    if access.requires_key() || keys_reloadable {
         llm_routes = llm_routes.route_layer(axum::middleware::from_fn_with_state(
-            gateway_keys,
+            access.clone(),
             middleware::require_gateway_key,
         ));
     }
-    let router = Router::new()
-        .merge(llm_routes)
+    let mut router = Router::new().merge(llm_routes);
+    if let Some(admin_key) = &auth.admin_api_key {
+        router = router.merge(
+            Router::new()
+                .route("/admin/keys", get(access::keys))
+                .route("/admin/spend", get(access::spend))
+                .route_layer(axum::middleware::from_fn_with_state(
+                    admin_key.clone(),
+                    access::require_admin_key,
+                )),
+        );
+    }
+    let router = router
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))

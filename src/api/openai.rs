@@ -16,6 +16,7 @@ use futures_util::StreamExt;
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use super::access::admit;
 use super::cache::ask_cache;
 use super::error::{ApiError, ErrorBody, SseDialect};
 use super::middleware::AuthenticatedKey;
@@ -198,6 +199,7 @@ pub(super) async fn relay(
     let Json(value) = Json::<Value>::from_bytes(&raw)?;
     let mut request = build(raw, value, &state.limits).map_err(ApiError::validation)?;
     ask_cache(state.chat.cache(), headers, key, &mut request)?;
+    let admission = admit(&state.access, headers, key, &mut request).await?;
     if request.summary.stream {
         let (opened, record) = state.chat.stream(request).await;
         let outcome = opened.map(|events| {
@@ -215,6 +217,10 @@ pub(super) async fn relay(
         return Ok(with_call_record(record, outcome));
     }
     let (result, record) = state.chat.complete(request).await;
+    // The next call of this key sees this one's spend.
+    if let Some(admission) = admission {
+        admission.settled().await;
+    }
     Ok(with_call_record(
         record,
         result.map(|outcome| json_bytes(outcome.raw)),

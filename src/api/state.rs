@@ -5,6 +5,7 @@ use std::sync::Arc;
 use axum::response::{IntoResponse, Response};
 
 use super::ApiError;
+use crate::access::Access;
 use crate::llm::{CallRecord, ChatService, LlmError, RequestLimits};
 use crate::telemetry::Metrics;
 
@@ -17,6 +18,8 @@ pub struct AppState {
     pub limits: Arc<RequestLimits>,
     /// The registry the middleware records into.
     pub metrics: Arc<Metrics>,
+    /// Gateway keys, their limits and spend.
+    pub access: Arc<Access>,
 }
 
 /// A response for an LLM call's outcome, carrying the call's record for the request log line

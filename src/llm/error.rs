@@ -40,13 +40,20 @@ pub enum ErrorType {
     /// The model's providers do not implement the API asked (Anthropic's Messages API at an
     /// OpenAI-compatible provider, say).
     UnsupportedOperation,
+    /// The gateway key may not use that model (403).
+    PermissionDenied,
+    /// The gateway key or its team has spent its budget for the period (429).
+    BudgetExceeded,
+    /// The shared ledger of keys' limits (Redis) cannot be asked and the policy is
+    /// `fail_closed` (503).
+    LedgerUnavailable,
     /// A bug: never expected.
     Internal,
 }
 
 impl ErrorType {
     /// Every class, for reading one from its name.
-    const ALL: [ErrorType; 14] = [
+    const ALL: [ErrorType; 17] = [
         ErrorType::InvalidRequest,
         ErrorType::Timeout,
         ErrorType::RateLimited,
@@ -60,6 +67,9 @@ impl ErrorType {
         ErrorType::ModelNotFound,
         ErrorType::CircuitOpen,
         ErrorType::UnsupportedOperation,
+        ErrorType::PermissionDenied,
+        ErrorType::BudgetExceeded,
+        ErrorType::LedgerUnavailable,
         ErrorType::Internal,
     ];
 
@@ -84,6 +94,9 @@ impl ErrorType {
             ErrorType::ModelNotFound => "model_not_found",
             ErrorType::CircuitOpen => "circuit_open",
             ErrorType::UnsupportedOperation => "unsupported_operation",
+            ErrorType::PermissionDenied => "permission_denied",
+            ErrorType::BudgetExceeded => "budget_exceeded",
+            ErrorType::LedgerUnavailable => "ledger_unavailable",
             ErrorType::Internal => "internal",
         }
     }

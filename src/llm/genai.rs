@@ -24,8 +24,9 @@ use tracing::{Span, field::Empty};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::cache::{CacheKey, CacheStatus};
+use super::spend::{Charge, Payer};
 use super::{
-    Completion, ErrorType, LlmError, Operation, Provider, UpstreamReport, UpstreamRequest,
+    Completion, ErrorType, LlmError, Operation, Provider, UpstreamReport, UpstreamRequest, Usage,
 };
 use crate::telemetry::{CallLabels, Metrics};
 
@@ -76,6 +77,11 @@ pub(super) struct Call {
     /// When the call started.
     pub(super) started: Instant,
     done: bool,
+    /// Told the cost when the call ends.
+    payer: Option<Arc<dyn Payer>>,
+    /// What the call has used so far, for a call that ends before the provider says: input
+    /// estimated from the request's size, output counted in stream chunks.
+    pub(super) partial: Usage,
 }
 
 impl Call {
@@ -116,6 +122,10 @@ impl Call {
             server.port = port.map(i64::from),
             llmobs.provider.name = single.then_some(&**provider.name()),
             llmobs.route.name = route,
+            llmobs.key.name = request.caller.key.as_deref(),
+            llmobs.team.name = request.caller.team.as_deref(),
+            user.id = request.caller.user.as_deref(),
+            gen_ai.conversation.id = request.caller.conversation.as_deref(),
             llmobs.route.attempts = Empty,
             llmobs.route.fallback_reason = Empty,
             gen_ai.response.id = Empty,
@@ -128,6 +138,7 @@ impl Call {
             gen_ai.usage.cache_creation.input_tokens = Empty,
             gen_ai.usage.reasoning.output_tokens = Empty,
             llmobs.cost.usd = Empty,
+            llmobs.cost.estimated = Empty,
             llmobs.cache.result = Empty,
             llmobs.cache.hit = Empty,
             llmobs.cache.key = Empty,
@@ -182,6 +193,12 @@ impl Call {
             capture: observer.capture_content,
             started: Instant::now(),
             done: false,
+            payer: request.caller.payer.clone(),
+            partial: Usage {
+                // About four bytes per token in JSON-wrapped English text.
+                input_tokens: request.body.len() as u64 / 4,
+                ..Usage::default()
+            },
         }
     }
 
@@ -421,7 +438,43 @@ impl Call {
             usage.map(|u| (u.input_tokens, u.output_tokens)),
             cost,
         );
+        if let Some(payer) = &self.payer {
+            payer.charge(Charge {
+                cost_usd: cost.unwrap_or(0.0),
+                tokens: usage.map_or(0, |u| u.input_tokens + u.output_tokens),
+                provider: self.provider.name(),
+                model: &self.model_label,
+                estimated: false,
+            });
+        }
         cost
+    }
+
+    /// A call that ends without the provider's usage is charged what it has likely used
+    /// (`partial`): when the client left, or a stream broke after its first chunk. A call that
+    /// failed before any answer costs nothing.
+    fn charge_partial(&self, cancelled: bool) {
+        let Some(payer) = &self.payer else { return };
+        if !cancelled && self.partial.output_tokens == 0 {
+            return;
+        }
+        let usage = self.partial;
+        let cost = self
+            .provider
+            .prices()
+            .cost(&self.upstream_model, &self.upstream_model, usage);
+        tracing::record_all!(
+            self.span,
+            llmobs.cost.usd = cost,
+            llmobs.cost.estimated = true,
+        );
+        payer.charge(Charge {
+            cost_usd: cost.unwrap_or(0.0),
+            tokens: usage.input_tokens + usage.output_tokens,
+            provider: self.provider.name(),
+            model: &self.model_label,
+            estimated: true,
+        });
     }
 
     /// Records a failure on the span (status, `error.type`, an exception event) and in the
@@ -436,6 +489,7 @@ impl Call {
 
     fn record_failure(&mut self, error_type: ErrorType, message: &str, exception_type: &str) {
         self.done = true;
+        self.charge_partial(error_type == ErrorType::Cancelled);
         // A route the client left midway: the target asked last.
         self.record_provider();
         let _end = self.span.clone().entered();

@@ -10,6 +10,7 @@
 //! - `router`: which provider answers a model name (routes, `provider/model`, the default
 //!   provider), the order a route's targets are tried in, and the live configuration that
 //!   `SIGHUP` swaps; `breaker` is a target's circuit breaker.
+//! - `spend`: who makes a call (key, team, end user) and the `Payer` told its cost.
 //! - `cache`: the response cache (exact keys, the in-process and Redis backends, a stream
 //!   stored whole and replayed as a stream).
 //! - `service`: the entry point (`ChatService`): routing and fallback, with `limiter`
@@ -35,6 +36,7 @@ mod responses;
 mod router;
 mod service;
 mod simulated;
+mod spend;
 pub mod sse;
 mod stream;
 pub mod wire;
@@ -58,4 +60,5 @@ pub use request::{
 pub use router::{ModelRouter, Routes};
 pub use service::{ChatOutcome, ChatService};
 pub use simulated::Simulated;
+pub use spend::{Caller, Charge, Payer};
 pub use stream::{StreamEvent, StreamSummary};

@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::cache::{BodyDigest, CacheRequest, body_digest};
+use super::spend::Caller;
 
 /// `max_tokens` when an `/api/chat` request (or a simulated call) sets none.
 pub const DEFAULT_MAX_TOKENS: u32 = 256;
@@ -203,6 +204,8 @@ pub struct UpstreamRequest {
     /// What the request asks of the response cache (set by the API layer when the cache is on
     /// and the call is cacheable).
     pub cache: Option<CacheRequest>,
+    /// Who makes the call and who pays for it (set by the API layer).
+    pub caller: Caller,
 }
 
 #[derive(Debug, Clone)]
@@ -266,6 +269,7 @@ impl UpstreamRequest {
             operation: Operation::Chat,
             forwarded_headers: Vec::new(),
             cache: None,
+            caller: Caller::default(),
             source: Source::Chat(params),
         }
     }
@@ -284,6 +288,7 @@ impl UpstreamRequest {
             operation: Operation::Chat,
             forwarded_headers: Vec::new(),
             cache: None,
+            caller: Caller::default(),
             source: Source::OpenAi(body),
         })
     }
@@ -312,6 +317,7 @@ impl UpstreamRequest {
             operation: Operation::Responses,
             forwarded_headers: Vec::new(),
             cache: None,
+            caller: Caller::default(),
             source: Source::OpenAi(body),
         })
     }
@@ -352,6 +358,7 @@ impl UpstreamRequest {
             operation: Operation::Embeddings,
             forwarded_headers: Vec::new(),
             cache: None,
+            caller: Caller::default(),
             source: Source::OpenAi(body),
         })
     }
@@ -412,8 +419,22 @@ impl UpstreamRequest {
             operation: Operation::Messages,
             forwarded_headers: Vec::new(),
             cache: None,
+            caller: Caller::default(),
             source: Source::OpenAi(body),
         })
+    }
+
+    /// The end user the client names in the body: OpenAI's `user` (chat, Responses,
+    /// embeddings) or Anthropic's `metadata.user_id`; `None` when absent or not a string.
+    pub fn end_user(&self) -> Option<&str> {
+        let Source::OpenAi(body) = &self.source else {
+            return None;
+        };
+        let user = match self.operation {
+            Operation::Messages => &body["metadata"]["user_id"],
+            _ => &body["user"],
+        };
+        user.as_str().filter(|u| !u.is_empty())
     }
 
     /// The request body as JSON (an Anthropic provider translates it).

@@ -197,6 +197,10 @@ impl StreamState {
             }
         }
         seen.last_chunk_at = Some(now);
+        // Charged if the stream ends before its usage (the client leaves): about a token a chunk.
+        if info.content.is_some() {
+            self.call.partial.output_tokens += 1;
+        }
         if seen.id.is_none() {
             seen.id = info.id;
         }
@@ -218,6 +222,9 @@ impl StreamState {
                 usage.input_tokens = earlier.input_tokens;
                 usage.cache_read_input_tokens = earlier.cache_read_input_tokens;
                 usage.cache_creation_input_tokens = earlier.cache_creation_input_tokens;
+            }
+            if usage.input_tokens > 0 {
+                self.call.partial.input_tokens = usage.input_tokens;
             }
             seen.usage = Some(usage);
         }

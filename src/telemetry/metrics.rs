@@ -12,8 +12,8 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use prometheus::{
-    Counter, CounterVec, Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter,
-    IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Counter, CounterVec, Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec,
+    IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -152,6 +152,17 @@ pub struct Metrics {
     /// `llm_cache_entries` and `llm_cache_bytes` (the in-process backend).
     cache_entries: IntGauge,
     cache_bytes: IntGauge,
+    /// `llm_spend_usd_total{key, team, provider, model}`: what virtual keys spent.
+    spend_usd: CounterVec,
+    /// `llm_budget_usd{key, team, period}` and `llm_budget_remaining_usd{…}`.
+    budget_usd: GaugeVec,
+    budget_remaining_usd: GaugeVec,
+    /// `llm_key_rejections_total{key, reason}`.
+    key_rejections: IntCounterVec,
+    /// `llm_ledger_errors_total{operation}`: failed calls to the shared ledger (Redis).
+    ledger_errors: IntCounterVec,
+    /// `llm_ledger_pending_usd`: spend not yet written to Redis.
+    ledger_pending_usd: Gauge,
 }
 
 fn histogram(name: &str, help: &str, buckets: &[f64], labels: &[&str]) -> HistogramVec {
@@ -311,6 +322,45 @@ impl Metrics {
                 "Answers the response cache failed to store, by backend.",
                 &["backend"],
             ),
+            spend_usd: CounterVec::new(
+                Opts::new(
+                    "llm_spend_usd_total",
+                    "US dollars spent through each virtual key (priced models only), by key, its team (empty when none), provider and model.",
+                ),
+                &["key", "team", "provider", "model"],
+            )
+            .unwrap_or_else(|e| panic!("metric llm_spend_usd_total is malformed: {e}")),
+            budget_usd: GaugeVec::new(
+                Opts::new(
+                    "llm_budget_usd",
+                    "A key's (team=\"\") or a team's (key=\"\") budget in US dollars per period (day, month; UTC).",
+                ),
+                &["key", "team", "period"],
+            )
+            .unwrap_or_else(|e| panic!("metric llm_budget_usd is malformed: {e}")),
+            budget_remaining_usd: GaugeVec::new(
+                Opts::new(
+                    "llm_budget_remaining_usd",
+                    "What is left of a key's or team's budget this period, as this replica last read it from the ledger (take the min across replicas).",
+                ),
+                &["key", "team", "period"],
+            )
+            .unwrap_or_else(|e| panic!("metric llm_budget_remaining_usd is malformed: {e}")),
+            key_rejections: counter(
+                "llm_key_rejections_total",
+                "Requests refused before any upstream call because of their gateway key, by key (empty for an unknown key) and reason.",
+                &["key", "reason"],
+            ),
+            ledger_errors: counter(
+                "llm_ledger_errors_total",
+                "Failed or timed-out calls to the shared ledger of keys' limits and spend (Redis), by operation (admit, charge, reconcile).",
+                &["operation"],
+            ),
+            ledger_pending_usd: Gauge::with_opts(Opts::new(
+                "llm_ledger_pending_usd",
+                "Spend counted while Redis was unreachable, not yet written to it (written when it answers again).",
+            ))
+            .unwrap_or_else(|e| panic!("metric llm_ledger_pending_usd is malformed: {e}")),
             cache_entries: IntGauge::new(
                 "llm_cache_entries",
                 "Entries in the in-process response cache.",
@@ -353,6 +403,12 @@ impl Metrics {
             Box::new(self.cache_write_errors.clone()),
             Box::new(self.cache_entries.clone()),
             Box::new(self.cache_bytes.clone()),
+            Box::new(self.spend_usd.clone()),
+            Box::new(self.budget_usd.clone()),
+            Box::new(self.budget_remaining_usd.clone()),
+            Box::new(self.key_rejections.clone()),
+            Box::new(self.ledger_errors.clone()),
+            Box::new(self.ledger_pending_usd.clone()),
             Box::new(prometheus::process_collector::ProcessCollector::for_self()),
             Box::new(super::otlp::SPAN_OUTCOMES.clone()),
         ];
@@ -475,6 +531,52 @@ impl Metrics {
         let _ = self
             .route_target_state
             .remove_label_values(&[route, provider, model]);
+    }
+
+    /// Virtual keys are configured: the ledger's error counters start at zero.
+    pub fn init_ledger(&self) {
+        for operation in ["admit", "charge", "reconcile"] {
+            self.ledger_errors.with_label_values(&[operation]);
+        }
+    }
+
+    /// A budget: `key` and `team` name its owner (the other is empty); `period` is `day` or
+    /// `month`. Sets the configured amount and what remains of it.
+    pub fn record_budget(&self, owner: (&str, &str), period: &str, budget: f64, spent: f64) {
+        let labels = [owner.0, owner.1, period];
+        self.budget_usd.with_label_values(&labels).set(budget);
+        self.budget_remaining_usd
+            .with_label_values(&labels)
+            .set((budget - spent).max(0.0));
+    }
+
+    /// Forgets a budget that a reloaded configuration no longer has.
+    pub fn forget_budget(&self, owner: (&str, &str), period: &str) {
+        let labels = [owner.0, owner.1, period];
+        let _ = self.budget_usd.remove_label_values(&labels);
+        let _ = self.budget_remaining_usd.remove_label_values(&labels);
+    }
+
+    /// A virtual key's spend on one call.
+    pub fn record_spend(&self, key: &str, team: &str, provider: &str, model: &str, usd: f64) {
+        self.spend_usd
+            .with_label_values(&[key, team, provider, model])
+            .inc_by(usd);
+    }
+
+    /// A request refused because of its key (`key` empty: an unknown key).
+    pub fn record_key_rejection(&self, key: &str, reason: &str) {
+        self.key_rejections.with_label_values(&[key, reason]).inc();
+    }
+
+    /// A failed call to the shared ledger.
+    pub fn record_ledger_error(&self, operation: &str) {
+        self.ledger_errors.with_label_values(&[operation]).inc();
+    }
+
+    /// Spend not yet written to Redis.
+    pub fn record_ledger_pending(&self, usd: f64) {
+        self.ledger_pending_usd.set(usd);
     }
 
     /// The response cache is on with `backend`: its counters start at zero (so that a rate

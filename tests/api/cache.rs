@@ -97,11 +97,12 @@ impl Cached {
                 Backend::Memory => {
                     metric(&self.app.scrape().await, "llm_cache_entries", &[]) as usize
                 }
+                // The cache's keys only: keys' spend shares the Redis.
                 Backend::Redis => self
                     .redis()
-                    .cli(&["DBSIZE"])
+                    .cli(&["EVAL", "return #redis.call('KEYS', 'llmobs:cache:*')", "0"])
                     .parse()
-                    .expect("DBSIZE is a number"),
+                    .expect("a count"),
             };
             if count >= at_least {
                 return count;

@@ -22,6 +22,19 @@ async fn openapi_json_lists_every_endpoint_with_its_error_responses() {
     }
     assert!(spec["paths"]["/healthz"]["get"].is_object());
     assert!(spec["paths"]["/readyz"]["get"].is_object());
+    for admin in ["/admin/keys", "/admin/spend"] {
+        let get = &spec["paths"][admin]["get"];
+        assert!(get["responses"]["401"].is_object(), "{admin}: 401");
+        assert_eq!(
+            get["security"][0]["admin_key"],
+            serde_json::json!([]),
+            "{admin}"
+        );
+    }
+    assert_eq!(
+        spec["components"]["securitySchemes"]["admin_key"]["scheme"],
+        "bearer"
+    );
     let schemas = &spec["components"]["schemas"];
     for schema in ["ChatRequest", "ChatResponse", "ErrorBody"] {
         assert!(schemas[schema].is_object(), "missing schema {schema}");

@@ -337,6 +337,12 @@ const FAMILIES: &[&str] = &[
     "llm_cache_write_errors_total",
     "llm_cache_entries",
     "llm_cache_bytes",
+    "llm_spend_usd_total",
+    "llm_budget_usd",
+    "llm_budget_remaining_usd",
+    "llm_key_rejections_total",
+    "llm_ledger_errors_total",
+    "llm_ledger_pending_usd",
     "process_cpu_seconds_total",
     "process_resident_memory_bytes",
     "process_open_fds",
@@ -360,8 +366,16 @@ async fn every_family_is_exported_after_every_kind_of_call_and_the_scrape_is_kep
         base_url = "{url}"
         [routes.r]
         targets = [{{ provider = "groq", model = "m1" }}, {{ provider = "backup", model = "m2" }}]
+        [teams.t]
+        monthly_budget_usd = 10
+        [keys.k]
+        sha256 = "{sha}"
+        team = "t"
+        daily_budget_usd = 1
+        models = ["r", "llama-3.1-8b-instant"]
         "#,
-        url = upstream.base_url()
+        url = upstream.base_url(),
+        sha = llm_observability::config::hex(&llm_observability::config::digest_of("sk-k")),
     ));
     // The in-process cache, so that its families have samples too (a hit below).
     let app = spawn_app_with(&[
@@ -376,19 +390,32 @@ async fn every_family_is_exported_after_every_kind_of_call_and_the_scrape_is_kep
         Reply::Ok,
         Reply::groq_error(503, "busy", "x"),
     ]);
-    app.chat(json!({"prompt": "ok"})).await;
-    app.chat(json!({"prompt": "fails"})).await;
-    app.chat(json!({"prompt": "streams", "stream": true}))
+    // Every call with the key `k` (and its team `t`), so that the keys' families have samples.
+    let chat = |body: serde_json::Value| {
+        app.client
+            .post(app.url("/api/chat"))
+            .bearer_auth("sk-k")
+            .json(&body)
+            .send()
+    };
+    chat(json!({"prompt": "ok"})).await.unwrap();
+    chat(json!({"prompt": "fails"})).await.unwrap();
+    chat(json!({"prompt": "streams", "stream": true}))
         .await
+        .unwrap()
         .text()
         .await
         .unwrap();
-    let routed = app
-        .chat(json!({"prompt": "falls back", "model": "r"}))
-        .await;
+    let routed = chat(json!({"prompt": "falls back", "model": "r"}))
+        .await
+        .unwrap();
     assert_eq!(routed.status(), 200);
-    let cached = app.chat(json!({"prompt": "ok"})).await;
+    let cached = chat(json!({"prompt": "ok"})).await.unwrap();
     assert_eq!(cached.headers()["x-llmobs-cache"], "hit");
+    let refused = chat(json!({"prompt": "no", "model": "other"}))
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
 
     let text = app.scrape().await;
 

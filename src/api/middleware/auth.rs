@@ -1,24 +1,21 @@
-//! Optional gateway authentication: with `GATEWAY_API_KEYS` set, LLM endpoints require one of
-//! those keys as a Bearer token. The gateway always calls the upstream with its own key.
+//! Optional gateway authentication: with keys configured (`GATEWAY_API_KEYS`, the file's
+//! `[keys.NAME]`), LLM endpoints require one of them (`access::Access::authenticate`). The
+//! gateway always calls the upstream with its own key.
 
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use crate::access::{Access, VirtualKey};
 use crate::api::ApiError;
-use crate::config::Secret;
 
-/// The accepted client keys; empty means authentication is off.
-#[derive(Debug, Clone, Default)]
-pub struct GatewayKeys(pub Arc<[Secret]>);
-
-/// Set on a request that presented an accepted key: the key's position in `GATEWAY_API_KEYS`,
-/// the identity the per-client rate limit counts against.
-#[derive(Debug, Clone, Copy)]
-pub struct AuthenticatedKey(pub usize);
+/// Set on a request that presented an accepted key: the key, whose id the per-client rate
+/// limit counts against and whose limits and budgets the LLM handlers admit calls by.
+#[derive(Debug, Clone)]
+pub struct AuthenticatedKey(pub Arc<VirtualKey>);
 
 /// The token of an `Authorization: Bearer <token>` header, trimmed; the scheme is matched
 /// case-insensitively (RFC 9110).
@@ -46,34 +43,28 @@ pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
     })
 }
 
-/// Middleware: 401 in OpenAI's shape unless the presented key is an accepted key. Installed
-/// only when keys are configured (`api::router`); with none it would refuse everything.
+/// Middleware: 401 in OpenAI's shape unless the presented key is a configured key that has
+/// not expired. Installed when keys are configured or a configuration file (whose reload may
+/// add them) is; while no key is configured it lets everything through.
 pub async fn require_gateway_key(
-    State(keys): State<GatewayKeys>,
+    State(access): State<Arc<Access>>,
     mut request: Request,
     next: Next,
 ) -> Response {
-    let accepted = presented_key(request.headers()).and_then(|token| {
-        // Compare against every key without stopping early: timing says nothing.
-        keys.0.iter().enumerate().fold(None, |found, (index, key)| {
-            let same = constant_time_eq(token.as_bytes(), key.expose().as_bytes());
-            found.or(same.then_some(index))
-        })
-    });
-    if let Some(index) = accepted {
-        request.extensions_mut().insert(AuthenticatedKey(index));
-        next.run(request).await
-    } else {
-        ApiError::InvalidRequest {
-            status: StatusCode::UNAUTHORIZED,
-            message: "invalid or missing gateway API key: send `Authorization: Bearer <key>`"
-                .into(),
+    if !access.requires_key() {
+        return next.run(request).await;
+    }
+    match access.authenticate(presented_key(request.headers())) {
+        Ok(key) => {
+            request.extensions_mut().insert(AuthenticatedKey(key));
+            next.run(request).await
         }
-        .into_response()
+        Err(refusal) => ApiError::Refused(refusal).into_response(),
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+/// Compares two byte strings in time that depends on their lengths only.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
 }
 

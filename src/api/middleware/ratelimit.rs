@@ -41,8 +41,8 @@ pub const MAX_CLIENTS: usize = 1_000_000;
 /// Who a request counts against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ClientIdentity {
-    /// The gateway key it authenticated with (its position in `GATEWAY_API_KEYS`).
-    Key(usize),
+    /// The gateway key it authenticated with (`VirtualKey::id`, stable across reloads).
+    Key(u64),
     /// Its network address (an IPv6 address reduced to its /64).
     Address(IpAddr),
     /// Any client known by its address while [`MAX_CLIENTS`] are tracked.
@@ -129,8 +129,8 @@ impl Buckets {
 
     /// Who sent `request`: its authenticated gateway key, else its address.
     fn identity(&self, request: &Request) -> ClientIdentity {
-        if let Some(AuthenticatedKey(index)) = request.extensions().get::<AuthenticatedKey>() {
-            return ClientIdentity::Key(*index);
+        if let Some(AuthenticatedKey(key)) = request.extensions().get::<AuthenticatedKey>() {
+            return ClientIdentity::Key(key.id);
         }
         let peer = request
             .extensions()

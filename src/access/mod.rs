@@ -1,0 +1,927 @@
+//! Virtual keys: who may call, which models, how often, and how much they may spend.
+//!
+//! - **Keys** come from the configuration file (`[keys.NAME]`, stored as SHA-256 hashes) and
+//!   from `GATEWAY_API_KEYS` (named `key-1`, `key-2`…, no limits). A presented key is hashed
+//!   and looked up; digests compare in constant time. A reload (`SIGHUP`) swaps the key ring
+//!   (`ArcSwap`: no lock per request) and keeps every count, which is kept by name.
+//! - **Admission** (`Access::admit`), before any upstream call, on every endpoint that spends:
+//!   expiry (401), the allowed models (403 `permission_denied`), then the ledger
+//!   (`ledger.rs`): budgets (429 `budget_exceeded`, `Retry-After` until the period ends),
+//!   tokens and requests per minute (429 `rate_limited`).
+//! - **Charging**: the call tells its [`Admission`] (an `llm::Payer`) what it cost when it
+//!   ends; the spend goes to the key's and its team's day and month. An in-flight call may
+//!   overshoot a budget by at most itself.
+//! - **The ledger** is this process's (one replica) or Redis's (`REDIS_URL`: every replica
+//!   shares one count). Redis unreachable: `fail_open` (default) admits unchecked and keeps the
+//!   spend to write when Redis answers again; `fail_closed` refuses with 503. Either way it is
+//!   counted (`llm_ledger_errors_total`) and logged at most every 30 s.
+//!
+//! Telemetry names keys and teams by their configured names only: never a secret or a hash.
+
+mod ledger;
+pub mod period;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use tokio::sync::Notify;
+
+use crate::config::{AccessSettings, Budget, KeyDigest, RedisFailure, Secret, digest_of};
+use crate::llm::{Charge, Payer};
+use crate::redis_client::RedisHandle;
+use crate::telemetry::Metrics;
+use ledger::{
+    BudgetCheck, Checked, Counts, Debit, LocalLedger, NANOS, Owner, RedisLedger, Verdict,
+};
+use period::{Now, Period};
+
+/// How often charges Redis missed are tried again.
+const RECONCILE_EVERY: Duration = Duration::from_millis(500);
+/// Ledger failures are logged at most this often (the metrics count each).
+const LOG_EVERY_MS: u64 = 30_000;
+
+/// Why a request was refused before any upstream call.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Refusal {
+    /// No key, or not one of the configured keys.
+    #[error("invalid or missing gateway API key: send `Authorization: Bearer <key>`")]
+    InvalidKey,
+    /// The key's `expires_at` has passed.
+    #[error("this gateway key has expired")]
+    Expired,
+    /// The key may not use the model.
+    #[error("this gateway key may not use the model {0:?}")]
+    ModelNotAllowed(String),
+    /// Over the key's requests per minute.
+    #[error(
+        "this gateway key is over its limit of {limit} requests per minute; retry in {retry_after} s"
+    )]
+    RateLimited {
+        /// The limit.
+        limit: u32,
+        /// Seconds to wait.
+        retry_after: u64,
+    },
+    /// Over the key's tokens per minute.
+    #[error(
+        "this gateway key is over its limit of {limit} tokens per minute; retry in {retry_after} s"
+    )]
+    TokensLimited {
+        /// The limit.
+        limit: u64,
+        /// Seconds to wait.
+        retry_after: u64,
+    },
+    /// A key's or its team's budget for the period is spent.
+    #[error(
+        "the {owner} budget of {budget_usd} USD per {period} is spent; it resets in {retry_after} s"
+    )]
+    BudgetExceeded {
+        /// `key "name"` or `team "name"`.
+        owner: String,
+        /// `day` or `month`.
+        period: &'static str,
+        /// The budget.
+        budget_usd: f64,
+        /// Seconds until the period ends.
+        retry_after: u64,
+    },
+    /// Redis cannot be asked and the policy is `fail_closed`.
+    #[error("the key ledger is unavailable; retry shortly")]
+    LedgerUnavailable,
+}
+
+impl Refusal {
+    /// The `reason` label of `llm_key_rejections_total`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Refusal::InvalidKey => "invalid_key",
+            Refusal::Expired => "expired",
+            Refusal::ModelNotAllowed(_) => "model_not_allowed",
+            Refusal::RateLimited { .. } => "rate_limited",
+            Refusal::TokensLimited { .. } => "tokens_limited",
+            Refusal::BudgetExceeded { .. } => "budget_exceeded",
+            Refusal::LedgerUnavailable => "ledger_unavailable",
+        }
+    }
+
+    /// Seconds until a retry can succeed, when known.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            Refusal::RateLimited { retry_after, .. }
+            | Refusal::TokensLimited { retry_after, .. }
+            | Refusal::BudgetExceeded { retry_after, .. } => Some(*retry_after),
+            Refusal::LedgerUnavailable => Some(1),
+            _ => None,
+        }
+    }
+}
+
+/// A team: a budget its keys' spend also counts against.
+#[derive(Debug)]
+pub struct Team {
+    /// Its configured name.
+    pub name: Arc<str>,
+    /// Its budgets.
+    pub budget: Budget,
+    counts: Arc<Mutex<Counts>>,
+}
+
+/// A configured gateway key (never its secret or its hash).
+#[derive(Debug)]
+pub struct VirtualKey {
+    /// Its configured name: the only identity telemetry shows.
+    pub name: Arc<str>,
+    /// A stable identity for the per-client rate limit (`RATE_LIMIT_PER_CLIENT`).
+    pub id: u64,
+    /// Its team.
+    pub team: Option<Arc<Team>>,
+    /// When it stops being accepted (seconds since the Unix epoch).
+    pub expires_at: Option<u64>,
+    /// The model names it may use (a trailing `*` is a prefix); `None`: any.
+    pub models: Option<Vec<String>>,
+    /// Requests per minute.
+    pub requests_per_minute: Option<u32>,
+    /// Tokens per minute.
+    pub tokens_per_minute: Option<u64>,
+    /// Its own budgets.
+    pub budget: Budget,
+    counts: Arc<Mutex<Counts>>,
+}
+
+impl VirtualKey {
+    /// Whether it may ask for `model`.
+    pub fn allows(&self, model: &str) -> bool {
+        self.models.as_ref().is_none_or(|models| {
+            models
+                .iter()
+                .any(|allowed| match allowed.strip_suffix('*') {
+                    Some(prefix) => model.starts_with(prefix),
+                    None => model == allowed,
+                })
+        })
+    }
+
+    /// Whether anything about it is counted (a limit or a budget, its own or its team's).
+    fn is_metered(&self) -> bool {
+        self.requests_per_minute.is_some()
+            || self.tokens_per_minute.is_some()
+            || has_budget(&self.budget)
+            || self.team.as_ref().is_some_and(|t| has_budget(&t.budget))
+    }
+
+    /// The budgets that apply to it, key's first, then its team's.
+    fn budgets(&self) -> Vec<(BudgetCheck, Arc<Mutex<Counts>>, f64)> {
+        let mut checks = Vec::new();
+        let mut add = |owner: Owner, budget: &Budget, counts: &Arc<Mutex<Counts>>| {
+            for (period, usd) in [
+                (Period::Day, budget.daily_usd),
+                (Period::Month, budget.monthly_usd),
+            ] {
+                if let Some(usd) = usd {
+                    checks.push((
+                        BudgetCheck {
+                            owner: owner.clone(),
+                            period,
+                            nanos: to_nanos(usd),
+                        },
+                        counts.clone(),
+                        usd,
+                    ));
+                }
+            }
+        };
+        add(Owner::Key(self.name.clone()), &self.budget, &self.counts);
+        if let Some(team) = &self.team {
+            add(Owner::Team(team.name.clone()), &team.budget, &team.counts);
+        }
+        checks
+    }
+
+    /// Who its spend counts against: itself, and its team.
+    fn owners(&self) -> Vec<Owner> {
+        let mut owners = vec![Owner::Key(self.name.clone())];
+        owners.extend(self.team.as_ref().map(|t| Owner::Team(t.name.clone())));
+        owners
+    }
+}
+
+fn has_budget(budget: &Budget) -> bool {
+    budget.daily_usd.is_some() || budget.monthly_usd.is_some()
+}
+
+fn to_nanos(usd: f64) -> i64 {
+    (usd * NANOS).round() as i64
+}
+
+/// One configuration's keys and teams.
+#[derive(Debug, Default)]
+struct KeyRing {
+    by_digest: HashMap<KeyDigest, Arc<VirtualKey>>,
+    keys: Vec<Arc<VirtualKey>>,
+    teams: Vec<Arc<Team>>,
+    on_redis_failure: RedisFailure,
+    redis_timeout: Duration,
+}
+
+/// Keys, their limits and their spend. Present when any key is configured, or a
+/// configuration file is (whose reload may add keys).
+pub struct Access {
+    ring: ArcSwap<KeyRing>,
+    env_keys: Vec<Secret>,
+    local: LocalLedger,
+    redis: Option<RedisLedger>,
+    metrics: Arc<Metrics>,
+    last_error_log: AtomicU64,
+}
+
+impl std::fmt::Debug for Access {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Access")
+            .field("keys", &self.ring.load().keys.len())
+            .field("redis", &self.redis.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Access {
+    /// The keys of `settings` and `env_keys`; the ledger in Redis when `redis` is given. Starts
+    /// the task that writes charges Redis missed (it ends with the `Access`). Call inside a
+    /// Tokio runtime.
+    pub fn new(
+        settings: &AccessSettings,
+        env_keys: &[Secret],
+        redis: Option<&RedisHandle>,
+        metrics: Arc<Metrics>,
+    ) -> Arc<Self> {
+        let access = Arc::new(Self {
+            ring: ArcSwap::from_pointee(KeyRing::default()),
+            env_keys: env_keys.to_vec(),
+            local: LocalLedger::default(),
+            redis: redis.cloned().map(RedisLedger::new),
+            metrics,
+            last_error_log: AtomicU64::new(0),
+        });
+        access.metrics.init_ledger();
+        access.install(settings);
+        if access.redis.is_some() {
+            tokio::spawn(reconcile(Arc::downgrade(&access)));
+        }
+        access
+    }
+
+    /// Whether a key must be presented (any key is configured).
+    pub fn requires_key(&self) -> bool {
+        !self.ring.load().keys.is_empty()
+    }
+
+    /// Swaps in a reloaded configuration's keys. Refused if it would remove every key: that
+    /// would open the gateway to anyone (a restart can).
+    pub fn reload(&self, settings: &AccessSettings) -> Result<(), String> {
+        if settings.keys.is_empty() && self.env_keys.is_empty() && self.requires_key() {
+            return Err(
+                "the file has no [keys.NAME] left: a reload cannot turn gateway authentication off (restart to do so)".into(),
+            );
+        }
+        self.install(settings);
+        Ok(())
+    }
+
+    fn install(&self, settings: &AccessSettings) {
+        let old = self.ring.load_full();
+        let teams: Vec<Arc<Team>> = settings
+            .teams
+            .iter()
+            .map(|team| {
+                let name: Arc<str> = team.name.as_str().into();
+                Arc::new(Team {
+                    counts: self.local.counts(&Owner::Team(name.clone())),
+                    name,
+                    budget: team.budget,
+                })
+            })
+            .collect();
+        let file_keys = settings.keys.iter().map(|key| {
+            let team = key
+                .team
+                .as_ref()
+                .and_then(|name| teams.iter().find(|t| *t.name == **name).cloned());
+            (key.name.clone(), key.digest, team, key)
+        });
+        let mut keys = Vec::new();
+        for (name, digest, team, key) in file_keys {
+            keys.push(self.key(name, digest, team, Some(key)));
+        }
+        for (index, secret) in self.env_keys.iter().enumerate() {
+            keys.push(self.key(
+                format!("key-{}", index + 1),
+                digest_of(secret.expose()),
+                None,
+                None,
+            ));
+        }
+        let ring = KeyRing {
+            by_digest: keys.iter().map(|k| (k.1, k.0.clone())).collect(),
+            keys: keys.into_iter().map(|k| k.0).collect(),
+            teams,
+            on_redis_failure: settings.on_redis_failure,
+            redis_timeout: settings.redis_timeout,
+        };
+        // Gauges of budgets the new configuration no longer has go.
+        for (owner, _) in budgets_of(&old) {
+            for period in [Period::Day, Period::Month] {
+                self.metrics.forget_budget(owner.labels(), period.as_str());
+            }
+        }
+        for (owner, budget) in budgets_of(&ring) {
+            for (period, usd) in [
+                (Period::Day, budget.daily_usd),
+                (Period::Month, budget.monthly_usd),
+            ] {
+                if let Some(usd) = usd {
+                    self.metrics
+                        .record_budget(owner.labels(), period.as_str(), usd, 0.0);
+                }
+            }
+        }
+        self.ring.store(Arc::new(ring));
+        // Remaining budgets as the ledger has them now, off the start-up path.
+        self.refresh_budget_gauges();
+    }
+
+    fn key(
+        &self,
+        name: String,
+        digest: KeyDigest,
+        team: Option<Arc<Team>>,
+        settings: Option<&crate::config::KeySettings>,
+    ) -> (Arc<VirtualKey>, KeyDigest) {
+        let name: Arc<str> = name.into();
+        let id = u64::from_le_bytes(digest.0[..8].try_into().unwrap_or_default());
+        let key = VirtualKey {
+            counts: self.local.counts(&Owner::Key(name.clone())),
+            name,
+            id,
+            team,
+            expires_at: settings.and_then(|s| s.expires_at),
+            models: settings.and_then(|s| s.models.clone()),
+            requests_per_minute: settings.and_then(|s| s.requests_per_minute),
+            tokens_per_minute: settings.and_then(|s| s.tokens_per_minute),
+            budget: settings.map(|s| s.budget).unwrap_or_default(),
+        };
+        (Arc::new(key), digest)
+    }
+
+    /// The key `presented` names, if it is configured and has not expired. Refusals are
+    /// counted (`llm_key_rejections_total`).
+    pub fn authenticate(&self, presented: Option<&str>) -> Result<Arc<VirtualKey>, Refusal> {
+        let ring = self.ring.load();
+        let found = presented.and_then(|secret| ring.by_digest.get(&digest_of(secret)));
+        let Some(key) = found else {
+            self.metrics
+                .record_key_rejection("", Refusal::InvalidKey.reason());
+            return Err(Refusal::InvalidKey);
+        };
+        if key
+            .expires_at
+            .is_some_and(|at| Now::current().micros / 1_000_000 >= at)
+        {
+            self.metrics
+                .record_key_rejection(&key.name, Refusal::Expired.reason());
+            return Err(Refusal::Expired);
+        }
+        Ok(key.clone())
+    }
+
+    /// Admits a call of `key` to `model` or says why not (counted). The admission is the call's
+    /// `Payer`.
+    pub async fn admit(
+        self: &Arc<Self>,
+        key: &Arc<VirtualKey>,
+        model: &str,
+    ) -> Result<Arc<Admission>, Refusal> {
+        let refused = |refusal: Refusal| {
+            self.metrics
+                .record_key_rejection(&key.name, refusal.reason());
+            Err(refusal)
+        };
+        if !key.allows(model) {
+            return refused(Refusal::ModelNotAllowed(model.to_owned()));
+        }
+        let admission = Arc::new(Admission {
+            access: self.clone(),
+            key: key.clone(),
+            settle: Arc::default(),
+        });
+        if !key.is_metered() {
+            return Ok(admission);
+        }
+        let now = Now::current();
+        let budgets = key.budgets();
+        let limits = ledger::Limits {
+            key: &key.name,
+            requests_per_minute: key.requests_per_minute,
+            tokens_per_minute: key.tokens_per_minute,
+            budgets: budgets.iter().map(|b| b.0.clone()).collect(),
+        };
+        let checked = match &self.redis {
+            None => {
+                let owners: Vec<_> = budgets.iter().map(|b| b.1.clone()).collect();
+                LocalLedger::admit(&key.counts, &owners, &limits, &now)
+            }
+            Some(redis) => {
+                let timeout = self.ring.load().redis_timeout;
+                match redis.admit(&limits, &now, timeout).await {
+                    Ok(checked) => checked,
+                    Err(error) => {
+                        self.ledger_failed("admit", &error.0);
+                        return match self.ring.load().on_redis_failure {
+                            RedisFailure::FailOpen => Ok(admission),
+                            RedisFailure::FailClosed => refused(Refusal::LedgerUnavailable),
+                        };
+                    }
+                }
+            }
+        };
+        self.record_spent(&budgets, &checked.spent);
+        match checked_refusal(key, &budgets, &checked, &now) {
+            None => Ok(admission),
+            Some(refusal) => refused(refusal),
+        }
+    }
+
+    fn record_spent(&self, budgets: &[(BudgetCheck, Arc<Mutex<Counts>>, f64)], spent: &[i64]) {
+        for ((check, _, usd), nanos) in budgets.iter().zip(spent) {
+            self.metrics.record_budget(
+                check.owner.labels(),
+                check.period.as_str(),
+                *usd,
+                *nanos as f64 / NANOS,
+            );
+        }
+    }
+
+    /// A ledger failure: counted, and logged at most every 30 s.
+    fn ledger_failed(&self, operation: &'static str, error: &str) {
+        self.metrics.record_ledger_error(operation);
+        let now = Now::current().micros / 1000;
+        let last = self.last_error_log.load(Ordering::Relaxed);
+        if now.saturating_sub(last) >= LOG_EVERY_MS
+            && self
+                .last_error_log
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            let policy = match self.ring.load().on_redis_failure {
+                RedisFailure::FailOpen => {
+                    "fail_open: calls are admitted unchecked and their spend is kept until Redis answers"
+                }
+                RedisFailure::FailClosed => {
+                    "fail_closed: calls with metered keys are refused (503)"
+                }
+            };
+            tracing::warn!(
+                operation,
+                error,
+                policy,
+                "key ledger (Redis) unavailable (logged at most every 30 s; see llm_ledger_errors_total)"
+            );
+        }
+    }
+
+    /// Sets every budget gauge from the ledger (in a task of its own when the ledger is Redis).
+    fn refresh_budget_gauges(&self) {
+        let ring = self.ring.load_full();
+        let now = Now::current();
+        let metrics = self.metrics.clone();
+        let budgets: Vec<(Owner, Budget)> = budgets_of(&ring).collect();
+        let record = move |spent: &dyn Fn(&Owner, Period) -> i64| {
+            for (owner, budget) in &budgets {
+                for (period, usd) in [
+                    (Period::Day, budget.daily_usd),
+                    (Period::Month, budget.monthly_usd),
+                ] {
+                    if let Some(usd) = usd {
+                        let spent = spent(owner, period) as f64 / NANOS;
+                        metrics.record_budget(owner.labels(), period.as_str(), usd, spent);
+                    }
+                }
+            }
+        };
+        let Some(redis) = &self.redis else {
+            let local = &self.local;
+            record(&|owner, period| {
+                local
+                    .counts(owner)
+                    .lock()
+                    .map_or(0, |c| c.spent(period, &now))
+            });
+            return;
+        };
+        // Redis: read in the background (one MGET); the gauges show the budgets whole until
+        // then, and each admission and charge updates them after.
+        let wanted: Vec<(Owner, Period, i64)> = budgets_of(&ring)
+            .flat_map(|(owner, _)| {
+                [Period::Day, Period::Month].map(|p| (owner.clone(), p, now.id(p)))
+            })
+            .collect();
+        let redis = RedisLedger::new(redis.handle().clone());
+        tokio::spawn(async move {
+            // The connection may still be opening at start-up.
+            for _ in 0..50 {
+                if let Ok(spent) = redis.spent(&wanted, Duration::from_secs(1)).await {
+                    let spent: HashMap<(Owner, &'static str), i64> = wanted
+                        .iter()
+                        .zip(spent)
+                        .map(|((owner, period, _), nanos)| {
+                            ((owner.clone(), period.as_str()), nanos)
+                        })
+                        .collect();
+                    record(&|owner, period| {
+                        spent
+                            .get(&(owner.clone(), period.as_str()))
+                            .copied()
+                            .unwrap_or(0)
+                    });
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        });
+    }
+
+    /// Every key with its limits and this period's spend, for `GET /admin/keys`.
+    pub async fn report(&self) -> Result<AccessReport, Refusal> {
+        let ring = self.ring.load_full();
+        let now = Now::current();
+        let mut wanted = Vec::new();
+        for key in &ring.keys {
+            for period in [Period::Day, Period::Month] {
+                wanted.push((Owner::Key(key.name.clone()), period, now.id(period)));
+            }
+        }
+        for team in &ring.teams {
+            for period in [Period::Day, Period::Month] {
+                wanted.push((Owner::Team(team.name.clone()), period, now.id(period)));
+            }
+        }
+        let spent = self.spent(&wanted).await?;
+        let mut spent = spent.into_iter();
+        let mut usage = |budget: &Budget| {
+            let day = spent.next().unwrap_or(0) as f64 / NANOS;
+            let month = spent.next().unwrap_or(0) as f64 / NANOS;
+            PeriodSpend {
+                spend_day_usd: day,
+                spend_month_usd: month,
+                remaining_day_usd: budget.daily_usd.map(|b| (b - day).max(0.0)),
+                remaining_month_usd: budget.monthly_usd.map(|b| (b - month).max(0.0)),
+            }
+        };
+        let keys = ring
+            .keys
+            .iter()
+            .map(|key| KeyReport {
+                name: key.name.to_string(),
+                team: key.team.as_ref().map(|t| t.name.to_string()),
+                expires_at: key.expires_at,
+                models: key.models.clone(),
+                requests_per_minute: key.requests_per_minute,
+                tokens_per_minute: key.tokens_per_minute,
+                daily_budget_usd: key.budget.daily_usd,
+                monthly_budget_usd: key.budget.monthly_usd,
+                spend: usage(&key.budget),
+            })
+            .collect();
+        let teams = ring
+            .teams
+            .iter()
+            .map(|team| TeamReport {
+                name: team.name.to_string(),
+                daily_budget_usd: team.budget.daily_usd,
+                monthly_budget_usd: team.budget.monthly_usd,
+                spend: usage(&team.budget),
+            })
+            .collect();
+        Ok(AccessReport {
+            day: period::label(Period::Day, now.day),
+            month: period::label(Period::Month, now.month),
+            keys,
+            teams,
+        })
+    }
+
+    /// A key's or team's spend in one period (`day`, `month`, `2026-12-03`, `2026-12`), for
+    /// `GET /admin/spend`. `None`: no such key or team. Without Redis only the current periods
+    /// are known (earlier ones answer 0).
+    pub async fn spend_of(
+        &self,
+        key: Option<&str>,
+        team: Option<&str>,
+        period: (Period, i64),
+    ) -> Result<Option<f64>, Refusal> {
+        let ring = self.ring.load_full();
+        let owner = match (key, team) {
+            (Some(name), None) => ring
+                .keys
+                .iter()
+                .find(|k| &*k.name == name)
+                .map(|k| Owner::Key(k.name.clone())),
+            (None, Some(name)) => ring
+                .teams
+                .iter()
+                .find(|t| &*t.name == name)
+                .map(|t| Owner::Team(t.name.clone())),
+            _ => None,
+        };
+        let Some(owner) = owner else { return Ok(None) };
+        let spent = self.spent(&[(owner, period.0, period.1)]).await?;
+        Ok(Some(spent.first().copied().unwrap_or(0) as f64 / NANOS))
+    }
+
+    async fn spent(&self, wanted: &[(Owner, Period, i64)]) -> Result<Vec<i64>, Refusal> {
+        match &self.redis {
+            Some(redis) => redis
+                .spent(wanted, Duration::from_secs(2))
+                .await
+                .map_err(|_| Refusal::LedgerUnavailable),
+            None => {
+                let now = Now::current();
+                Ok(wanted
+                    .iter()
+                    .map(|(owner, period, id)| {
+                        if *id == now.id(*period) {
+                            let counts = self.local.counts(owner);
+                            let counts = counts.lock().unwrap_or_else(|e| e.into_inner());
+                            counts.spent(*period, &now)
+                        } else {
+                            0
+                        }
+                    })
+                    .collect())
+            }
+        }
+    }
+}
+
+/// Every budget owner of a ring with its budget.
+fn budgets_of(ring: &KeyRing) -> impl Iterator<Item = (Owner, Budget)> + '_ {
+    ring.keys
+        .iter()
+        .filter(|k| has_budget(&k.budget))
+        .map(|k| (Owner::Key(k.name.clone()), k.budget))
+        .chain(
+            ring.teams
+                .iter()
+                .filter(|t| has_budget(&t.budget))
+                .map(|t| (Owner::Team(t.name.clone()), t.budget)),
+        )
+}
+
+/// The refusal a ledger's verdict means.
+fn checked_refusal(
+    key: &VirtualKey,
+    budgets: &[(BudgetCheck, Arc<Mutex<Counts>>, f64)],
+    checked: &Checked,
+    now: &Now,
+) -> Option<Refusal> {
+    match checked.verdict {
+        Verdict::Admitted => None,
+        Verdict::OverBudget(index) => {
+            let (check, _, usd) = budgets.get(index)?;
+            let owner = match &check.owner {
+                Owner::Key(name) => format!("key {name:?}"),
+                Owner::Team(name) => format!("team {name:?}"),
+            };
+            Some(Refusal::BudgetExceeded {
+                owner,
+                period: check.period.as_str(),
+                budget_usd: *usd,
+                retry_after: now.seconds_left(check.period),
+            })
+        }
+        Verdict::TokensLimited(retry_after) => Some(Refusal::TokensLimited {
+            limit: key.tokens_per_minute.unwrap_or(0),
+            retry_after,
+        }),
+        Verdict::RateLimited(retry_after) => Some(Refusal::RateLimited {
+            limit: key.requests_per_minute.unwrap_or(0),
+            retry_after,
+        }),
+    }
+}
+
+/// Writes the charges Redis missed, every [`RECONCILE_EVERY`], while the `Access` lives.
+async fn reconcile(access: Weak<Access>) {
+    let mut tick = tokio::time::interval(RECONCILE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(access) = access.upgrade() else {
+            return;
+        };
+        let Some(redis) = &access.redis else { return };
+        let pending = redis.pending_nanos();
+        if pending == 0 {
+            continue;
+        }
+        if let Err(error) = redis.reconcile().await {
+            access.ledger_failed("reconcile", &error.0);
+        } else {
+            tracing::info!(
+                usd = pending as f64 / NANOS,
+                "key ledger: spend counted while Redis was unreachable is written"
+            );
+        }
+        access
+            .metrics
+            .record_ledger_pending(redis.pending_nanos() as f64 / NANOS);
+    }
+}
+
+/// An admitted call: who pays, told the cost when the call ends.
+pub struct Admission {
+    access: Arc<Access>,
+    /// The key that pays.
+    pub key: Arc<VirtualKey>,
+    settle: Arc<Settle>,
+}
+
+/// Whether a call's charge has reached the ledger.
+#[derive(Default)]
+struct Settle {
+    /// A charge has begun.
+    charging: AtomicBool,
+    /// It is in the ledger (or given up).
+    settled: AtomicBool,
+    notify: Notify,
+}
+
+impl Settle {
+    fn done(&self) {
+        self.settled.store(true, Ordering::Release);
+        self.notify.notify_waiters();
+    }
+}
+
+impl Admission {
+    /// Waits (at most the ledger's deadline) until the call's charge is in the ledger, if one
+    /// began: a whole answer is released only then, so the client's next call sees its spend.
+    pub async fn settled(&self) {
+        let settle = &self.settle;
+        if !settle.charging.load(Ordering::Acquire) {
+            return;
+        }
+        let notified = settle.notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if settle.settled.load(Ordering::Acquire) {
+            return;
+        }
+        let deadline = self.access.ring.load().redis_timeout;
+        let _ = tokio::time::timeout(deadline, notified).await;
+    }
+}
+
+impl Payer for Admission {
+    fn charge(&self, charge: Charge<'_>) {
+        let key = &self.key;
+        let access = &self.access;
+        let team = key.team.as_ref().map_or("", |t| &*t.name);
+        if charge.cost_usd > 0.0 {
+            access.metrics.record_spend(
+                &key.name,
+                team,
+                charge.provider,
+                charge.model,
+                charge.cost_usd,
+            );
+        }
+        let nanos = to_nanos(charge.cost_usd);
+        let token_us = key.tokens_per_minute.map_or(0, |limit| {
+            (u128::from(charge.tokens) * u128::from(ledger::MINUTE_US) / u128::from(limit))
+                .min(u128::from(u64::MAX)) as u64
+        });
+        if nanos == 0 && token_us == 0 {
+            return;
+        }
+        let now = Now::current();
+        let debit = Debit {
+            key: key.name.clone(),
+            owners: key.owners(),
+            nanos,
+            token_us,
+        };
+        let budgets = key.budgets();
+        self.settle.charging.store(true, Ordering::Release);
+        if access.redis.is_none() {
+            let mut owners = vec![key.counts.clone()];
+            owners.extend(key.team.as_ref().map(|t| t.counts.clone()));
+            LocalLedger::charge(&key.counts, &owners, &debit, &now);
+            let spent: Vec<i64> = budgets
+                .iter()
+                .map(|(check, counts, _)| counts.lock().map_or(0, |c| c.spent(check.period, &now)))
+                .collect();
+            access.record_spent(&budgets, &spent);
+            self.settle.done();
+            return;
+        }
+        // Redis: written from a task of its own; the handler of a whole answer waits for it
+        // (`settled`), a stream's end does not.
+        let (access, settle) = (access.clone(), self.settle.clone());
+        tokio::spawn(async move {
+            let Some(redis) = &access.redis else { return };
+            match redis.charge(&debit, &now).await {
+                Ok(totals) => {
+                    // The totals come day, month for each owner in turn.
+                    let spent: Vec<i64> = budgets
+                        .iter()
+                        .map(|(check, _, _)| {
+                            let owner = debit
+                                .owners
+                                .iter()
+                                .position(|o| *o == check.owner)
+                                .unwrap_or(0);
+                            let slot = owner * 2 + usize::from(check.period == Period::Month);
+                            totals.get(slot).copied().unwrap_or(0)
+                        })
+                        .collect();
+                    access.record_spent(&budgets, &spent);
+                }
+                Err(error) => {
+                    access.ledger_failed("charge", &error.0);
+                    access
+                        .metrics
+                        .record_ledger_pending(redis.pending_nanos() as f64 / NANOS);
+                }
+            }
+            settle.done();
+        });
+    }
+}
+
+/// `GET /admin/keys`: every key and team, their limits, and their spend this day and month.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct AccessReport {
+    /// The current UTC day (`2026-12-03`).
+    pub day: String,
+    /// The current UTC month (`2026-12`).
+    pub month: String,
+    /// The keys, file's first, then `GATEWAY_API_KEYS`'.
+    pub keys: Vec<KeyReport>,
+    /// The teams.
+    pub teams: Vec<TeamReport>,
+}
+
+/// One key: its name and limits, never its secret or hash.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct KeyReport {
+    /// Its name.
+    pub name: String,
+    /// Its team.
+    pub team: Option<String>,
+    /// When it expires (seconds since the Unix epoch).
+    pub expires_at: Option<u64>,
+    /// The models it may use; absent: any.
+    pub models: Option<Vec<String>>,
+    /// Requests per minute.
+    pub requests_per_minute: Option<u32>,
+    /// Tokens per minute.
+    pub tokens_per_minute: Option<u64>,
+    /// Budget per UTC day.
+    pub daily_budget_usd: Option<f64>,
+    /// Budget per UTC month.
+    pub monthly_budget_usd: Option<f64>,
+    /// Spend this day and month.
+    #[serde(flatten)]
+    pub spend: PeriodSpend,
+}
+
+/// One team.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct TeamReport {
+    /// Its name.
+    pub name: String,
+    /// Budget per UTC day.
+    pub daily_budget_usd: Option<f64>,
+    /// Budget per UTC month.
+    pub monthly_budget_usd: Option<f64>,
+    /// Spend this day and month.
+    #[serde(flatten)]
+    pub spend: PeriodSpend,
+}
+
+/// Spend this day and month and what remains of the budgets.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct PeriodSpend {
+    /// US dollars spent this UTC day.
+    pub spend_day_usd: f64,
+    /// US dollars spent this UTC month.
+    pub spend_month_usd: f64,
+    /// What remains of the daily budget.
+    pub remaining_day_usd: Option<f64>,
+    /// What remains of the monthly budget.
+    pub remaining_month_usd: Option<f64>,
+}

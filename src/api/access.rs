@@ -1,0 +1,183 @@
+//! Who makes a call, and whether the key may: the one place every spending endpoint admits a
+//! call (`admit`, from `openai::relay` and `chat::chat`), and the admin API over the keys
+//! (`/admin/keys`, `/admin/spend`, behind `ADMIN_API_KEY`).
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Query, Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::middleware::{AuthenticatedKey, bearer_token, constant_time_eq};
+use super::{ApiError, AppState};
+use crate::access::period::{self, Now, Period};
+use crate::access::{Access, AccessReport, Admission};
+use crate::config::Secret;
+use crate::llm::UpstreamRequest;
+
+/// The header naming the end user (`user.id`) when the body does not.
+pub const USER_HEADER: &str = "x-llmobs-user";
+/// The header naming the conversation (`gen_ai.conversation.id`).
+pub const CONVERSATION_HEADER: &str = "x-llmobs-conversation-id";
+/// The longest end-user or conversation id recorded; longer ones are cut.
+const MAX_ID_CHARS: usize = 128;
+
+/// Attributes `request` to its caller (key, team, end user, conversation) and, with a key,
+/// admits it: the model allowed, the limits and budgets not reached. The admission is the
+/// call's payer. Err: the refusal (403, 429, 503), before any upstream call.
+pub(super) async fn admit(
+    access: &Arc<Access>,
+    headers: &HeaderMap,
+    key: Option<&AuthenticatedKey>,
+    request: &mut UpstreamRequest,
+) -> Result<Option<Arc<Admission>>, ApiError> {
+    let caller = &mut request.caller;
+    caller.user = header_id(headers, USER_HEADER);
+    caller.conversation = header_id(headers, CONVERSATION_HEADER);
+    if caller.user.is_none() {
+        let user = request.end_user().map(clip);
+        request.caller.user = user;
+    }
+    let Some(AuthenticatedKey(key)) = key else {
+        return Ok(None);
+    };
+    let admission = access
+        .admit(key, &request.summary.model)
+        .await
+        .map_err(ApiError::Refused)?;
+    let caller = &mut request.caller;
+    caller.key = Some(key.name.clone());
+    caller.team = key.team.as_ref().map(|t| t.name.clone());
+    caller.payer = Some(admission.clone());
+    Ok(Some(admission))
+}
+
+fn header_id(headers: &HeaderMap, name: &str) -> Option<String> {
+    let value = headers.get(name)?.to_str().ok()?.trim();
+    (!value.is_empty()).then(|| clip(value))
+}
+
+fn clip(id: &str) -> String {
+    id.chars().take(MAX_ID_CHARS).collect()
+}
+
+// ------------------------------------------------------------------ the admin API
+
+/// Middleware of the admin routes: 401 unless `Authorization: Bearer <ADMIN_API_KEY>`.
+pub(super) async fn require_admin_key(
+    State(admin_key): State<Secret>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let presented = bearer_token(request.headers()).unwrap_or_default();
+    if constant_time_eq(presented.as_bytes(), admin_key.expose().as_bytes()) {
+        next.run(request).await
+    } else {
+        ApiError::InvalidRequest {
+            status: StatusCode::UNAUTHORIZED,
+            message: "invalid or missing admin key: send `Authorization: Bearer <ADMIN_API_KEY>`"
+                .into(),
+        }
+        .into_response()
+    }
+}
+
+/// Every key and team: limits, budgets, spend this UTC day and month (never a secret or hash).
+#[utoipa::path(
+    get,
+    path = "/admin/keys",
+    tag = "admin",
+    responses(
+        (status = 200, description = "The keys and teams with their limits and this period's spend", body = AccessReport),
+        (status = 401, description = "Missing or wrong ADMIN_API_KEY", body = super::ErrorBody),
+        (status = 503, description = "The ledger (Redis) did not answer (`ledger_unavailable`)", body = super::ErrorBody),
+    ),
+    security(("admin_key" = []))
+)]
+pub async fn keys(State(state): State<AppState>) -> Result<Json<AccessReport>, ApiError> {
+    Ok(Json(
+        state.access.report().await.map_err(ApiError::Refused)?,
+    ))
+}
+
+/// `GET /admin/spend`'s query.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SpendQuery {
+    /// A key's name (or give `team`).
+    key: Option<String>,
+    /// A team's name (or give `key`).
+    team: Option<String>,
+    /// `day` (default: today, UTC), `month`, a day `2026-12-03` or a month `2026-12`.
+    period: Option<String>,
+}
+
+/// What a key or team spent in one period.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct SpendReport {
+    /// The key asked about.
+    pub key: Option<String>,
+    /// The team asked about.
+    pub team: Option<String>,
+    /// The period: `2026-12-03` or `2026-12`.
+    pub period: String,
+    /// US dollars spent in it.
+    pub spend_usd: f64,
+}
+
+/// A key's or team's spend in one UTC day or month.
+#[utoipa::path(
+    get,
+    path = "/admin/spend",
+    tag = "admin",
+    params(SpendQuery),
+    responses(
+        (status = 200, description = "The spend", body = SpendReport),
+        (status = 401, description = "Missing or wrong ADMIN_API_KEY", body = super::ErrorBody),
+        (status = 404, description = "No such key or team", body = super::ErrorBody),
+        (status = 422, description = "Neither or both of key and team, or a malformed period", body = super::ErrorBody),
+        (status = 503, description = "The ledger (Redis) did not answer (`ledger_unavailable`)", body = super::ErrorBody),
+    ),
+    security(("admin_key" = []))
+)]
+pub async fn spend(
+    State(state): State<AppState>,
+    query: Result<Query<SpendQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<SpendReport>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::validation(e.body_text()))?;
+    if query.key.is_some() == query.team.is_some() {
+        return Err(ApiError::validation(
+            "give one of the query parameters key and team",
+        ));
+    }
+    let now = Now::current();
+    let period = match query.period.as_deref() {
+        None | Some("day") => (Period::Day, now.day),
+        Some("month") => (Period::Month, now.month),
+        Some(text) => period::parse(text).ok_or_else(|| {
+            ApiError::validation(
+                "period: expected day, month, a day (2026-12-03) or a month (2026-12)",
+            )
+        })?,
+    };
+    let spent = state
+        .access
+        .spend_of(query.key.as_deref(), query.team.as_deref(), period)
+        .await
+        .map_err(ApiError::Refused)?;
+    let Some(spend_usd) = spent else {
+        return Err(ApiError::InvalidRequest {
+            status: StatusCode::NOT_FOUND,
+            message: "no such key or team".into(),
+        });
+    };
+    Ok(Json(SpendReport {
+        key: query.key,
+        team: query.team,
+        period: period::label(period.0, period.1),
+        spend_usd,
+    }))
+}
