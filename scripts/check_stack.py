@@ -10,7 +10,10 @@ dashboard with no data, or traces that go nowhere, and nothing fails loudly. Thi
 that glue: every host:port one component uses points at a compose service that serves it, every
 panel and rule uses PromQL that parses (via `promtool check rules`) and metric names from the
 service's contract (README, "Metrics"), and, given a saved scrape of the running service's
-/metrics, that every metric family the dashboard and alerts need is really exported.
+/metrics, that every metric family the dashboard and alerts need is really exported. The
+`replicas` profile (three gateways sharing budgets through Redis behind nginx, scraped through
+prometheus-replicas.yml) is checked the same way: its services, its nginx config
+(deploy/nginx-replicas.conf) and its Prometheus config against prometheus.yml.
 
 Needs Python 3.10+, PyYAML, and `promtool` on PATH (scripts/check-stack.sh installs them).
 Exit status: 0 when every check passes, 1 otherwise.
@@ -41,6 +44,18 @@ DOCKERFILE = "Dockerfile"
 DASHBOARD_DIR = "grafana/dashboards"
 DATASOURCES = "grafana/provisioning/datasources/datasources.yml"
 DASHBOARD_PROVIDERS = "grafana/provisioning/dashboards/dashboards.yml"
+# The `replicas` profile (docs/STACK.md, "Three replicas sharing budgets").
+PROMETHEUS_REPLICAS = "prometheus-replicas.yml"
+NGINX_REPLICAS = "deploy/nginx-replicas.conf"
+REPLICAS_PROFILE = "replicas"
+GATEWAY_REPLICAS = ("gateway-1", "gateway-2", "gateway-3")
+LOAD_BALANCER = "gateway-lb"
+EXPECTED_REPLICA_SERVICES = {"redis", LOAD_BALANCER, *GATEWAY_REPLICAS}
+EXPECTED_REPLICAS_HOST_PORTS = {8080}
+# The gateway's MAX_BODY_BYTES default: the balancer must let such a body through.
+GATEWAY_MAX_BODY_BYTES = 1 << 20
+# Open-source nginx has `server ... resolve` in an upstream from this version on.
+NGINX_RESOLVE_SINCE = (1, 27, 3)
 
 SERVICE_NAME = "llm-observability-api"
 EXPECTED_SERVICES = {"api", "otel-collector", "jaeger", "prometheus", "grafana"}
@@ -165,6 +180,16 @@ def host_port(s: str) -> tuple[str, int | None]:
     return host, int(port) if port.isdigit() else None
 
 
+def interpolate(s: str) -> str:
+    """Compose's `${VAR:-default}` and `${VAR-default}` as their default, `${VAR}` as empty:
+    the value `docker compose` uses when the variable is unset."""
+    return re.sub(r"\$\{(\w+)(?::?-([^}]*))?\}", lambda m: m.group(2) or "", s)
+
+
+def profiles(svc: dict) -> list[str]:
+    return [str(p) for p in svc.get("profiles") or []]
+
+
 def env_dict(env) -> dict[str, str]:
     if env is None:
         return {}
@@ -206,7 +231,7 @@ def mounts(svc: dict) -> list[tuple[str, str]]:
         if isinstance(v, dict):
             out.append((str(v.get("source", "")), str(v["target"])))
         else:
-            parts = str(v).split(":")
+            parts = interpolate(str(v)).split(":")
             out.append((parts[0], parts[1] if len(parts) > 1 else parts[0]))
     return out
 
@@ -296,6 +321,28 @@ def family_of(name: str, families: dict[str, str]) -> str | None:
     return None
 
 
+def nginx_directives(text: str) -> tuple[list[tuple[str, str]], dict[str, list[tuple[str, str]]]]:
+    """(directive, arguments) outside upstream blocks, and those of each `upstream NAME { }`.
+
+    Enough for the flat configuration in deploy/nginx-replicas.conf (no quoted `#` or `;`, no
+    blocks nested inside an upstream); `nginx -t` in the image is the full check.
+    """
+    text = re.sub(r"#[^\n]*", "", text)
+    upstreams = {}
+    for m in re.finditer(r"\bupstream\s+(\S+)\s*\{([^}]*)\}", text):
+        upstreams[m.group(1)] = re.findall(r"(\w+)\s*([^;{}]*);", m.group(2))
+    rest = re.sub(r"\bupstream\s+\S+\s*\{[^}]*\}", " ", text)
+    return re.findall(r"(\w+)\s*([^;{}]*);", rest), upstreams
+
+
+def nginx_size(value: str) -> int | None:
+    """nginx's size syntax (64m, 512k, 1g, bytes) in bytes."""
+    m = re.fullmatch(r"(\d+)([kKmMgG]?)", value.strip())
+    if not m:
+        return None
+    return int(m.group(1)) * {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}[m.group(2).lower()]
+
+
 def iter_panels(panels):
     for p in panels or []:
         yield p
@@ -312,6 +359,7 @@ class StackChecker:
         self.services: dict = {}
         self.collector: dict = {}
         self.prom: dict = {}
+        self.prom_replicas: dict = {}
         self.alert_files: list[Path] = []
         self.dashboards: dict[str, dict] = {}
         self.datasource_types: dict[str, str] = {}
@@ -322,7 +370,7 @@ class StackChecker:
     # -- parsing
     def parse_all(self) -> bool:
         self.r.section("every stack file parses")
-        yaml_files = [COMPOSE, COLLECTOR, PROMETHEUS]
+        yaml_files = [COMPOSE, COLLECTOR, PROMETHEUS, PROMETHEUS_REPLICAS]
         yaml_files += sorted(glob.glob("alerts/**/*.yml", root_dir=ROOT, recursive=True))
         yaml_files += sorted(glob.glob("grafana/provisioning/**/*.yml", root_dir=ROOT, recursive=True))
         json_files = sorted(glob.glob(f"{DASHBOARD_DIR}/*.json", root_dir=ROOT))
@@ -347,6 +395,7 @@ class StackChecker:
         self.services = self.compose.get("services") or {}
         self.collector = self.docs[COLLECTOR]
         self.prom = self.docs[PROMETHEUS]
+        self.prom_replicas = self.docs[PROMETHEUS_REPLICAS]
         return True
 
     # -- docker-compose.yml
@@ -394,6 +443,23 @@ class StackChecker:
             named = [s for s, _ in mounts(services.get(want, {})) if s in declared_volumes]
             r.check(bool(named), f"{want}: keeps its data in a named volume")
 
+        # Profiles: the default stack (`docker compose up`) is the services without one; the
+        # `replicas` profile's run alongside them, so host ports must not clash across the two.
+        for name in sorted(EXPECTED_SERVICES & set(services)):
+            r.check(not profiles(services[name]), f"{name}: in the default profile (no `profiles:`)",
+                    f"profiles {profiles(services[name])}")
+        in_profile = {name for name, svc in services.items() if profiles(svc)}
+        for name in sorted(in_profile):
+            r.check(profiles(services[name]) == [REPLICAS_PROFILE],
+                    f"{name}: profiles [{REPLICAS_PROFILE}]", f"got {profiles(services[name])}")
+        r.check(in_profile == EXPECTED_REPLICA_SERVICES,
+                f"profile {REPLICAS_PROFILE} has {sorted(EXPECTED_REPLICA_SERVICES)}", f"got {sorted(in_profile)}")
+        for name, svc in services.items():
+            if profiles(svc):
+                continue
+            later = [dep for dep in depends_on(svc) if dep in in_profile]
+            r.check(not later, f"{name}: depends on no service of a profile", f"{later}")
+
         published: dict[int, str] = {}
         for name, svc in services.items():
             for host, _ in port_mappings(svc):
@@ -402,8 +468,14 @@ class StackChecker:
                 r.check(host not in published, f"host port {host} published once",
                         f"by {published.get(host)} and {name}")
                 published[host] = name
-        r.check(set(published) == EXPECTED_HOST_PORTS,
-                f"published host ports are {sorted(EXPECTED_HOST_PORTS)}", f"got {sorted(published)}")
+        default_ports = {h for h, name in published.items() if not profiles(services[name])}
+        replica_ports = {h for h, name in published.items() if profiles(services[name])}
+        r.check(default_ports == EXPECTED_HOST_PORTS,
+                f"default profile's published host ports are {sorted(EXPECTED_HOST_PORTS)}",
+                f"got {sorted(default_ports)}")
+        r.check(replica_ports == EXPECTED_REPLICAS_HOST_PORTS,
+                f"profile {REPLICAS_PROFILE} publishes host ports {sorted(EXPECTED_REPLICAS_HOST_PORTS)}",
+                f"got {sorted(replica_ports)}")
         r.check(published.get(4317) == "otel-collector" and published.get(4318) == "otel-collector",
                 "the collector owns OTLP ports 4317/4318 on the host (jaeger's stay internal)")
 
@@ -440,6 +512,113 @@ class StackChecker:
         ports = {c for _, c in port_mappings(self.services.get(service, {}))}
         ports |= {int(p) for p in self.services.get(service, {}).get("expose") or []}
         return ports
+
+    # -- the replicas profile
+    def check_replicas(self) -> None:
+        r, services = self.r, self.services
+        r.section(f"profile {REPLICAS_PROFILE}: redis, {', '.join(GATEWAY_REPLICAS)}, {LOAD_BALANCER} "
+                  f"({NGINX_REPLICAS})")
+        api = services.get("api", {})
+        api_env = env_dict(api.get("environment"))
+        redis = services.get("redis")
+        replica_envs = {}
+        for name in GATEWAY_REPLICAS:
+            svc = services.get(name)
+            if not r.check(svc is not None, f"{name} is defined"):
+                continue
+            r.check(svc.get("build") == api.get("build") and svc.get("image") == api.get("image"),
+                    f"{name}: the api's build and image", f"build {svc.get('build')!r}, image {svc.get('image')!r}")
+            env = env_dict(svc.get("environment"))
+            replica_envs[name] = env
+            for var in ("APP_HOST", "APP_PORT", "METRICS_HOST", "METRICS_PORT",
+                        "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL"):
+                r.check(env.get(var) == api_env.get(var), f"{name}: {var} as the api's",
+                        f"{env.get(var)!r}, api {api_env.get(var)!r}")
+            env_files = svc.get("env_file") or []
+            env_files = [env_files] if isinstance(env_files, (str, dict)) else env_files
+            paths = [e["path"] if isinstance(e, dict) else e for e in env_files]
+            r.check(".env" in [os.path.normpath(p) for p in paths], f"{name}: reads env_file .env (provider keys)")
+            url = env.get("REDIS_URL", "")
+            host, port = host_port(url)
+            r.check(urlparse(url).scheme == "redis" and host == "redis" and (port or 6379) == 6379,
+                    f"{name}: REDIS_URL is the redis service (redis://redis:6379)", f"got {url!r}")
+            r.check(depends_on(svc).get("redis") == "service_healthy", f"{name}: waits for redis to be healthy")
+            config = env.get("GATEWAY_CONFIG", "")
+            sources = [src for src, dst in mounts(svc) if dst == config]
+            r.check(bool(config) and bool(sources) and (ROOT / sources[0]).is_file(),
+                    f"{name}: GATEWAY_CONFIG {config} is a mounted file of the repository",
+                    f"mounted from {sources}")
+            r.check(not [h for h, _ in port_mappings(svc) if h is not None],
+                    f"{name}: publishes no host port (clients go through {LOAD_BALANCER})")
+            exposed = {int(p) for p in svc.get("expose") or []} | {c for _, c in port_mappings(svc)}
+            for var in ("APP_PORT", "METRICS_PORT"):
+                r.check(int(env.get(var, 0) or 0) in exposed, f"{name}: {var} is exposed", f"{sorted(exposed)}")
+        # One configuration for all: only what tells them apart may differ.
+        def same(env: dict) -> dict:
+            return {k: v for k, v in env.items() if k != "OTEL_RESOURCE_ATTRIBUTES"}
+        first = next(iter(replica_envs.values()), {})
+        r.check(all(same(e) == same(first) for e in replica_envs.values()),
+                "the replicas' environments differ only in OTEL_RESOURCE_ATTRIBUTES")
+        r.check(len({tuple(mounts(services[n])) for n in replica_envs}) == 1, "the replicas mount the same files")
+
+        if r.check(redis is not None, "redis is defined"):
+            image = str(redis.get("image", ""))
+            r.check(image.startswith("redis:"), "redis: a redis image", image)
+            command = [str(a) for a in redis.get("command") or []]
+            r.check(flag_value(command, "--appendonly") == "yes",
+                    "redis: append-only persistence (the ledger survives a restart)", f"command {command}")
+            r.check(any(src in (self.compose.get("volumes") or {}) and dst == "/data" for src, dst in mounts(redis)),
+                    "redis: keeps /data in a named volume")
+            r.check(self.has_healthcheck("redis"), "redis: has a health check (the replicas wait for it)")
+            r.check(not port_mappings(redis), "redis: publishes no port (only the gateways use it)")
+
+        lb = services.get(LOAD_BALANCER)
+        if not r.check(lb is not None, f"{LOAD_BALANCER} is defined"):
+            return
+        target = mount_target(lb, f"./{NGINX_REPLICAS}")
+        r.check(target == "/etc/nginx/conf.d/default.conf",
+                f"{LOAD_BALANCER}: mounts {NGINX_REPLICAS} at /etc/nginx/conf.d/default.conf", f"got {target!r}")
+        r.check(self.has_healthcheck(LOAD_BALANCER), f"{LOAD_BALANCER}: has a health check")
+        for dep in GATEWAY_REPLICAS:
+            r.check(dep in depends_on(lb), f"{LOAD_BALANCER}: starts after {dep}")
+        conf_path = ROOT / NGINX_REPLICAS
+        if not r.check(conf_path.is_file(), f"{NGINX_REPLICAS} exists"):
+            return
+        directives, upstreams = nginx_directives(conf_path.read_text())
+        named: dict[str, list[str]] = {}
+        for name, args in directives:
+            named.setdefault(name, []).append(" ".join(args.split()))
+        passes = [a for a in named.get("proxy_pass", [])]
+        r.check(len(passes) == 1 and passes[0].startswith("http://"), "one proxy_pass, over http", f"{passes}")
+        upstream = passes[0][len("http://"):].rstrip("/") if passes else ""
+        r.check(upstream in upstreams, f"proxy_pass names an upstream block ({upstream})", f"upstreams {sorted(upstreams)}")
+        servers = [args.split() for d, args in upstreams.get(upstream, []) if d == "server"]
+        app_ports = {name: int(env.get("APP_PORT", 8000)) for name, env in replica_envs.items()}
+        want = {f"{name}:{port}" for name, port in app_ports.items()}
+        got = {s[0] for s in servers if s}
+        r.check(got == want, f"upstream {upstream} is the replicas' API ports {sorted(want)}", f"got {sorted(got)}")
+        upstream_names = {d for d, _ in upstreams.get(upstream, [])}
+        r.check("keepalive" in upstream_names, f"upstream {upstream} keeps connections open (keepalive)")
+        if any("resolve" in s[1:] for s in servers):
+            r.check("zone" in upstream_names, f"upstream {upstream}: `resolve` has the shared-memory zone it needs")
+            r.check("resolver" in named or "resolver" in upstream_names, "`resolve` has a resolver (Docker's DNS)")
+            image = str(lb.get("image", ""))
+            m = re.match(r"nginx:(\d+)\.(\d+)\.(\d+)", image)
+            r.check(bool(m) and tuple(map(int, m.groups())) >= NGINX_RESOLVE_SINCE,
+                    f"{LOAD_BALANCER}: image {image} has `server ... resolve` (nginx 1.27.3+)")
+        for directive, value in (("proxy_http_version", "1.1"), ("proxy_set_header", 'Connection ""'),
+                                 ("proxy_buffering", "off")):
+            r.check(value in named.get(directive, []), f"{directive} {value}",
+                    f"got {named.get(directive)}")
+        size = nginx_size((named.get("client_max_body_size") or ["1m"])[-1])
+        limits = [int(env.get("MAX_BODY_BYTES", GATEWAY_MAX_BODY_BYTES)) for env in replica_envs.values()]
+        r.check(size is not None and (size == 0 or size >= max(limits or [GATEWAY_MAX_BODY_BYTES])),
+                "client_max_body_size lets through every body the gateway accepts (MAX_BODY_BYTES)",
+                f"{size} bytes < {max(limits or [GATEWAY_MAX_BODY_BYTES])}")
+        listens = {int(a.split()[0].rsplit(":", 1)[-1]) for a in named.get("listen", []) if a.split()[0].rsplit(":", 1)[-1].isdigit()}
+        published = {c for h, c in port_mappings(lb) if h is not None}
+        r.check(bool(listens) and listens <= published, f"{LOAD_BALANCER}: nginx listens on the published port",
+                f"listen {sorted(listens)}, published {sorted(published)}")
 
     # -- Dockerfile
     def check_dockerfile(self) -> None:
@@ -556,8 +735,9 @@ class StackChecker:
             for sc in j.get("static_configs") or []:
                 for t in sc.get("targets") or []:
                     host, _ = host_port(t)
-                    r.check(host in self.services or host == "localhost",
-                            f"job {job}: target {t} is a compose service (or localhost)")
+                    # Only the default stack's: a profile's service, absent there, would be down.
+                    r.check((host in self.services and not profiles(self.services[host])) or host == "localhost",
+                            f"job {job}: target {t} is a compose service of the default profile (or localhost)")
 
         rule_globs = p.get("rule_files") or []
         matched = sorted({f for g in rule_globs for f in glob.glob(g, root_dir=ROOT)})
@@ -579,6 +759,48 @@ class StackChecker:
                 r.check(mount_target(svc, f"./{rule_dir}") == want,
                         f"compose mounts ./{rule_dir} at {want} for rule_files {g}")
         r.check("--web.enable-lifecycle" in [str(a) for a in cmd], "prometheus runs with --web.enable-lifecycle")
+        raw_mounts = [str(v) for v in svc.get("volumes") or [] if isinstance(v, str)]
+        r.check(any(v.startswith("./${PROMETHEUS_CONFIG:-prometheus.yml}:") for v in raw_mounts),
+                f"compose mounts ./${{PROMETHEUS_CONFIG:-prometheus.yml}}: PROMETHEUS_CONFIG={PROMETHEUS_REPLICAS} "
+                "selects the replicas' config", f"{raw_mounts}")
+
+    def check_prometheus_replicas(self) -> None:
+        """prometheus-replicas.yml: prometheus.yml with the replicas in job llm-api."""
+        r = self.r
+        r.section(f"{PROMETHEUS_REPLICAS}: {PROMETHEUS} plus the replicas in job llm-api")
+        r.check(os.path.dirname(PROMETHEUS_REPLICAS) == os.path.dirname(PROMETHEUS),
+                f"{PROMETHEUS_REPLICAS} sits beside {PROMETHEUS} (its relative rule_files resolve alike)")
+
+        def without_api_targets(doc: dict) -> dict:
+            doc = json.loads(json.dumps(doc))
+            for job in doc.get("scrape_configs") or []:
+                if job.get("job_name") == "llm-api":
+                    for sc in job.get("static_configs") or []:
+                        sc.pop("targets", None)
+            return doc
+
+        r.check(without_api_targets(self.prom_replicas) == without_api_targets(self.prom),
+                f"{PROMETHEUS_REPLICAS} equals {PROMETHEUS} but for job llm-api's targets",
+                "keep the two in step")
+        jobs = {j["job_name"]: j for j in self.prom_replicas.get("scrape_configs") or []}
+        targets = [t for sc in (jobs.get("llm-api") or {}).get("static_configs") or [] for t in sc.get("targets") or []]
+        want = set()
+        for name in ("api", *GATEWAY_REPLICAS):
+            env = env_dict(self.services.get(name, {}).get("environment"))
+            want.add(f"{name}:{int(env.get('METRICS_PORT', 8001))}")
+        r.check(set(targets) == want and len(targets) == len(want),
+                f"job llm-api scrapes {sorted(want)}", f"targets {targets}")
+        for job, j in jobs.items():
+            for sc in j.get("static_configs") or []:
+                for t in sc.get("targets") or []:
+                    host, _ = host_port(t)
+                    r.check(host in self.services or host == "localhost",
+                            f"{PROMETHEUS_REPLICAS}: job {job}: target {t} is a compose service (or localhost)")
+        promtool = shutil.which("promtool")
+        if r.check(promtool is not None, "promtool is on PATH", "install Debian's `prometheus` package"):
+            res = subprocess.run([promtool, "check", "config", PROMETHEUS_REPLICAS], capture_output=True, text=True)
+            r.check(res.returncode == 0, f"promtool check config {PROMETHEUS_REPLICAS}",
+                    (res.stdout + res.stderr).strip())
 
     def check_alerts(self) -> None:
         r = self.r
@@ -792,9 +1014,11 @@ def main() -> int:
     checker = StackChecker(report)
     if checker.parse_all():
         checker.check_compose()
+        checker.check_replicas()
         checker.check_dockerfile()
         checker.check_collector()
         checker.check_prometheus()
+        checker.check_prometheus_replicas()
         checker.check_alerts()
         checker.check_grafana()
         checker.check_promql()
