@@ -87,6 +87,15 @@ CONTRACT_FAMILIES = {
     "llm_cache_write_errors_total": "counter",
     "llm_cache_entries": "gauge",
     "llm_cache_bytes": "gauge",
+    # Virtual keys: spend per key, budgets per key or team and period as the shared ledger
+    # (Redis) last told each replica, requests refused before any upstream call, and the
+    # ledger's own failures and the spend kept locally while it was unreachable.
+    "llm_spend_usd_total": "counter",
+    "llm_budget_remaining_usd": "gauge",
+    "llm_budget_usd": "gauge",
+    "llm_key_rejections_total": "counter",
+    "llm_ledger_errors_total": "counter",
+    "llm_ledger_pending_usd": "gauge",
     "process_cpu_seconds_total": "counter",
     "process_resident_memory_bytes": "gauge",
     "process_open_fds": "gauge",
