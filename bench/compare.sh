@@ -2,11 +2,12 @@
 # CPU per request of two gateway builds, measured alternately in one run (A, B, A, B, …) so
 # that both see the same machine: the before/after figure of a change.
 #
-#   bench/compare.sh [--rounds N] [--duration S] [--log FILTER,FORMAT] [--path P]
+#   bench/compare.sh [--rounds N] [--duration S] [--connections C] [--log FILTER,FORMAT] [--path P]
 #                    [--path-a P] [--path-b P] [--body-a FILE] [--body-b FILE]
 #                    [--config-a FILE] [--config-b FILE] [--model-a M] [--model-b M]
 #                    [--env-a VAR=VALUE]... [--env-b VAR=VALUE]... BIN_A BIN_B
 #
+#   --connections C  wrk's concurrency (default 32; 1 for the latency a lone client sees)
 #   --rounds N    measured runs per binary (default 5); the medians are reported, and the
 #                 median of the rounds' B - A (each round runs A then B, back to back)
 #   --duration S  seconds per run (default 10)
@@ -33,6 +34,9 @@
 # reverse proxy of the same fake upstream, no access log, no telemetry (as bench/run.sh's
 # reference row), its CPU summed over its workers; its path gets the fake's `/openai` prefix.
 #
+# Every request carries `Authorization: Bearer sk-bench`: ignored without gateway keys, the key
+# of bench/keys.toml with them.
+#
 # Each run: a fresh gateway process with full telemetry to a live OTLP receiver, a 1 s
 # warm-up, then wrk at concurrency 32 against a fake upstream (all on 127.0.0.1, from
 # examples/fake_upstream.rs: Groq's chat completions, OpenAI's Responses and embeddings,
@@ -45,7 +49,7 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-ROUNDS=5 DURATION=10 GW_LOG=info,pretty URL_PATH=/v1/chat/completions
+ROUNDS=5 DURATION=10 GW_LOG=info,pretty URL_PATH=/v1/chat/completions CONNECTIONS=32
 CONFIG_A="" CONFIG_B="" MODEL_A=llama-3.1-8b-instant MODEL_B=llama-3.1-8b-instant
 PATH_A="" PATH_B="" BODY_A="" BODY_B="" ENV_A=() ENV_B=()
 while [ $# -gt 2 ]; do
@@ -61,6 +65,7 @@ while [ $# -gt 2 ]; do
         --env-a) ENV_A+=("$2"); shift ;;
         --env-b) ENV_B+=("$2"); shift ;;
         --rounds) ROUNDS=$2; shift ;;
+        --connections) CONNECTIONS=$2; shift ;;
         --duration) DURATION=$2; shift ;;
         --log) GW_LOG=$2; shift ;;
         --path) URL_PATH=$2; shift ;;
@@ -145,6 +150,7 @@ for side in a b; do
         cat >"$WORK/post-$side.lua" <<LUA
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer sk-bench"
 local body = [==[$BODY]==]
 local prefix, n = nil, 0
 request = function()
@@ -163,6 +169,7 @@ LUA
 wrk.method = "POST"
 wrk.body = [==[$BODY]==]
 wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer sk-bench"
 LUA
     fi
 done
@@ -253,7 +260,7 @@ check_side() { # binary, side: one request with curl; a 200 without an error eve
     start_gateway "$1" "$2"
     local url="http://127.0.0.1:$GW_PORT$(side_path "$2")" status
     status=$(curl -sS -o "$WORK/answer-$2" -w '%{http_code} %{content_type}' \
-        -H 'Content-Type: application/json' --data-binary "@$WORK/body-$2.json" "$url")
+        -H 'Content-Type: application/json' -H 'Authorization: Bearer sk-bench' --data-binary "@$WORK/body-$2.json" "$url")
     stop_gateway
     if [ "${status%% *}" != 200 ] || grep -qE '^event: error|^data: \{"error"' "$WORK/answer-$2"; then
         echo "side $2: $url answered $status:" >&2; head -c 600 "$WORK/answer-$2" >&2; echo >&2
@@ -262,35 +269,46 @@ check_side() { # binary, side: one request with curl; a 200 without an error eve
     echo "side ${2^^}: POST $(side_path "$2") $(<"$WORK/body-$2.file") → $status, $(wc -c <"$WORK/answer-$2") bytes"
 }
 
-run_once() { # binary, side (a or b): prints µs of CPU per request
+# A wrk latency figure (`812.00us`, `1.20ms`, `2.00s`) in milliseconds.
+to_ms() { python3 -c "
+import sys; v = sys.argv[1]
+for unit, f in (('us', 1e-3), ('ms', 1.0), ('s', 1e3)):
+    if v.endswith(unit): print(f'{float(v[:-len(unit)]) * f:.3f}'); break" "$1"; }
+
+run_once() { # binary, side (a or b): prints µs of CPU per request, requests, p50 and p99 (ms)
     local before after requests url
     start_gateway "$1" "$2"
     url="http://127.0.0.1:$GW_PORT$(side_path "$2")"
-    wrk -t1 -c32 -d1s -s "$WORK/post-$2.lua" "$url" >/dev/null 2>&1
+    wrk -t1 -c"$CONNECTIONS" -d1s -s "$WORK/post-$2.lua" "$url" >/dev/null 2>&1
     before=$(cpu_ticks "$GW_PID")
     local out
-    out=$(wrk -t1 -c32 -d"${DURATION}s" -s "$WORK/post-$2.lua" "$url")
+    out=$(wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$WORK/post-$2.lua" "$url")
     # Every answer must be a 200: a run of errors would measure the wrong thing.
     if grep -q "Non-2xx" <<<"$out"; then echo "side $2: non-2xx answers: $out" >&2; cat "$WORK/gateway.log" | tail -5 >&2; exit 1; fi
     requests=$(awk '/requests in/ {print $1}' <<<"$out")
     after=$(cpu_ticks "$GW_PID")
     stop_gateway
-    python3 -c "print(f'{($after - $before) / $(getconf CLK_TCK) * 1e6 / $requests:.1f} {$requests}')"
+    local p50 p99
+    p50=$(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$out")")
+    p99=$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")
+    python3 -c "print(f'{($after - $before) / $(getconf CLK_TCK) * 1e6 / $requests:.1f} {$requests} $p50 $p99')"
 }
 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 
 if [ "$PATH_A" = "$PATH_B" ]; then where=$PATH_A; else where="A $PATH_A, B $PATH_B"; fi
-echo "concurrency 32, $where, RUST_LOG/LOG_FORMAT=$GW_LOG, full telemetry, ${DURATION} s x $ROUNDS rounds"
+echo "concurrency $CONNECTIONS, $where, RUST_LOG/LOG_FORMAT=$GW_LOG, full telemetry, ${DURATION} s x $ROUNDS rounds"
 check_side "$BIN_A" a; check_side "$BIN_B" b
-: >"$WORK/a" ; : >"$WORK/b"
+for f in a b a50 b50 a99 b99; do : >"$WORK/$f"; done
 for round in $(seq "$ROUNDS"); do
-    run_once "$BIN_A" a >"$WORK/run"; a=$(<"$WORK/run")
-    run_once "$BIN_B" b >"$WORK/run"; b=$(<"$WORK/run")
-    echo "round $round: A ${a% *} µs/req (${a#* } req)   B ${b% *} µs/req (${b#* } req)"
-    echo "${a% *}" >>"$WORK/a"; echo "${b% *}" >>"$WORK/b"
+    run_once "$BIN_A" a >"$WORK/run"; read -r a a_req a50 a99 <"$WORK/run"
+    run_once "$BIN_B" b >"$WORK/run"; read -r b b_req b50 b99 <"$WORK/run"
+    echo "round $round: A $a µs/req ($a_req req, p50 $a50 ms, p99 $a99 ms)   B $b µs/req ($b_req req, p50 $b50 ms, p99 $b99 ms)"
+    echo "$a" >>"$WORK/a"; echo "$b" >>"$WORK/b"
+    echo "$a50" >>"$WORK/a50"; echo "$b50" >>"$WORK/b50"; echo "$a99" >>"$WORK/a99"; echo "$b99" >>"$WORK/b99"
 done
 echo "median CPU µs/request: A $(median <"$WORK/a")   B $(median <"$WORK/b")"
+echo "median latency (ms): A p50 $(median <"$WORK/a50") p99 $(median <"$WORK/a99")   B p50 $(median <"$WORK/b50") p99 $(median <"$WORK/b99")"
 echo "median of the rounds' B - A: $(paste -d' ' "$WORK/a" "$WORK/b" | awk '{printf "%.1f\n", $2 - $1}' | median) µs/request"
 echo "A = $BIN_A ${CONFIG_A:+GATEWAY_CONFIG=$CONFIG_A} ${ENV_A[*]} POST $PATH_A $(<"$WORK/body-a.file") model $MODEL_A"
 echo "B = $BIN_B ${CONFIG_B:+GATEWAY_CONFIG=$CONFIG_B} ${ENV_B[*]} POST $PATH_B $(<"$WORK/body-b.file") model $MODEL_B"

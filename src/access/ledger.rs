@@ -48,14 +48,6 @@ pub(super) enum Owner {
 }
 
 impl Owner {
-    /// (`key` label, `team` label) of a budget gauge: the other one empty.
-    pub fn labels(&self) -> (&str, &str) {
-        match self {
-            Owner::Key(name) => (name, ""),
-            Owner::Team(name) => ("", name),
-        }
-    }
-
     /// The Redis key of its spend in one period.
     pub fn redis_key(&self, period: Period, id: i64) -> String {
         let (kind, name) = match self {
@@ -156,26 +148,17 @@ impl Counts {
     }
 }
 
-/// Every owner's counts in this process, each behind its own lock (no lock shared by keys).
-/// Kept by name, so a reloaded configuration keeps them.
-#[derive(Debug, Default)]
-pub(super) struct LocalLedger {
-    counts: Mutex<HashMap<Owner, Arc<Mutex<Counts>>>>,
-}
+/// The ledger in this process: each owner's counts behind its own lock (no lock shared by
+/// keys), kept by name in `stats::Owners` so that a reloaded configuration keeps them.
+#[derive(Debug)]
+pub(super) struct LocalLedger;
 
 impl LocalLedger {
-    /// The counts of `owner` (made on first use; looked up when a configuration is built, not
-    /// per request).
-    pub fn counts(&self, owner: &Owner) -> Arc<Mutex<Counts>> {
-        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        counts.entry(owner.clone()).or_default().clone()
-    }
-
     /// Checks `limits` against `counts` (the key's first, then each budget owner's) and, if
     /// admitted, takes the request from the key's request limit.
     pub fn admit(
         key: &Mutex<Counts>,
-        owners: &[Arc<Mutex<Counts>>],
+        owners: &[&Mutex<Counts>],
         limits: &Limits<'_>,
         now: &Now,
     ) -> Checked {
@@ -214,7 +197,7 @@ impl LocalLedger {
     }
 
     /// Adds a call's cost to each owner and its tokens to the key's bucket.
-    pub fn charge(key: &Mutex<Counts>, owners: &[Arc<Mutex<Counts>>], debit: &Debit, now: &Now) {
+    pub fn charge(key: &Mutex<Counts>, owners: &[&Mutex<Counts>], debit: &Debit, now: &Now) {
         for counts in owners {
             lock(counts).add(debit.nanos, now);
         }
@@ -506,7 +489,7 @@ mod tests {
 
     #[test]
     fn budgets_refuse_once_reached_and_a_new_day_starts_at_zero() {
-        let key = Arc::new(Mutex::new(Counts::default()));
+        let key = Mutex::new(Counts::default());
         let owner = Owner::Key("k".into());
         let budget = |period, nanos| BudgetCheck {
             owner: owner.clone(),
@@ -518,7 +501,7 @@ mod tests {
             None,
             vec![budget(Period::Day, 100), budget(Period::Month, 150)],
         );
-        let owners = [key.clone(), key.clone()];
+        let owners = [&key, &key];
         let now = Now::at(T0);
         let debit = Debit {
             key: "k".into(),
@@ -528,9 +511,9 @@ mod tests {
         };
         let admit = |now: &Now| LocalLedger::admit(&key, &owners, &limits, now);
         assert_eq!(admit(&now).verdict, Verdict::Admitted);
-        LocalLedger::charge(&key, std::slice::from_ref(&key), &debit, &now);
+        LocalLedger::charge(&key, &[&key], &debit, &now);
         assert_eq!(admit(&now).verdict, Verdict::Admitted, "60 < 100");
-        LocalLedger::charge(&key, std::slice::from_ref(&key), &debit, &now);
+        LocalLedger::charge(&key, &[&key], &debit, &now);
         let checked = admit(&now);
         assert_eq!(
             (checked.verdict, checked.spent),
@@ -539,7 +522,7 @@ mod tests {
         // The next day: the day's budget is fresh, the month's (120 of 150) still counts.
         let tomorrow = Now::at(T0 + 86_400_000_000);
         assert_eq!(admit(&tomorrow).verdict, Verdict::Admitted);
-        LocalLedger::charge(&key, std::slice::from_ref(&key), &debit, &tomorrow);
+        LocalLedger::charge(&key, &[&key], &debit, &tomorrow);
         assert_eq!(admit(&tomorrow).verdict, Verdict::OverBudget(1));
     }
 

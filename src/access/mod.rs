@@ -20,10 +20,12 @@
 
 mod ledger;
 pub mod period;
+mod report;
+mod ring;
+mod stats;
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -33,10 +35,12 @@ use crate::config::{AccessSettings, Budget, KeyDigest, RedisFailure, Secret, dig
 use crate::llm::{Charge, Payer};
 use crate::redis_client::RedisHandle;
 use crate::telemetry::Metrics;
-use ledger::{
-    BudgetCheck, Checked, Counts, Debit, LocalLedger, NANOS, Owner, RedisLedger, Verdict,
-};
+use ledger::{BudgetCheck, Checked, Debit, LocalLedger, NANOS, Owner, RedisLedger, Verdict};
 use period::{Now, Period};
+pub use report::{AccessReport, KeyReport, PeriodSpend, TeamReport};
+use ring::{KeyRing, OwnerState, Owners, budget_owners, periods, to_nanos};
+pub use ring::{Team, VirtualKey};
+use stats::AccessCollector;
 
 /// How often charges Redis missed are tried again.
 const RECONCILE_EVERY: Duration = Duration::from_millis(500);
@@ -120,119 +124,14 @@ impl Refusal {
     }
 }
 
-/// A team: a budget its keys' spend also counts against.
-#[derive(Debug)]
-pub struct Team {
-    /// Its configured name.
-    pub name: Arc<str>,
-    /// Its budgets.
-    pub budget: Budget,
-    counts: Arc<Mutex<Counts>>,
-}
-
-/// A configured gateway key (never its secret or its hash).
-#[derive(Debug)]
-pub struct VirtualKey {
-    /// Its configured name: the only identity telemetry shows.
-    pub name: Arc<str>,
-    /// A stable identity for the per-client rate limit (`RATE_LIMIT_PER_CLIENT`).
-    pub id: u64,
-    /// Its team.
-    pub team: Option<Arc<Team>>,
-    /// When it stops being accepted (seconds since the Unix epoch).
-    pub expires_at: Option<u64>,
-    /// The model names it may use (a trailing `*` is a prefix); `None`: any.
-    pub models: Option<Vec<String>>,
-    /// Requests per minute.
-    pub requests_per_minute: Option<u32>,
-    /// Tokens per minute.
-    pub tokens_per_minute: Option<u64>,
-    /// Its own budgets.
-    pub budget: Budget,
-    counts: Arc<Mutex<Counts>>,
-}
-
-impl VirtualKey {
-    /// Whether it may ask for `model`.
-    pub fn allows(&self, model: &str) -> bool {
-        self.models.as_ref().is_none_or(|models| {
-            models
-                .iter()
-                .any(|allowed| match allowed.strip_suffix('*') {
-                    Some(prefix) => model.starts_with(prefix),
-                    None => model == allowed,
-                })
-        })
-    }
-
-    /// Whether anything about it is counted (a limit or a budget, its own or its team's).
-    fn is_metered(&self) -> bool {
-        self.requests_per_minute.is_some()
-            || self.tokens_per_minute.is_some()
-            || has_budget(&self.budget)
-            || self.team.as_ref().is_some_and(|t| has_budget(&t.budget))
-    }
-
-    /// The budgets that apply to it, key's first, then its team's.
-    fn budgets(&self) -> Vec<(BudgetCheck, Arc<Mutex<Counts>>, f64)> {
-        let mut checks = Vec::new();
-        let mut add = |owner: Owner, budget: &Budget, counts: &Arc<Mutex<Counts>>| {
-            for (period, usd) in [
-                (Period::Day, budget.daily_usd),
-                (Period::Month, budget.monthly_usd),
-            ] {
-                if let Some(usd) = usd {
-                    checks.push((
-                        BudgetCheck {
-                            owner: owner.clone(),
-                            period,
-                            nanos: to_nanos(usd),
-                        },
-                        counts.clone(),
-                        usd,
-                    ));
-                }
-            }
-        };
-        add(Owner::Key(self.name.clone()), &self.budget, &self.counts);
-        if let Some(team) = &self.team {
-            add(Owner::Team(team.name.clone()), &team.budget, &team.counts);
-        }
-        checks
-    }
-
-    /// Who its spend counts against: itself, and its team.
-    fn owners(&self) -> Vec<Owner> {
-        let mut owners = vec![Owner::Key(self.name.clone())];
-        owners.extend(self.team.as_ref().map(|t| Owner::Team(t.name.clone())));
-        owners
-    }
-}
-
-fn has_budget(budget: &Budget) -> bool {
-    budget.daily_usd.is_some() || budget.monthly_usd.is_some()
-}
-
-fn to_nanos(usd: f64) -> i64 {
-    (usd * NANOS).round() as i64
-}
-
-/// One configuration's keys and teams.
-#[derive(Debug, Default)]
-struct KeyRing {
-    by_digest: HashMap<KeyDigest, Arc<VirtualKey>>,
-    keys: Vec<Arc<VirtualKey>>,
-    teams: Vec<Arc<Team>>,
-    on_redis_failure: RedisFailure,
-    redis_timeout: Duration,
-}
-
 /// Keys, their limits and their spend. Present when any key is configured, or a
 /// configuration file is (whose reload may add keys).
 pub struct Access {
-    ring: ArcSwap<KeyRing>,
+    ring: Arc<ArcSwap<KeyRing>>,
     env_keys: Vec<Secret>,
-    local: LocalLedger,
+    owners: Owners,
+    /// Requests refused for an unknown key (`llm_key_rejections_total{key=""}`).
+    unknown_keys: Arc<AtomicU64>,
     redis: Option<RedisLedger>,
     metrics: Arc<Metrics>,
     last_error_log: AtomicU64,
@@ -258,14 +157,22 @@ impl Access {
         metrics: Arc<Metrics>,
     ) -> Arc<Self> {
         let access = Arc::new(Self {
-            ring: ArcSwap::from_pointee(KeyRing::default()),
+            ring: Arc::new(ArcSwap::from_pointee(KeyRing::default())),
             env_keys: env_keys.to_vec(),
-            local: LocalLedger::default(),
+            owners: Owners::default(),
+            unknown_keys: Arc::default(),
             redis: redis.cloned().map(RedisLedger::new),
             metrics,
             last_error_log: AtomicU64::new(0),
         });
         access.metrics.init_ledger();
+        access
+            .metrics
+            .register_collector(Box::new(AccessCollector::new(
+                Arc::downgrade(&access.ring),
+                access.unknown_keys.clone(),
+                access.redis.is_none(),
+            )));
         access.install(settings);
         if access.redis.is_some() {
             tokio::spawn(reconcile(Arc::downgrade(&access)));
@@ -291,14 +198,13 @@ impl Access {
     }
 
     fn install(&self, settings: &AccessSettings) {
-        let old = self.ring.load_full();
         let teams: Vec<Arc<Team>> = settings
             .teams
             .iter()
             .map(|team| {
                 let name: Arc<str> = team.name.as_str().into();
                 Arc::new(Team {
-                    counts: self.local.counts(&Owner::Team(name.clone())),
+                    state: self.owners.state(&Owner::Team(name.clone())),
                     name,
                     budget: team.budget,
                 })
@@ -330,26 +236,9 @@ impl Access {
             on_redis_failure: settings.on_redis_failure,
             redis_timeout: settings.redis_timeout,
         };
-        // Gauges of budgets the new configuration no longer has go.
-        for (owner, _) in budgets_of(&old) {
-            for period in [Period::Day, Period::Month] {
-                self.metrics.forget_budget(owner.labels(), period.as_str());
-            }
-        }
-        for (owner, budget) in budgets_of(&ring) {
-            for (period, usd) in [
-                (Period::Day, budget.daily_usd),
-                (Period::Month, budget.monthly_usd),
-            ] {
-                if let Some(usd) = usd {
-                    self.metrics
-                        .record_budget(owner.labels(), period.as_str(), usd, 0.0);
-                }
-            }
-        }
         self.ring.store(Arc::new(ring));
-        // Remaining budgets as the ledger has them now, off the start-up path.
-        self.refresh_budget_gauges();
+        // What Redis says each budget has spent, off the start-up path.
+        self.read_spent();
     }
 
     fn key(
@@ -362,7 +251,7 @@ impl Access {
         let name: Arc<str> = name.into();
         let id = u64::from_le_bytes(digest.0[..8].try_into().unwrap_or_default());
         let key = VirtualKey {
-            counts: self.local.counts(&Owner::Key(name.clone())),
+            state: self.owners.state(&Owner::Key(name.clone())),
             name,
             id,
             team,
@@ -381,16 +270,14 @@ impl Access {
         let ring = self.ring.load();
         let found = presented.and_then(|secret| ring.by_digest.get(&digest_of(secret)));
         let Some(key) = found else {
-            self.metrics
-                .record_key_rejection("", Refusal::InvalidKey.reason());
+            self.unknown_keys.fetch_add(1, Ordering::Relaxed);
             return Err(Refusal::InvalidKey);
         };
         if key
             .expires_at
             .is_some_and(|at| Now::current().micros / 1_000_000 >= at)
         {
-            self.metrics
-                .record_key_rejection(&key.name, Refusal::Expired.reason());
+            key.state.reject(Refusal::Expired.reason());
             return Err(Refusal::Expired);
         }
         Ok(key.clone())
@@ -404,8 +291,7 @@ impl Access {
         model: &str,
     ) -> Result<Arc<Admission>, Refusal> {
         let refused = |refusal: Refusal| {
-            self.metrics
-                .record_key_rejection(&key.name, refusal.reason());
+            key.state.reject(refusal.reason());
             Err(refusal)
         };
         if !key.allows(model) {
@@ -429,8 +315,8 @@ impl Access {
         };
         let checked = match &self.redis {
             None => {
-                let owners: Vec<_> = budgets.iter().map(|b| b.1.clone()).collect();
-                LocalLedger::admit(&key.counts, &owners, &limits, &now)
+                let owners: Vec<_> = budgets.iter().map(|b| &b.1.counts).collect();
+                LocalLedger::admit(&key.state.counts, &owners, &limits, &now)
             }
             Some(redis) => {
                 let timeout = self.ring.load().redis_timeout;
@@ -446,21 +332,10 @@ impl Access {
                 }
             }
         };
-        self.record_spent(&budgets, &checked.spent);
+        saw_spent(&budgets, &checked.spent, &now);
         match checked_refusal(key, &budgets, &checked, &now) {
             None => Ok(admission),
             Some(refusal) => refused(refusal),
-        }
-    }
-
-    fn record_spent(&self, budgets: &[(BudgetCheck, Arc<Mutex<Counts>>, f64)], spent: &[i64]) {
-        for ((check, _, usd), nanos) in budgets.iter().zip(spent) {
-            self.metrics.record_budget(
-                check.owner.labels(),
-                check.period.as_str(),
-                *usd,
-                *nanos as f64 / NANOS,
-            );
         }
     }
 
@@ -492,60 +367,32 @@ impl Access {
         }
     }
 
-    /// Sets every budget gauge from the ledger (in a task of its own when the ledger is Redis).
-    fn refresh_budget_gauges(&self) {
+    /// Reads what Redis says each budget has spent this period, in a task of its own (one
+    /// MGET, retried while the connection is still opening at start-up), for
+    /// `llm_budget_remaining_usd` before the first call; each admission and charge updates it
+    /// after. Without Redis the collector reads the counts themselves.
+    fn read_spent(&self) {
+        let Some(redis) = &self.redis else { return };
         let ring = self.ring.load_full();
         let now = Now::current();
-        let metrics = self.metrics.clone();
-        let budgets: Vec<(Owner, Budget)> = budgets_of(&ring).collect();
-        let record = move |spent: &dyn Fn(&Owner, Period) -> i64| {
-            for (owner, budget) in &budgets {
-                for (period, usd) in [
-                    (Period::Day, budget.daily_usd),
-                    (Period::Month, budget.monthly_usd),
-                ] {
-                    if let Some(usd) = usd {
-                        let spent = spent(owner, period) as f64 / NANOS;
-                        metrics.record_budget(owner.labels(), period.as_str(), usd, spent);
-                    }
-                }
+        let mut wanted = Vec::new();
+        let mut states = Vec::new();
+        for (owner, state, budget) in budget_owners(&ring) {
+            for (period, _) in periods(budget) {
+                wanted.push((owner.clone(), period, now.id(period)));
+                states.push(state.clone());
             }
-        };
-        let Some(redis) = &self.redis else {
-            let local = &self.local;
-            record(&|owner, period| {
-                local
-                    .counts(owner)
-                    .lock()
-                    .map_or(0, |c| c.spent(period, &now))
-            });
+        }
+        if wanted.is_empty() {
             return;
-        };
-        // Redis: read in the background (one MGET); the gauges show the budgets whole until
-        // then, and each admission and charge updates them after.
-        let wanted: Vec<(Owner, Period, i64)> = budgets_of(&ring)
-            .flat_map(|(owner, _)| {
-                [Period::Day, Period::Month].map(|p| (owner.clone(), p, now.id(p)))
-            })
-            .collect();
+        }
         let redis = RedisLedger::new(redis.handle().clone());
         tokio::spawn(async move {
-            // The connection may still be opening at start-up.
             for _ in 0..50 {
                 if let Ok(spent) = redis.spent(&wanted, Duration::from_secs(1)).await {
-                    let spent: HashMap<(Owner, &'static str), i64> = wanted
-                        .iter()
-                        .zip(spent)
-                        .map(|((owner, period, _), nanos)| {
-                            ((owner.clone(), period.as_str()), nanos)
-                        })
-                        .collect();
-                    record(&|owner, period| {
-                        spent
-                            .get(&(owner.clone(), period.as_str()))
-                            .copied()
-                            .unwrap_or(0)
-                    });
+                    for (((_, period, id), state), nanos) in wanted.iter().zip(&states).zip(spent) {
+                        state.saw(*period, *id, nanos);
+                    }
                     return;
                 }
                 tokio::time::sleep(Duration::from_millis(200)).await;
@@ -653,8 +500,8 @@ impl Access {
                     .iter()
                     .map(|(owner, period, id)| {
                         if *id == now.id(*period) {
-                            let counts = self.local.counts(owner);
-                            let counts = counts.lock().unwrap_or_else(|e| e.into_inner());
+                            let state = self.owners.state(owner);
+                            let counts = state.counts.lock().unwrap_or_else(|e| e.into_inner());
                             counts.spent(*period, &now)
                         } else {
                             0
@@ -666,24 +513,17 @@ impl Access {
     }
 }
 
-/// Every budget owner of a ring with its budget.
-fn budgets_of(ring: &KeyRing) -> impl Iterator<Item = (Owner, Budget)> + '_ {
-    ring.keys
-        .iter()
-        .filter(|k| has_budget(&k.budget))
-        .map(|k| (Owner::Key(k.name.clone()), k.budget))
-        .chain(
-            ring.teams
-                .iter()
-                .filter(|t| has_budget(&t.budget))
-                .map(|t| (Owner::Team(t.name.clone()), t.budget)),
-        )
+/// Notes what the ledger said each budget had spent (for `llm_budget_remaining_usd`).
+fn saw_spent(budgets: &[(BudgetCheck, Arc<OwnerState>, f64)], spent: &[i64], now: &Now) {
+    for ((check, state, _), nanos) in budgets.iter().zip(spent) {
+        state.saw(check.period, now.id(check.period), *nanos);
+    }
 }
 
 /// The refusal a ledger's verdict means.
 fn checked_refusal(
     key: &VirtualKey,
-    budgets: &[(BudgetCheck, Arc<Mutex<Counts>>, f64)],
+    budgets: &[(BudgetCheck, Arc<OwnerState>, f64)],
     checked: &Checked,
     now: &Now,
 ) -> Option<Refusal> {
@@ -789,15 +629,9 @@ impl Payer for Admission {
     fn charge(&self, charge: Charge<'_>) {
         let key = &self.key;
         let access = &self.access;
-        let team = key.team.as_ref().map_or("", |t| &*t.name);
         if charge.cost_usd > 0.0 {
-            access.metrics.record_spend(
-                &key.name,
-                team,
-                charge.provider,
-                charge.model,
-                charge.cost_usd,
-            );
+            key.state
+                .spend(charge.provider, charge.model, charge.cost_usd);
         }
         let nanos = to_nanos(charge.cost_usd);
         let token_us = key.tokens_per_minute.map_or(0, |limit| {
@@ -817,14 +651,9 @@ impl Payer for Admission {
         let budgets = key.budgets();
         self.settle.charging.store(true, Ordering::Release);
         if access.redis.is_none() {
-            let mut owners = vec![key.counts.clone()];
-            owners.extend(key.team.as_ref().map(|t| t.counts.clone()));
-            LocalLedger::charge(&key.counts, &owners, &debit, &now);
-            let spent: Vec<i64> = budgets
-                .iter()
-                .map(|(check, counts, _)| counts.lock().map_or(0, |c| c.spent(check.period, &now)))
-                .collect();
-            access.record_spent(&budgets, &spent);
+            let mut owners = vec![&key.state.counts];
+            owners.extend(key.team.as_ref().map(|t| &t.state.counts));
+            LocalLedger::charge(&key.state.counts, &owners, &debit, &now);
             self.settle.done();
             return;
         }
@@ -848,7 +677,7 @@ impl Payer for Admission {
                             totals.get(slot).copied().unwrap_or(0)
                         })
                         .collect();
-                    access.record_spent(&budgets, &spent);
+                    saw_spent(&budgets, &spent, &now);
                 }
                 Err(error) => {
                     access.ledger_failed("charge", &error.0);
@@ -860,68 +689,4 @@ impl Payer for Admission {
             settle.done();
         });
     }
-}
-
-/// `GET /admin/keys`: every key and team, their limits, and their spend this day and month.
-#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
-pub struct AccessReport {
-    /// The current UTC day (`2026-12-03`).
-    pub day: String,
-    /// The current UTC month (`2026-12`).
-    pub month: String,
-    /// The keys, file's first, then `GATEWAY_API_KEYS`'.
-    pub keys: Vec<KeyReport>,
-    /// The teams.
-    pub teams: Vec<TeamReport>,
-}
-
-/// One key: its name and limits, never its secret or hash.
-#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
-pub struct KeyReport {
-    /// Its name.
-    pub name: String,
-    /// Its team.
-    pub team: Option<String>,
-    /// When it expires (seconds since the Unix epoch).
-    pub expires_at: Option<u64>,
-    /// The models it may use; absent: any.
-    pub models: Option<Vec<String>>,
-    /// Requests per minute.
-    pub requests_per_minute: Option<u32>,
-    /// Tokens per minute.
-    pub tokens_per_minute: Option<u64>,
-    /// Budget per UTC day.
-    pub daily_budget_usd: Option<f64>,
-    /// Budget per UTC month.
-    pub monthly_budget_usd: Option<f64>,
-    /// Spend this day and month.
-    #[serde(flatten)]
-    pub spend: PeriodSpend,
-}
-
-/// One team.
-#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
-pub struct TeamReport {
-    /// Its name.
-    pub name: String,
-    /// Budget per UTC day.
-    pub daily_budget_usd: Option<f64>,
-    /// Budget per UTC month.
-    pub monthly_budget_usd: Option<f64>,
-    /// Spend this day and month.
-    #[serde(flatten)]
-    pub spend: PeriodSpend,
-}
-
-/// Spend this day and month and what remains of the budgets.
-#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
-pub struct PeriodSpend {
-    /// US dollars spent this UTC day.
-    pub spend_day_usd: f64,
-    /// US dollars spent this UTC month.
-    pub spend_month_usd: f64,
-    /// What remains of the daily budget.
-    pub remaining_day_usd: Option<f64>,
-    /// What remains of the monthly budget.
-    pub remaining_month_usd: Option<f64>,
 }

@@ -13,6 +13,8 @@ use serde::Deserialize;
 
 use super::calendar;
 
+/// The highest `requests_per_minute` (one request per 60 µs).
+pub const MAX_REQUESTS_PER_MINUTE: u32 = 1_000_000;
 /// The longest wait for the shared ledger (Redis) on a request's path, by default.
 pub const DEFAULT_LEDGER_TIMEOUT: Duration = Duration::from_millis(50);
 
@@ -237,9 +239,17 @@ pub(super) fn check(
                     "{key}.models: expected model names (a route, provider/model, or a prefix ending in *); leave it out to allow any"
                 ));
             }
-            if section.requests_per_minute == Some(0) || section.tokens_per_minute == Some(0) {
+            if section.tokens_per_minute == Some(0) {
                 return Err(format!(
-                    "{key}: requests_per_minute and tokens_per_minute are whole numbers >= 1 (leave one out for no limit)"
+                    "{key}.tokens_per_minute = 0: expected a whole number >= 1 (leave it out for no limit)"
+                ));
+            }
+            // At most one request per 60 µs: the request limit keeps whole microseconds.
+            if let Some(rpm) = section.requests_per_minute
+                && !(1..=MAX_REQUESTS_PER_MINUTE).contains(&rpm)
+            {
+                return Err(format!(
+                    "{key}.requests_per_minute = {rpm}: expected a whole number from 1 to {MAX_REQUESTS_PER_MINUTE} (leave it out for no limit)"
                 ));
             }
             Ok(KeySettings {
@@ -381,7 +391,11 @@ mod tests {
             ),
             (
                 format!("[keys.a]\nsha256 = \"{HASH}\"\nrequests_per_minute = 0"),
-                "keys.a: requests_per_minute",
+                "keys.a.requests_per_minute = 0",
+            ),
+            (
+                format!("[keys.a]\nsha256 = \"{HASH}\"\nrequests_per_minute = 2000000"),
+                "keys.a.requests_per_minute = 2000000",
             ),
             (
                 format!("[keys.a]\nsha256 = \"{HASH}\"\nmodels = []"),

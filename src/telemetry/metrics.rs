@@ -152,13 +152,6 @@ pub struct Metrics {
     /// `llm_cache_entries` and `llm_cache_bytes` (the in-process backend).
     cache_entries: IntGauge,
     cache_bytes: IntGauge,
-    /// `llm_spend_usd_total{key, team, provider, model}`: what virtual keys spent.
-    spend_usd: CounterVec,
-    /// `llm_budget_usd{key, team, period}` and `llm_budget_remaining_usd{…}`.
-    budget_usd: GaugeVec,
-    budget_remaining_usd: GaugeVec,
-    /// `llm_key_rejections_total{key, reason}`.
-    key_rejections: IntCounterVec,
     /// `llm_ledger_errors_total{operation}`: failed calls to the shared ledger (Redis).
     ledger_errors: IntCounterVec,
     /// `llm_ledger_pending_usd`: spend not yet written to Redis.
@@ -322,35 +315,6 @@ impl Metrics {
                 "Answers the response cache failed to store, by backend.",
                 &["backend"],
             ),
-            spend_usd: CounterVec::new(
-                Opts::new(
-                    "llm_spend_usd_total",
-                    "US dollars spent through each virtual key (priced models only), by key, its team (empty when none), provider and model.",
-                ),
-                &["key", "team", "provider", "model"],
-            )
-            .unwrap_or_else(|e| panic!("metric llm_spend_usd_total is malformed: {e}")),
-            budget_usd: GaugeVec::new(
-                Opts::new(
-                    "llm_budget_usd",
-                    "A key's (team=\"\") or a team's (key=\"\") budget in US dollars per period (day, month; UTC).",
-                ),
-                &["key", "team", "period"],
-            )
-            .unwrap_or_else(|e| panic!("metric llm_budget_usd is malformed: {e}")),
-            budget_remaining_usd: GaugeVec::new(
-                Opts::new(
-                    "llm_budget_remaining_usd",
-                    "What is left of a key's or team's budget this period, as this replica last read it from the ledger (take the min across replicas).",
-                ),
-                &["key", "team", "period"],
-            )
-            .unwrap_or_else(|e| panic!("metric llm_budget_remaining_usd is malformed: {e}")),
-            key_rejections: counter(
-                "llm_key_rejections_total",
-                "Requests refused before any upstream call because of their gateway key, by key (empty for an unknown key) and reason.",
-                &["key", "reason"],
-            ),
             ledger_errors: counter(
                 "llm_ledger_errors_total",
                 "Failed or timed-out calls to the shared ledger of keys' limits and spend (Redis), by operation (admit, charge, reconcile).",
@@ -403,10 +367,6 @@ impl Metrics {
             Box::new(self.cache_write_errors.clone()),
             Box::new(self.cache_entries.clone()),
             Box::new(self.cache_bytes.clone()),
-            Box::new(self.spend_usd.clone()),
-            Box::new(self.budget_usd.clone()),
-            Box::new(self.budget_remaining_usd.clone()),
-            Box::new(self.key_rejections.clone()),
             Box::new(self.ledger_errors.clone()),
             Box::new(self.ledger_pending_usd.clone()),
             Box::new(prometheus::process_collector::ProcessCollector::for_self()),
@@ -540,33 +500,11 @@ impl Metrics {
         }
     }
 
-    /// A budget: `key` and `team` name its owner (the other is empty); `period` is `day` or
-    /// `month`. Sets the configured amount and what remains of it.
-    pub fn record_budget(&self, owner: (&str, &str), period: &str, budget: f64, spent: f64) {
-        let labels = [owner.0, owner.1, period];
-        self.budget_usd.with_label_values(&labels).set(budget);
-        self.budget_remaining_usd
-            .with_label_values(&labels)
-            .set((budget - spent).max(0.0));
-    }
-
-    /// Forgets a budget that a reloaded configuration no longer has.
-    pub fn forget_budget(&self, owner: (&str, &str), period: &str) {
-        let labels = [owner.0, owner.1, period];
-        let _ = self.budget_usd.remove_label_values(&labels);
-        let _ = self.budget_remaining_usd.remove_label_values(&labels);
-    }
-
-    /// A virtual key's spend on one call.
-    pub fn record_spend(&self, key: &str, team: &str, provider: &str, model: &str, usd: f64) {
-        self.spend_usd
-            .with_label_values(&[key, team, provider, model])
-            .inc_by(usd);
-    }
-
-    /// A request refused because of its key (`key` empty: an unknown key).
-    pub fn record_key_rejection(&self, key: &str, reason: &str) {
-        self.key_rejections.with_label_values(&[key, reason]).inc();
+    /// Registers a collector of its own (the keys' families, built from exact label sets).
+    pub fn register_collector(&self, collector: Box<dyn prometheus::core::Collector>) {
+        self.registry
+            .register(collector)
+            .unwrap_or_else(|e| panic!("metric registered twice: {e}"));
     }
 
     /// A failed call to the shared ledger.
@@ -693,4 +631,55 @@ async fn serve_metrics(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse
             format!("cannot encode metrics: {e}"),
         ),
     }
+}
+
+/// One series of a family built at scrape time: its exact labels (sorted by name) and value.
+#[derive(Debug, Clone)]
+pub struct Series {
+    /// (name, value), sorted by name.
+    pub labels: Vec<(String, String)>,
+    /// Its value.
+    pub value: f64,
+}
+
+/// A counter or gauge family from exact series (`None` when there are none: an empty family
+/// is not written). For collectors whose label values must not be hashed together
+/// (`access::stats`).
+pub fn family(
+    (name, help): (&str, &str),
+    kind: prometheus::proto::MetricType,
+    series: Vec<Series>,
+) -> Option<prometheus::proto::MetricFamily> {
+    use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
+    if series.is_empty() {
+        return None;
+    }
+    let mut family = MetricFamily::default();
+    family.set_name(name.to_owned());
+    family.set_help(help.to_owned());
+    family.set_field_type(kind);
+    for one in series {
+        let labels = one
+            .labels
+            .into_iter()
+            .map(|(k, v)| {
+                let mut pair = LabelPair::default();
+                pair.set_name(k);
+                pair.set_value(v);
+                pair
+            })
+            .collect();
+        let mut metric = Metric::from_label(labels);
+        if kind == MetricType::COUNTER {
+            let mut counter = Counter::default();
+            counter.set_value(one.value);
+            metric.set_counter(counter);
+        } else {
+            let mut gauge = Gauge::default();
+            gauge.set_value(one.value);
+            metric.set_gauge(gauge);
+        }
+        family.mut_metric().push(metric);
+    }
+    Some(family)
 }

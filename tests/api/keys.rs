@@ -241,10 +241,12 @@ async fn a_budget_admits_calls_to_the_cent_and_spend_equals_the_answers() {
             "sk-solo",
             &format!("daily_budget_usd = {}", cost * 3.5)
         ),
+        // Named like its team, with a budget of the same period: their series stay apart
+        // (the prometheus crate's label vectors would have merged them).
         key_table(
-            "member",
+            "research",
             "sk-member",
-            "team = \"research\"\nmonthly_budget_usd = 100"
+            "team = \"research\"\ndaily_budget_usd = 100"
         ),
     ))
     .await;
@@ -291,11 +293,19 @@ async fn a_budget_admits_calls_to_the_cent_and_spend_equals_the_answers() {
     let spent = key_total(&text, "llm_spend_usd_total", "solo");
     assert!(
         text.contains(
-            "llm_spend_usd_total{key=\"member\",model=\"fast\",provider=\"sim\",team=\"research\"}"
+            "llm_spend_usd_total{key=\"research\",model=\"fast\",provider=\"sim\",team=\"research\"}"
         ),
         "{text}"
     );
     assert!((spent - charged).abs() < 1e-12, "{spent} vs {charged}");
+    assert_eq!(
+        metric(
+            &text,
+            "llm_budget_usd",
+            &[("key", "research"), ("team", ""), ("period", "day")]
+        ),
+        100.0
+    );
     let remaining = metric(
         &text,
         "llm_budget_remaining_usd",
