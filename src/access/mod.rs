@@ -25,11 +25,10 @@ mod ring;
 mod stats;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use tokio::sync::Notify;
 
 use crate::config::{AccessSettings, Budget, KeyDigest, RedisFailure, Secret, digest_of};
 use crate::llm::{Charge, Payer};
@@ -300,7 +299,8 @@ impl Access {
         let admission = Arc::new(Admission {
             access: self.clone(),
             key: key.clone(),
-            settle: Arc::default(),
+            held: Mutex::new(None),
+            hold: AtomicBool::new(false),
         });
         if !key.is_metered() {
             return Ok(admission);
@@ -586,42 +586,83 @@ pub struct Admission {
     access: Arc<Access>,
     /// The key that pays.
     pub key: Arc<VirtualKey>,
-    settle: Arc<Settle>,
+    /// A charge for Redis that the handler writes itself (`settle`), for a whole answer.
+    held: Mutex<Option<Held>>,
+    /// The handler will call `settle` (a whole answer): hold the charge for it.
+    hold: AtomicBool,
 }
 
-/// Whether a call's charge has reached the ledger.
-#[derive(Default)]
-struct Settle {
-    /// A charge has begun.
-    charging: AtomicBool,
-    /// It is in the ledger (or given up).
-    settled: AtomicBool,
-    notify: Notify,
-}
-
-impl Settle {
-    fn done(&self) {
-        self.settled.store(true, Ordering::Release);
-        self.notify.notify_waiters();
-    }
+/// A charge waiting to be written to Redis.
+struct Held {
+    debit: Debit,
+    budgets: Vec<(BudgetCheck, Arc<OwnerState>, f64)>,
+    now: Now,
 }
 
 impl Admission {
-    /// Waits (at most the ledger's deadline) until the call's charge is in the ledger, if one
-    /// began: a whole answer is released only then, so the client's next call sees its spend.
-    pub async fn settled(&self) {
-        let settle = &self.settle;
-        if !settle.charging.load(Ordering::Acquire) {
-            return;
+    /// Says that the handler will call [`Admission::settle`] once the call returns: a whole
+    /// answer, whose charge is then written by the handler itself before the answer is
+    /// released (so the client's next call sees its spend), rather than from a task of its own.
+    pub fn will_settle(&self) {
+        self.hold.store(true, Ordering::Relaxed);
+    }
+
+    /// Writes the charge held for the handler, if any (at most the ledger's deadline; on
+    /// failure it is kept for reconciling).
+    pub async fn settle(&self) {
+        let held = self.take_held();
+        if let Some(held) = held {
+            let deadline = self.access.ring.load().redis_timeout;
+            let _ = tokio::time::timeout(deadline, write(&self.access, &held)).await;
         }
-        let notified = settle.notify.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-        if settle.settled.load(Ordering::Acquire) {
-            return;
+    }
+
+    fn take_held(&self) -> Option<Held> {
+        self.held.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
+impl Drop for Admission {
+    /// A held charge whose handler went away (the client left) is written all the same.
+    fn drop(&mut self) {
+        if let Some(held) = self.take_held()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let access = self.access.clone();
+            runtime.spawn(async move { write(&access, &held).await });
         }
-        let deadline = self.access.ring.load().redis_timeout;
-        let _ = tokio::time::timeout(deadline, notified).await;
+    }
+}
+
+/// Writes a charge to Redis; notes the totals, or counts the failure (the ledger keeps the
+/// charge for reconciling).
+async fn write(access: &Access, held: &Held) {
+    let Some(redis) = &access.redis else { return };
+    match redis.charge(&held.debit, &held.now).await {
+        Ok(totals) => {
+            // The totals come day, month for each owner in turn.
+            let spent: Vec<i64> = held
+                .budgets
+                .iter()
+                .map(|(check, _, _)| {
+                    let owner = held
+                        .debit
+                        .owners
+                        .iter()
+                        .position(|o| *o == check.owner)
+                        .unwrap_or(0);
+                    let slot = owner * 2 + usize::from(check.period == Period::Month);
+                    totals.get(slot).copied().unwrap_or(0)
+                })
+                .collect();
+            saw_spent(&held.budgets, &spent, &held.now);
+        }
+        Err(error) => {
+            access.ledger_failed("charge", &error.0);
+            access
+                .metrics
+                .record_ledger_pending(redis.pending_nanos() as f64 / NANOS);
+        }
     }
 }
 
@@ -648,45 +689,24 @@ impl Payer for Admission {
             nanos,
             token_us,
         };
-        let budgets = key.budgets();
-        self.settle.charging.store(true, Ordering::Release);
         if access.redis.is_none() {
             let mut owners = vec![&key.state.counts];
             owners.extend(key.team.as_ref().map(|t| &t.state.counts));
             LocalLedger::charge(&key.state.counts, &owners, &debit, &now);
-            self.settle.done();
             return;
         }
-        // Redis: written from a task of its own; the handler of a whole answer waits for it
-        // (`settled`), a stream's end does not.
-        let (access, settle) = (access.clone(), self.settle.clone());
-        tokio::spawn(async move {
-            let Some(redis) = &access.redis else { return };
-            match redis.charge(&debit, &now).await {
-                Ok(totals) => {
-                    // The totals come day, month for each owner in turn.
-                    let spent: Vec<i64> = budgets
-                        .iter()
-                        .map(|(check, _, _)| {
-                            let owner = debit
-                                .owners
-                                .iter()
-                                .position(|o| *o == check.owner)
-                                .unwrap_or(0);
-                            let slot = owner * 2 + usize::from(check.period == Period::Month);
-                            totals.get(slot).copied().unwrap_or(0)
-                        })
-                        .collect();
-                    saw_spent(&budgets, &spent, &now);
-                }
-                Err(error) => {
-                    access.ledger_failed("charge", &error.0);
-                    access
-                        .metrics
-                        .record_ledger_pending(redis.pending_nanos() as f64 / NANOS);
-                }
-            }
-            settle.done();
-        });
+        let held = Held {
+            debit,
+            budgets: key.budgets(),
+            now,
+        };
+        if self.hold.load(Ordering::Relaxed) {
+            // The handler writes it before releasing the answer (`settle`).
+            *self.held.lock().unwrap_or_else(|e| e.into_inner()) = Some(held);
+            return;
+        }
+        // A stream's end: written from a task of its own, off the stream's path.
+        let access = access.clone();
+        tokio::spawn(async move { write(&access, &held).await });
     }
 }

@@ -142,10 +142,13 @@ pub async fn chat(
     if stream {
         return Ok(stream_chat(state, request).await);
     }
+    if let Some(admission) = &admission {
+        admission.will_settle();
+    }
     let (result, record) = state.chat.complete(request).await;
-    // The next call of this key sees this one's spend.
+    // Written before the answer goes: the next call of this key sees this one's spend.
     if let Some(admission) = admission {
-        admission.settled().await;
+        admission.settle().await;
     }
     // The provider that answered (after any fallback).
     let provider = record.as_ref().map(|r| r.provider.clone());

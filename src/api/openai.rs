@@ -216,10 +216,13 @@ pub(super) async fn relay(
         });
         return Ok(with_call_record(record, outcome));
     }
+    if let Some(admission) = &admission {
+        admission.will_settle();
+    }
     let (result, record) = state.chat.complete(request).await;
-    // The next call of this key sees this one's spend.
+    // Written before the answer goes: the next call of this key sees this one's spend.
     if let Some(admission) = admission {
-        admission.settled().await;
+        admission.settle().await;
     }
     Ok(with_call_record(
         record,
