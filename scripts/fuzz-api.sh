@@ -19,6 +19,7 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 log=$(mktemp)
 APP_HOST=127.0.0.1 APP_PORT="$port" METRICS_HOST=127.0.0.1 METRICS_PORT=0 \
   LLM_PROVIDER=simulated SIMULATED_LATENCY_MS=0 OTEL_SDK_DISABLED=true RUST_LOG=warn \
+  ADMIN_API_KEY=fuzz-admin-key \
   "$BIN" >"$log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true; rm -f "$log"' EXIT
@@ -28,4 +29,5 @@ for _ in $(seq 100); do
 done
 
 "$VENV/bin/schemathesis" run "http://127.0.0.1:$port/openapi.json" \
-  --checks all --max-examples 100 --seed 1 --no-color
+  --checks all --max-examples 100 --seed 1 --no-color \
+  -H "Authorization: Bearer fuzz-admin-key"

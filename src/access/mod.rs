@@ -460,8 +460,8 @@ impl Access {
         })
     }
 
-    /// A key's or team's spend in one period (`day`, `month`, `2026-12-03`, `2026-12`), for
-    /// `GET /admin/spend`. `None`: no such key or team. Without Redis only the current periods
+    /// A key's (of a team, if one is named), a team's, or, neither named, every key's spend in
+    /// one period, for `GET /admin/spend`. `None`: no such key (in that team) or team. Without Redis only the current periods
     /// are known (earlier ones answer 0).
     pub async fn spend_of(
         &self,
@@ -470,22 +470,36 @@ impl Access {
         period: (Period, i64),
     ) -> Result<Option<f64>, Refusal> {
         let ring = self.ring.load_full();
-        let owner = match (key, team) {
-            (Some(name), None) => ring
+        let owners: Vec<Owner> = match (key, team) {
+            // A key, of that team if one is named.
+            (Some(name), team) => {
+                let Some(key) = ring.keys.iter().find(|k| {
+                    &*k.name == name
+                        && team.is_none_or(|t| k.team.as_ref().is_some_and(|kt| &*kt.name == t))
+                }) else {
+                    return Ok(None);
+                };
+                vec![Owner::Key(key.name.clone())]
+            }
+            (None, Some(name)) => {
+                let Some(team) = ring.teams.iter().find(|t| &*t.name == name) else {
+                    return Ok(None);
+                };
+                vec![Owner::Team(team.name.clone())]
+            }
+            // Every key's: the gateway's whole spend through keys.
+            (None, None) => ring
                 .keys
                 .iter()
-                .find(|k| &*k.name == name)
-                .map(|k| Owner::Key(k.name.clone())),
-            (None, Some(name)) => ring
-                .teams
-                .iter()
-                .find(|t| &*t.name == name)
-                .map(|t| Owner::Team(t.name.clone())),
-            _ => None,
+                .map(|k| Owner::Key(k.name.clone()))
+                .collect(),
         };
-        let Some(owner) = owner else { return Ok(None) };
-        let spent = self.spent(&[(owner, period.0, period.1)]).await?;
-        Ok(Some(spent.first().copied().unwrap_or(0) as f64 / NANOS))
+        let wanted: Vec<_> = owners
+            .into_iter()
+            .map(|owner| (owner, period.0, period.1))
+            .collect();
+        let spent = self.spent(&wanted).await?;
+        Ok(Some(spent.iter().sum::<i64>() as f64 / NANOS))
     }
 
     async fn spent(&self, wanted: &[(Owner, Period, i64)]) -> Result<Vec<i64>, Refusal> {

@@ -107,11 +107,14 @@ pub async fn keys(State(state): State<AppState>) -> Result<Json<AccessReport>, A
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct SpendQuery {
-    /// A key's name (or give `team`).
+    /// A key's name; with `team` too, a key of that team.
+    #[param(pattern = r"^[A-Za-z0-9._-]{1,64}$")]
     key: Option<String>,
-    /// A team's name (or give `key`).
+    /// A team's name. Neither `key` nor `team`: every key's spend together.
+    #[param(pattern = r"^[A-Za-z0-9._-]{1,64}$")]
     team: Option<String>,
     /// `day` (default: today, UTC), `month`, a day `2026-12-03` or a month `2026-12`.
+    #[param(pattern = r"^(day|month|[0-9]{4}-(0[1-9]|1[0-2])(-(0[1-9]|1[0-9]|2[0-8]))?)$")]
     period: Option<String>,
 }
 
@@ -128,7 +131,7 @@ pub struct SpendReport {
     pub spend_usd: f64,
 }
 
-/// A key's or team's spend in one UTC day or month.
+/// A key's, a team's, or every key's spend in one UTC day or month.
 #[utoipa::path(
     get,
     path = "/admin/spend",
@@ -137,8 +140,8 @@ pub struct SpendReport {
     responses(
         (status = 200, description = "The spend", body = SpendReport),
         (status = 401, description = "Missing or wrong ADMIN_API_KEY", body = super::ErrorBody),
-        (status = 404, description = "No such key or team", body = super::ErrorBody),
-        (status = 422, description = "Neither or both of key and team, or a malformed period", body = super::ErrorBody),
+        (status = 404, description = "No such key (in that team) or team", body = super::ErrorBody),
+        (status = 422, description = "A malformed period or query", body = super::ErrorBody),
         (status = 503, description = "The ledger (Redis) did not answer (`ledger_unavailable`)", body = super::ErrorBody),
     ),
     security(("admin_key" = []))
@@ -148,11 +151,6 @@ pub async fn spend(
     query: Result<Query<SpendQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<SpendReport>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::validation(e.body_text()))?;
-    if query.key.is_some() == query.team.is_some() {
-        return Err(ApiError::validation(
-            "give one of the query parameters key and team",
-        ));
-    }
     let now = Now::current();
     let period = match query.period.as_deref() {
         None | Some("day") => (Period::Day, now.day),
@@ -171,7 +169,7 @@ pub async fn spend(
     let Some(spend_usd) = spent else {
         return Err(ApiError::InvalidRequest {
             status: StatusCode::NOT_FOUND,
-            message: "no such key or team".into(),
+            message: "no such key (in that team) or team".into(),
         });
     };
     Ok(Json(SpendReport {

@@ -362,7 +362,14 @@ async fn a_budget_admits_calls_to_the_cent_and_spend_equals_the_answers() {
         admin(client, &base, "/admin/spend?key=solo&team=research")
             .await
             .0,
-        422
+        404,
+        "solo is in no team"
+    );
+    let (_, all) = admin(client, &base, "/admin/spend").await;
+    let all: Value = serde_json::from_str(&all).unwrap();
+    assert!(
+        (all["spend_usd"].as_f64().unwrap() - cost * 10.0).abs() < 1e-9 * 10.0,
+        "every key's spend: {all}"
     );
     assert_eq!(
         admin(client, &base, "/admin/spend?key=solo&period=2026-02-30")
