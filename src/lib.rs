@@ -28,7 +28,7 @@ use tokio::sync::watch;
 use access::Access;
 use api::AppState;
 use config::Settings;
-use llm::{ChatService, ConcurrencyLimit, ModelRouter, RequestLimits, ResponseCache};
+use llm::{ChatService, ConcurrencyLimit, ModelRouter, RecentCalls, RequestLimits, ResponseCache};
 use redis_client::RedisHandle;
 use telemetry::Metrics;
 
@@ -151,6 +151,10 @@ impl Application {
                 limits.queue_timeout,
             ),
             response_cache,
+            Arc::new(RecentCalls::new(
+                llm.routing.feedback.max_calls,
+                llm.routing.feedback.window,
+            )),
         ));
         let access = Access::new(
             &llm.routing.access,
@@ -172,6 +176,7 @@ impl Application {
             }),
             metrics: metrics.clone(),
             access,
+            feedback: Arc::new(llm.routing.feedback.clone()),
         };
         let bind = |addr: SocketAddr| async move {
             TcpListener::bind(addr)

@@ -9,6 +9,7 @@ pub mod anthropic;
 mod cache;
 pub mod chat;
 mod error;
+pub mod feedback;
 pub mod health;
 pub mod middleware;
 pub mod openai;
@@ -38,14 +39,15 @@ use crate::config::{AuthSettings, LimitSettings, ServerSettings};
         title = "LLM observability gateway",
         description = "Calls an LLM provider (Groq, any OpenAI-compatible API, or the built-in simulated provider) and returns the answer with token usage, cost, latency and the trace id. Every call is traced (OpenTelemetry GenAI conventions) and counted (Prometheus, on the metrics port).",
     ),
-    paths(chat::chat, openai::chat_completions, openai::responses, openai::embeddings, openai::models, anthropic::messages, anthropic::count_tokens, health::healthz, health::readyz, access::keys, access::spend),
-    components(schemas(chat::ChatRequest, chat::ChatResponse, chat::UsageBody, openai::ChatCompletionRequest, openai::ChatMessage, schemas::ResponsesRequest, schemas::EmbeddingsRequest, schemas::EncodingFormat, schemas::MessagesRequest, schemas::CountTokensRequest, schemas::AnthropicMessage, ServerSentEvent, ErrorBody, ErrorDetail, health::Health, crate::access::AccessReport, crate::access::KeyReport, crate::access::TeamReport, crate::access::PeriodSpend, access::SpendReport)),
+    paths(chat::chat, openai::chat_completions, openai::responses, openai::embeddings, openai::models, anthropic::messages, anthropic::count_tokens, health::healthz, health::readyz, access::keys, access::spend, feedback::feedback),
+    components(schemas(chat::ChatRequest, chat::ChatResponse, chat::UsageBody, openai::ChatCompletionRequest, openai::ChatMessage, schemas::ResponsesRequest, schemas::EmbeddingsRequest, schemas::EncodingFormat, schemas::MessagesRequest, schemas::CountTokensRequest, schemas::AnthropicMessage, ServerSentEvent, ErrorBody, ErrorDetail, health::Health, crate::access::AccessReport, crate::access::KeyReport, crate::access::TeamReport, crate::access::PeriodSpend, access::SpendReport, feedback::FeedbackRequest, feedback::FeedbackRecorded)),
     modifiers(&AdminSecurity),
     tags(
         (name = "chat", description = "LLM calls, simple form"),
         (name = "openai", description = "OpenAI-compatible API: point any OpenAI or Groq SDK here (also served under /openai/v1)"),
         (name = "anthropic", description = "Anthropic's Messages API: point an Anthropic SDK or Claude Code here (ANTHROPIC_BASE_URL)"),
         (name = "health", description = "Liveness and readiness"),
+        (name = "feedback", description = "Scores and labels for earlier calls, linked to their traces"),
         (name = "admin", description = "Virtual keys and their spend (with ADMIN_API_KEY set; `Authorization: Bearer <ADMIN_API_KEY>`)")
     )
 )]
@@ -106,6 +108,7 @@ pub fn router(
         .route("/openai/v1/embeddings", post(openai::embeddings))
         .route("/v1/messages", post(anthropic::messages))
         .route("/v1/messages/count_tokens", post(anthropic::count_tokens))
+        .route("/v1/feedback", post(feedback::feedback))
         .route("/v1/models", get(openai::models))
         .route("/openai/v1/models", get(openai::models));
     // Installed only when configured: a middleware layer costs every request a boxed service

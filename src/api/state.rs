@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::ApiError;
 use crate::access::Access;
+use crate::config::FeedbackSettings;
 use crate::llm::{CallRecord, ChatService, LlmError, RequestLimits};
 use crate::telemetry::Metrics;
 
@@ -20,6 +21,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Gateway keys, their limits and spend.
     pub access: Arc<Access>,
+    /// The evaluation names and labels feedback metrics carry.
+    pub feedback: Arc<FeedbackSettings>,
 }
 
 /// A response for an LLM call's outcome, carrying the call's record for the request log line

@@ -13,6 +13,7 @@
 
 pub mod calendar;
 mod env;
+mod feedback;
 mod keys;
 mod routing;
 mod secret;
@@ -23,6 +24,7 @@ use std::time::Duration;
 
 pub use env::{ConfigError, http_uri, without_credentials};
 use env::{Env, parse_headers};
+pub use feedback::FeedbackSettings;
 pub use keys::{
     AccessSettings, Budget, KeyDigest, KeySettings, RedisFailure, TeamSettings, digest_of, hex,
     valid_name,

@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::env::http_uri;
+use super::feedback::{FeedbackSection, FeedbackSettings};
 use super::keys::{self, AccessSection, AccessSettings, KeySection, TeamSection};
 use super::{
     ANTHROPIC_BASE_URL, GROQ_BASE_URL, MAX_LLM_RETRIES, OPENAI_BASE_URL, ProviderKind, Secret,
@@ -72,6 +73,8 @@ pub struct RoutingSettings {
     /// The file's virtual keys and teams (`[keys.NAME]`, `[teams.NAME]`, `[access]`); read
     /// again on `SIGHUP`, so a key can be added or revoked without a restart.
     pub access: AccessSettings,
+    /// The file's `[feedback]` table (read at start-up only).
+    pub feedback: FeedbackSettings,
 }
 
 /// The file's `[cache]` table: the response cache's settings, each over its `CACHE_*` variable.
@@ -256,6 +259,7 @@ impl RoutingSettings {
             direct_addressing: false,
             cache: None,
             access: AccessSettings::default(),
+            feedback: FeedbackSettings::default(),
         }
     }
 
@@ -315,6 +319,7 @@ struct File {
     keys: BTreeMap<String, KeySection>,
     #[serde(default)]
     teams: BTreeMap<String, TeamSection>,
+    feedback: Option<FeedbackSection>,
 }
 
 #[derive(Deserialize)]
@@ -471,6 +476,7 @@ impl File {
             default_provider: self.gateway.default_provider,
             cache: self.cache,
             access: keys::check(self.access, self.keys, self.teams)?,
+            feedback: self.feedback.unwrap_or_default().check()?,
         })
     }
 }

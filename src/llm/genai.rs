@@ -16,7 +16,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use opentelemetry::trace::Status;
+use opentelemetry::trace::{Status, TraceContextExt};
 use opentelemetry::{Array, KeyValue, StringValue, Value};
 use prometheus::Histogram;
 use serde_json::json;
@@ -24,6 +24,7 @@ use tracing::{Span, field::Empty};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::cache::{CacheKey, CacheStatus};
+use super::recent::RecentCalls;
 use super::spend::{Charge, Payer};
 use super::{
     Completion, ErrorType, LlmError, Operation, Provider, UpstreamReport, UpstreamRequest, Usage,
@@ -35,6 +36,8 @@ use crate::telemetry::{CallLabels, Metrics};
 pub(super) struct Observer {
     pub(super) metrics: Arc<Metrics>,
     pub(super) capture_content: bool,
+    /// Where ended calls are noted for feedback (`POST /v1/feedback`).
+    pub(super) recent: Arc<RecentCalls>,
 }
 
 /// What the request log line and the overhead metric need from a call, success or not.
@@ -79,6 +82,8 @@ pub(super) struct Call {
     done: bool,
     /// Told the cost when the call ends.
     payer: Option<Arc<dyn Payer>>,
+    /// Notes the call when it ends, for feedback.
+    recent: Arc<RecentCalls>,
     /// What the call has used so far, for a call that ends before the provider says: input
     /// estimated from the request's size, output counted in stream chunks.
     pub(super) partial: Usage,
@@ -194,6 +199,7 @@ impl Call {
             started: Instant::now(),
             done: false,
             payer: request.caller.payer.clone(),
+            recent: observer.recent.clone(),
             partial: Usage {
                 // About four bytes per token in JSON-wrapped English text.
                 input_tokens: request.body.len() as u64 / 4,
@@ -438,6 +444,7 @@ impl Call {
             usage.map(|u| (u.input_tokens, u.output_tokens)),
             cost,
         );
+        self.note_recent(Some(&completion.id));
         if let Some(payer) = &self.payer {
             payer.charge(Charge {
                 cost_usd: cost.unwrap_or(0.0),
@@ -448,6 +455,13 @@ impl Call {
             });
         }
         cost
+    }
+
+    /// Notes the ended call (its GenAI span, its response id) for feedback.
+    fn note_recent(&self, response_id: Option<&str>) {
+        let context = self.span.context();
+        let span = context.span().span_context().clone();
+        self.recent.record(span, response_id);
     }
 
     /// A call that ends without the provider's usage is charged what it has likely used
@@ -489,6 +503,7 @@ impl Call {
 
     fn record_failure(&mut self, error_type: ErrorType, message: &str, exception_type: &str) {
         self.done = true;
+        self.note_recent(None);
         self.charge_partial(error_type == ErrorType::Cancelled);
         // A route the client left midway: the target asked last.
         self.record_provider();

@@ -30,6 +30,7 @@ mod limiter;
 mod openai;
 pub mod pricing;
 mod provider;
+mod recent;
 mod redact;
 mod request;
 mod responses;
@@ -52,6 +53,7 @@ pub use limiter::ConcurrencyLimit;
 pub use openai::OpenAiCompatible;
 pub use pricing::PriceTable;
 pub use provider::Provider;
+pub use recent::{RecentCall, RecentCalls};
 pub use redact::{Redactor, scrub_secrets};
 pub use request::{
     Attempt, ChatInput, ChatParams, DEFAULT_MAX_TOKENS, MAX_MODEL_LEN, MAX_TOKENS_LIMIT, Operation,

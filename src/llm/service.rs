@@ -22,6 +22,7 @@ use super::cache::{
 };
 use super::genai::{Call, CallRecord, Observer};
 use super::limiter::Slot;
+use super::recent::RecentCalls;
 use super::router::{ModelRouter, Plan, Route};
 use super::stream::{StreamEvent, StreamState, StreamSummary};
 use super::{
@@ -74,12 +75,14 @@ impl ChatService {
         capture_content: bool,
         limit: ConcurrencyLimit,
         cache: Option<Arc<ResponseCache>>,
+        recent: Arc<RecentCalls>,
     ) -> Self {
         Self {
             router,
             observer: Observer {
                 metrics,
                 capture_content,
+                recent,
             },
             limit,
             cache,
@@ -89,6 +92,11 @@ impl ChatService {
     /// The response cache is on: the API layer reads each cacheable request's cache headers.
     pub fn cache(&self) -> Option<&ResponseCache> {
         self.cache.as_deref()
+    }
+
+    /// The recent calls, for feedback.
+    pub fn recent(&self) -> &RecentCalls {
+        &self.observer.recent
     }
 
     /// The providers and routes.

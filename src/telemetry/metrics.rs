@@ -39,6 +39,10 @@ const OVERHEAD_BUCKETS: &[f64] = &[
 /// Labels of the GenAI operation histograms, in order.
 /// A lookup takes microseconds in process and a network round trip in Redis (its deadline is
 /// `CACHE_LOOKUP_TIMEOUT_MS`, 10 ms by default).
+/// Feedback scores: most scales are 0-1, 1-5 or 0-10.
+const FEEDBACK_SCORE_BUCKETS: &[f64] = &[
+    0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0, 2.0, 3.0, 4.0, 5.0, 7.5, 10.0,
+];
 const CACHE_LOOKUP_BUCKETS: &[f64] = &[
     0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025,
     0.1,
@@ -156,6 +160,9 @@ pub struct Metrics {
     ledger_errors: IntCounterVec,
     /// `llm_ledger_pending_usd`: spend not yet written to Redis.
     ledger_pending_usd: Gauge,
+    /// `llm_feedback_total{name, label}` and `llm_feedback_score{name}`.
+    feedback: IntCounterVec,
+    feedback_score: HistogramVec,
 }
 
 fn histogram(name: &str, help: &str, buckets: &[f64], labels: &[&str]) -> HistogramVec {
@@ -325,6 +332,17 @@ impl Metrics {
                 "Spend counted while Redis was unreachable, not yet written to it (written when it answers again).",
             ))
             .unwrap_or_else(|e| panic!("metric llm_ledger_pending_usd is malformed: {e}")),
+            feedback: counter(
+                "llm_feedback_total",
+                "Feedback received (POST /v1/feedback), by evaluation name and score label (declared in the configuration's [feedback]; others: other; no label: empty).",
+                &["name", "label"],
+            ),
+            feedback_score: histogram(
+                "llm_feedback_score",
+                "Feedback scores, by evaluation name (declared in the configuration's [feedback]; others: other).",
+                FEEDBACK_SCORE_BUCKETS,
+                &["name"],
+            ),
             cache_entries: IntGauge::new(
                 "llm_cache_entries",
                 "Entries in the in-process response cache.",
@@ -369,6 +387,8 @@ impl Metrics {
             Box::new(self.cache_bytes.clone()),
             Box::new(self.ledger_errors.clone()),
             Box::new(self.ledger_pending_usd.clone()),
+            Box::new(self.feedback.clone()),
+            Box::new(self.feedback_score.clone()),
             Box::new(prometheus::process_collector::ProcessCollector::for_self()),
             Box::new(super::otlp::SPAN_OUTCOMES.clone()),
         ];
@@ -515,6 +535,16 @@ impl Metrics {
     /// Spend not yet written to Redis.
     pub fn record_ledger_pending(&self, usd: f64) {
         self.ledger_pending_usd.set(usd);
+    }
+
+    /// One feedback: its bounded `name` and `label` values, and its score if any.
+    pub fn record_feedback(&self, name: &str, label: &str, score: Option<f64>) {
+        self.feedback.with_label_values(&[name, label]).inc();
+        if let Some(score) = score {
+            self.feedback_score
+                .with_label_values(&[name])
+                .observe(score);
+        }
     }
 
     /// The response cache is on with `backend`: its counters start at zero (so that a rate

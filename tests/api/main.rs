@@ -8,6 +8,7 @@ mod chat;
 mod docs;
 mod egress;
 mod export;
+mod feedback;
 mod keys;
 mod limits;
 mod metrics;

@@ -343,6 +343,8 @@ const FAMILIES: &[&str] = &[
     "llm_key_rejections_total",
     "llm_ledger_errors_total",
     "llm_ledger_pending_usd",
+    "llm_feedback_total",
+    "llm_feedback_score",
     "process_cpu_seconds_total",
     "process_resident_memory_bytes",
     "process_open_fds",
@@ -410,6 +412,15 @@ async fn every_family_is_exported_after_every_kind_of_call_and_the_scrape_is_kep
         .await
         .unwrap();
     assert_eq!(routed.status(), 200);
+    let scored = app
+        .client
+        .post(app.url("/v1/feedback"))
+        .bearer_auth("sk-k")
+        .json(&json!({"trace_id": routed.headers()["x-trace-id"].to_str().unwrap(), "name": "helpfulness", "score": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(scored.status(), 200);
     let cached = chat(json!({"prompt": "ok"})).await.unwrap();
     assert_eq!(cached.headers()["x-llmobs-cache"], "hit");
     let refused = chat(json!({"prompt": "no", "model": "other"}))

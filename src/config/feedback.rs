@@ -1,0 +1,141 @@
+//! The configuration file's `[feedback]` table: the evaluation names and labels metrics may
+//! carry (others are counted as `other`), and how far back feedback may refer.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::keys::valid_name;
+
+/// How far back feedback may refer, by default.
+pub const DEFAULT_FEEDBACK_WINDOW: Duration = Duration::from_secs(3600);
+/// The most calls remembered for feedback, by default.
+pub const DEFAULT_FEEDBACK_CALLS: usize = 100_000;
+
+/// Feedback (`POST /v1/feedback`).
+#[derive(Debug, Clone)]
+pub struct FeedbackSettings {
+    /// Evaluation names with their own `name` label value; any other is `other`.
+    pub names: Vec<String>,
+    /// Score labels with their own `label` label value; any other is `other`.
+    pub labels: Vec<String>,
+    /// How long after a call feedback may refer to it.
+    pub window: Duration,
+    /// The most calls remembered (each by response id and trace id).
+    pub max_calls: usize,
+}
+
+impl Default for FeedbackSettings {
+    fn default() -> Self {
+        Self {
+            names: Vec::new(),
+            labels: Vec::new(),
+            window: DEFAULT_FEEDBACK_WINDOW,
+            max_calls: DEFAULT_FEEDBACK_CALLS,
+        }
+    }
+}
+
+/// The `[feedback]` table as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FeedbackSection {
+    #[serde(default)]
+    names: Vec<String>,
+    #[serde(default)]
+    labels: Vec<String>,
+    window_secs: Option<u64>,
+    max_calls: Option<usize>,
+}
+
+impl FeedbackSection {
+    /// Checks the table; each error names its key.
+    pub(super) fn check(self) -> Result<FeedbackSettings, String> {
+        for (key, values) in [("names", &self.names), ("labels", &self.labels)] {
+            if let Some(bad) = values.iter().find(|v| !valid_name(v) || *v == "other") {
+                return Err(format!(
+                    "feedback.{key}: {bad:?}: expected 1-64 letters, digits, '-', '_' or '.' (and not \"other\", which counts the rest)"
+                ));
+            }
+        }
+        // The prometheus crate finds a series by its label values written one after another:
+        // name "a" with label "bc" and name "ab" with label "c" would share one.
+        let names = self.names.iter().map(String::as_str).chain(["other"]);
+        let mut seen = std::collections::HashMap::new();
+        for name in names {
+            for label in self.labels.iter().map(String::as_str).chain(["other", ""]) {
+                if let Some((other_name, other_label)) =
+                    seen.insert(format!("{name}{label}"), (name, label))
+                {
+                    return Err(format!(
+                        "feedback: name {name:?} with label {label:?} and name {other_name:?} with label {other_label:?} would share a metric series; rename one"
+                    ));
+                }
+            }
+        }
+        let window = match self.window_secs {
+            None => DEFAULT_FEEDBACK_WINDOW,
+            Some(secs @ 1..=604_800) => Duration::from_secs(secs),
+            Some(secs) => {
+                return Err(format!(
+                    "feedback.window_secs = {secs}: expected seconds from 1 to 604800 (a week)"
+                ));
+            }
+        };
+        let max_calls = match self.max_calls {
+            None => DEFAULT_FEEDBACK_CALLS,
+            Some(n @ 1..=10_000_000) => n,
+            Some(n) => {
+                return Err(format!(
+                    "feedback.max_calls = {n}: expected a whole number from 1 to 10000000"
+                ));
+            }
+        };
+        Ok(FeedbackSettings {
+            names: self.names,
+            labels: self.labels,
+            window,
+            max_calls,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(text: &str) -> Result<FeedbackSettings, String> {
+        toml::from_str::<FeedbackSection>(text)
+            .map_err(|e| e.to_string())?
+            .check()
+    }
+
+    #[test]
+    fn reads_names_labels_and_the_window() {
+        let settings = check("names = [\"a\"]\nlabels = [\"good\"]\nwindow_secs = 60").unwrap();
+        assert_eq!(settings.names, ["a"]);
+        assert_eq!(settings.window, Duration::from_secs(60));
+        assert_eq!(settings.max_calls, DEFAULT_FEEDBACK_CALLS);
+    }
+
+    #[test]
+    fn refuses_names_whose_series_would_merge_and_bad_values() {
+        let error = check("names = [\"a\", \"ab\"]\nlabels = [\"bc\", \"c\"]").unwrap_err();
+        assert!(error.contains("would share a metric series"), "{error}");
+        assert!(
+            check("names = [\"other\"]")
+                .unwrap_err()
+                .starts_with("feedback.names")
+        );
+        assert!(
+            check("labels = [\"a b\"]")
+                .unwrap_err()
+                .starts_with("feedback.labels")
+        );
+        assert!(
+            check("window_secs = 0")
+                .unwrap_err()
+                .starts_with("feedback.window_secs = 0")
+        );
+    }
+}

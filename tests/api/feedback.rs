@@ -1,0 +1,246 @@
+//! `POST /v1/feedback` (issue 17): a score or label on an earlier call, by response id or trace
+//! id, exported as an `evaluation {name}` span linked to the call's GenAI span with the
+//! conventions' evaluation attributes, and counted with bounded labels; every bad input.
+
+use serde_json::{Value, json};
+
+use crate::support::app::{TestApp, spawn_app_with, write_config};
+use crate::support::otlp::{ExportedSpan, attr, otlp};
+use crate::support::prometheus::sample;
+
+async fn spawn(extra: &str) -> TestApp {
+    let path = write_config(&format!(
+        r#"
+        [providers.sim]
+        kind = "simulated"
+        simulated_latency_ms = 0
+        [routes.fast]
+        targets = [{{ provider = "sim", model = "llama-3.1-8b-instant" }}]
+        [feedback]
+        names = ["helpfulness"]
+        labels = ["good", "bad"]
+        {extra}
+        "#
+    ));
+    spawn_app_with(&[("GATEWAY_CONFIG", &path)]).await
+}
+
+/// One chat call: its response id and trace id.
+async fn call(app: &TestApp) -> (String, String) {
+    let response = app
+        .client
+        .post(app.url("/v1/chat/completions"))
+        .json(&json!({"model": "fast", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    let trace = response.headers()["x-trace-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let body: Value = response.json().await.unwrap();
+    (body["id"].as_str().unwrap().to_owned(), trace)
+}
+
+async fn send(app: &TestApp, body: Value) -> (u16, Value) {
+    let response = app
+        .client
+        .post(app.url("/v1/feedback"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The trace's span named `name`.
+async fn span_named(trace: &str, count: usize, name: &str) -> ExportedSpan {
+    let spans = otlp().wait_for_trace(trace, count).await;
+    spans
+        .into_iter()
+        .find(|s| s.span.name == name)
+        .unwrap_or_else(|| panic!("no span {name} in trace {trace}"))
+}
+
+#[tokio::test]
+async fn feedback_by_response_id_is_a_span_linked_to_the_call_and_counted() {
+    otlp();
+    let app = spawn("").await;
+    let (response_id, call_trace) = call(&app).await;
+    let (status, body) = send(
+        &app,
+        json!({"response_id": response_id, "name": "helpfulness", "score": 4, "label": "good", "comment": "Clear."}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["linked_trace_id"], call_trace.as_str());
+    let feedback_trace = body["trace_id"].as_str().unwrap().to_owned();
+    assert_ne!(feedback_trace, call_trace);
+
+    let chat = span_named(&call_trace, 2, "chat fast").await;
+    let evaluation = span_named(&feedback_trace, 2, "evaluation helpfulness").await;
+    let span = &evaluation.span;
+    assert_eq!(span.links.len(), 1, "one link");
+    assert_eq!(hex(&span.links[0].trace_id), call_trace);
+    assert_eq!(
+        span.links[0].span_id, chat.span.span_id,
+        "linked to the GenAI span"
+    );
+    let attrs = &span.attributes;
+    assert_eq!(
+        attr(attrs, "gen_ai.evaluation.name"),
+        Some(json!("helpfulness"))
+    );
+    assert_eq!(
+        attr(attrs, "gen_ai.evaluation.score.value"),
+        Some(json!(4.0))
+    );
+    assert_eq!(
+        attr(attrs, "gen_ai.evaluation.score.label"),
+        Some(json!("good"))
+    );
+    assert_eq!(
+        attr(attrs, "gen_ai.evaluation.explanation"),
+        Some(json!("Clear."))
+    );
+    assert_eq!(attr(attrs, "gen_ai.response.id"), Some(json!(response_id)));
+    let event = span
+        .events
+        .iter()
+        .find(|e| e.name == "gen_ai.evaluation.result")
+        .expect("the conventions' event");
+    assert_eq!(
+        attr(&event.attributes, "gen_ai.evaluation.score.value"),
+        Some(json!(4.0))
+    );
+
+    // By trace id, with a name and label not declared: counted as other.
+    let (status, _) = send(
+        &app,
+        json!({"trace_id": call_trace, "name": "tone", "label": "warm"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let text = app.scrape().await;
+    let count = |name: &str, label: &str| {
+        sample(
+            &text,
+            "llm_feedback_total",
+            &[("name", name), ("label", label)],
+        )
+        .unwrap_or(0.0)
+    };
+    assert_eq!(count("helpfulness", "good"), 1.0);
+    assert_eq!(count("other", "other"), 1.0);
+    assert_eq!(
+        sample(
+            &text,
+            "llm_feedback_score_count",
+            &[("name", "helpfulness")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&text, "llm_feedback_score_sum", &[("name", "helpfulness")]),
+        Some(4.0)
+    );
+}
+
+#[tokio::test]
+async fn every_bad_feedback_gets_its_status_and_nothing_is_counted() {
+    let app = spawn("window_secs = 1").await;
+    let (response_id, trace) = call(&app).await;
+    let cases = [
+        (json!({"name": "x", "score": 1}), 422, "neither id"),
+        (
+            json!({"trace_id": trace, "response_id": response_id, "name": "x", "score": 1}),
+            422,
+            "both ids",
+        ),
+        (
+            json!({"response_id": response_id, "name": "x"}),
+            422,
+            "no score nor label",
+        ),
+        (
+            json!({"response_id": response_id, "name": "", "score": 1}),
+            422,
+            "empty name",
+        ),
+        (
+            json!({"response_id": response_id, "score": 1}),
+            422,
+            "no name",
+        ),
+        (
+            json!({"response_id": response_id, "name": "x", "score": "high"}),
+            422,
+            "a string score",
+        ),
+        (
+            json!({"response_id": response_id, "name": "x", "score": 1, "extra": true}),
+            422,
+            "an unknown field",
+        ),
+        (
+            json!({"trace_id": "abc", "name": "x", "score": 1}),
+            422,
+            "a malformed trace id",
+        ),
+        (
+            json!({"response_id": "chatcmpl-unknown", "name": "x", "score": 1}),
+            404,
+            "an unknown response id",
+        ),
+        (
+            json!({"trace_id": "4bf92f3577b34da6a3ce929d0e0e4736", "name": "x", "score": 1}),
+            404,
+            "an unknown trace id",
+        ),
+        (
+            json!({"response_id": response_id, "name": "x", "score": 1, "comment": "y".repeat(4097)}),
+            413,
+            "an oversized comment",
+        ),
+    ];
+    for (body, expected, what) in cases {
+        let (status, answer) = send(&app, body).await;
+        assert_eq!(status, expected, "{what}: {answer}");
+        assert!(answer["error"]["message"].is_string(), "{what}: {answer}");
+    }
+    // Outside the window (1 s): 404 naming it.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let (status, answer) = send(
+        &app,
+        json!({"response_id": response_id, "name": "x", "score": 1}),
+    )
+    .await;
+    assert_eq!(status, 404);
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("last 1 s"),
+        "{answer}"
+    );
+    let text = app.scrape().await;
+    assert!(
+        !text.lines().any(|l| l.starts_with("llm_feedback_total{")),
+        "nothing counted:\n{text}"
+    );
+}
+
+#[tokio::test]
+async fn feedback_needs_the_gateway_key_like_the_llm_endpoints() {
+    let app = spawn_app_with(&[("GATEWAY_API_KEYS", "gk-feedback")]).await;
+    let (status, _) = send(
+        &app,
+        json!({"trace_id": "4bf92f3577b34da6a3ce929d0e0e4736", "name": "x", "score": 1}),
+    )
+    .await;
+    assert_eq!(status, 401);
+}
