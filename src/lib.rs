@@ -177,6 +177,7 @@ impl Application {
             metrics: metrics.clone(),
             access,
             feedback: Arc::new(llm.routing.feedback.clone()),
+            prompts: Arc::new(llm.routing.prompts.clone()),
         };
         let bind = |addr: SocketAddr| async move {
             TcpListener::bind(addr)

@@ -14,14 +14,16 @@ use serde::Deserialize;
 use super::middleware::{AuthenticatedKey, bearer_token, constant_time_eq};
 use super::{ApiError, AppState};
 use crate::access::period::{self, Now, Period};
-use crate::access::{Access, AccessReport, Admission};
-use crate::config::Secret;
-use crate::llm::UpstreamRequest;
+use crate::access::{AccessReport, Admission};
+use crate::config::{PromptSettings, Secret};
+use crate::llm::{Prompt, UpstreamRequest};
 
 /// The header naming the end user (`user.id`) when the body does not.
 pub const USER_HEADER: &str = "x-llmobs-user";
 /// The header naming the conversation (`gen_ai.conversation.id`).
 pub const CONVERSATION_HEADER: &str = "x-llmobs-conversation-id";
+/// The header naming the prompt and its version: `name@version`.
+pub const PROMPT_HEADER: &str = "x-llmobs-prompt";
 /// The longest end-user or conversation id recorded; longer ones are cut.
 const MAX_ID_CHARS: usize = 128;
 
@@ -29,14 +31,17 @@ const MAX_ID_CHARS: usize = 128;
 /// admits it: the model allowed, the limits and budgets not reached. The admission is the
 /// call's payer. Err: the refusal (403, 429, 503), before any upstream call.
 pub(super) async fn admit(
-    access: &Arc<Access>,
+    state: &AppState,
     headers: &HeaderMap,
     key: Option<&AuthenticatedKey>,
     request: &mut UpstreamRequest,
 ) -> Result<Option<Arc<Admission>>, ApiError> {
+    let access = &state.access;
+    let prompt = prompt(headers, request, &state.prompts)?;
     let caller = &mut request.caller;
     caller.user = header_id(headers, USER_HEADER);
     caller.conversation = header_id(headers, CONVERSATION_HEADER);
+    caller.prompt = prompt;
     if caller.user.is_none() {
         let user = request.end_user().map(clip);
         request.caller.user = user;
@@ -53,6 +58,46 @@ pub(super) async fn admit(
     caller.team = key.team.as_ref().map(|t| t.name.clone());
     caller.payer = Some(admission.clone());
     Ok(Some(admission))
+}
+
+/// The prompt the request names: `x-llmobs-prompt: name@version`, else OpenAI's
+/// `metadata.prompt_name` and `metadata.prompt_version`. A malformed header is a 400 naming it.
+fn prompt(
+    headers: &HeaderMap,
+    request: &UpstreamRequest,
+    prompts: &PromptSettings,
+) -> Result<Option<Prompt>, ApiError> {
+    let named = match headers.get(PROMPT_HEADER) {
+        Some(value) => {
+            let parsed = value
+                .to_str()
+                .ok()
+                .and_then(|v| v.trim().rsplit_once('@'))
+                .filter(|(name, version)| {
+                    !name.is_empty()
+                        && !version.is_empty()
+                        && name.chars().count() <= MAX_ID_CHARS
+                        && version.chars().count() <= MAX_ID_CHARS
+                });
+            let Some((name, version)) = parsed else {
+                return Err(ApiError::InvalidRequest {
+                    status: StatusCode::BAD_REQUEST,
+                    message: format!(
+                        "{PROMPT_HEADER}: expected name@version (each 1 to 128 characters)"
+                    ),
+                });
+            };
+            Some((name, version))
+        }
+        None => request.prompt_metadata().filter(|(n, v)| {
+            n.chars().count() <= MAX_ID_CHARS && v.chars().count() <= MAX_ID_CHARS
+        }),
+    };
+    Ok(named.map(|(name, version)| Prompt {
+        labels: prompts.labels(name, version),
+        name: name.to_owned(),
+        version: version.to_owned(),
+    }))
 }
 
 fn header_id(headers: &HeaderMap, name: &str) -> Option<String> {

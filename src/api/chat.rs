@@ -138,7 +138,7 @@ pub async fn chat(
     .map_err(ApiError::validation)?;
     let mut request = UpstreamRequest::from_params(params, stream);
     ask_cache(state.chat.cache(), &headers, key.as_deref(), &mut request)?;
-    let admission = admit(&state.access, &headers, key.as_deref(), &mut request).await?;
+    let admission = admit(&state, &headers, key.as_deref(), &mut request).await?;
     if stream {
         return Ok(stream_chat(state, request).await);
     }

@@ -133,6 +133,8 @@ pub async fn feedback(
         gen_ai.evaluation.score.label = label,
         gen_ai.evaluation.explanation = feedback.comment.as_deref(),
         gen_ai.response.id = Empty,
+        gen_ai.prompt.name = call.prompt.as_ref().map(|p| p.0.as_str()),
+        llmobs.prompt.version = call.prompt.as_ref().map(|p| p.1.as_str()),
     );
     span.add_link(call.span.clone());
     let response_id = feedback

@@ -199,7 +199,7 @@ pub(super) async fn relay(
     let Json(value) = Json::<Value>::from_bytes(&raw)?;
     let mut request = build(raw, value, &state.limits).map_err(ApiError::validation)?;
     ask_cache(state.chat.cache(), headers, key, &mut request)?;
-    let admission = admit(&state.access, headers, key, &mut request).await?;
+    let admission = admit(state, headers, key, &mut request).await?;
     if request.summary.stream {
         let (opened, record) = state.chat.stream(request).await;
         let outcome = opened.map(|events| {

@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::ApiError;
 use crate::access::Access;
-use crate::config::FeedbackSettings;
+use crate::config::{FeedbackSettings, PromptSettings};
 use crate::llm::{CallRecord, ChatService, LlmError, RequestLimits};
 use crate::telemetry::Metrics;
 
@@ -23,6 +23,8 @@ pub struct AppState {
     pub access: Arc<Access>,
     /// The evaluation names and labels feedback metrics carry.
     pub feedback: Arc<FeedbackSettings>,
+    /// The prompt names and versions metrics carry.
+    pub prompts: Arc<PromptSettings>,
 }
 
 /// A response for an LLM call's outcome, carrying the call's record for the request log line

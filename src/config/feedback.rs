@@ -1,6 +1,8 @@
-//! The configuration file's `[feedback]` table: the evaluation names and labels metrics may
-//! carry (others are counted as `other`), and how far back feedback may refer.
+//! What clients may name that metrics carry as labels, bounded by the configuration file: the
+//! `[feedback]` table (evaluation names and labels, how far back feedback may refer) and the
+//! `[prompts]` table (prompt names and their versions). Anything else is counted as `other`.
 
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -36,6 +38,58 @@ impl Default for FeedbackSettings {
     }
 }
 
+/// The `[prompts]` table: each prompt name with its versions, the values the `prompt` and
+/// `prompt_version` labels may take.
+#[derive(Debug, Clone, Default)]
+pub struct PromptSettings {
+    /// (name, versions), by name.
+    pub prompts: Vec<(String, Vec<String>)>,
+}
+
+impl PromptSettings {
+    /// The bounded (`prompt`, `prompt_version`) label values of a call's prompt: declared ones
+    /// as they are, an undeclared version `other`, an undeclared name `other`/`other`.
+    pub fn labels(&self, name: &str, version: &str) -> (String, String) {
+        match self.prompts.iter().find(|(n, _)| n == name) {
+            Some((name, versions)) if versions.iter().any(|v| v == version) => {
+                (name.clone(), version.to_owned())
+            }
+            Some((name, _)) => (name.clone(), "other".to_owned()),
+            None => ("other".to_owned(), "other".to_owned()),
+        }
+    }
+
+    /// Reads the `[prompts]` table; each error names its key.
+    pub(super) fn check(table: BTreeMap<String, Vec<String>>) -> Result<Self, String> {
+        let mut seen = HashMap::new();
+        for (name, versions) in &table {
+            if !valid_name(name) || name == "other" {
+                return Err(format!(
+                    "prompts.{name}: a prompt name is 1-64 letters, digits, '-', '_' or '.' (and not \"other\")"
+                ));
+            }
+            if let Some(bad) = versions.iter().find(|v| !valid_name(v) || *v == "other") {
+                return Err(format!(
+                    "prompts.{name}: version {bad:?}: expected 1-64 letters, digits, '-', '_' or '.' (and not \"other\")"
+                ));
+            }
+            // The prometheus crate's label vectors would merge these series (see [feedback]).
+            for version in versions.iter().map(String::as_str).chain(["other"]) {
+                if let Some((other, other_version)) =
+                    seen.insert(format!("{name}{version}"), (name.clone(), version))
+                {
+                    return Err(format!(
+                        "prompts.{name}: version {version:?} and prompt {other:?} version {other_version:?} would share a metric series; rename one"
+                    ));
+                }
+            }
+        }
+        Ok(Self {
+            prompts: table.into_iter().collect(),
+        })
+    }
+}
+
 /// The `[feedback]` table as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -61,7 +115,7 @@ impl FeedbackSection {
         // The prometheus crate finds a series by its label values written one after another:
         // name "a" with label "bc" and name "ab" with label "c" would share one.
         let names = self.names.iter().map(String::as_str).chain(["other"]);
-        let mut seen = std::collections::HashMap::new();
+        let mut seen = HashMap::new();
         for name in names {
             for label in self.labels.iter().map(String::as_str).chain(["other", ""]) {
                 if let Some((other_name, other_label)) =
@@ -116,6 +170,32 @@ mod tests {
         assert_eq!(settings.names, ["a"]);
         assert_eq!(settings.window, Duration::from_secs(60));
         assert_eq!(settings.max_calls, DEFAULT_FEEDBACK_CALLS);
+    }
+
+    #[test]
+    fn prompts_bound_their_labels_and_refuse_merging_series() {
+        let table = |text: &str| {
+            toml::from_str::<BTreeMap<String, Vec<String>>>(text)
+                .map_err(|e| e.to_string())
+                .and_then(PromptSettings::check)
+        };
+        let prompts = table("support = [\"v1\", \"v2\"]").unwrap();
+        assert_eq!(
+            prompts.labels("support", "v2"),
+            ("support".into(), "v2".into())
+        );
+        assert_eq!(
+            prompts.labels("support", "v9"),
+            ("support".into(), "other".into())
+        );
+        assert_eq!(prompts.labels("x", "v1"), ("other".into(), "other".into()));
+        let error = table("a = [\"bc\"]\nab = [\"c\"]").unwrap_err();
+        assert!(error.contains("would share a metric series"), "{error}");
+        assert!(
+            table("other = [\"v1\"]")
+                .unwrap_err()
+                .starts_with("prompts.other")
+        );
     }
 
     #[test]

@@ -24,7 +24,7 @@ use std::time::Duration;
 
 pub use env::{ConfigError, http_uri, without_credentials};
 use env::{Env, parse_headers};
-pub use feedback::FeedbackSettings;
+pub use feedback::{FeedbackSettings, PromptSettings};
 pub use keys::{
     AccessSettings, Budget, KeyDigest, KeySettings, RedisFailure, TeamSettings, digest_of, hex,
     valid_name,

@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::env::http_uri;
-use super::feedback::{FeedbackSection, FeedbackSettings};
+use super::feedback::{FeedbackSection, FeedbackSettings, PromptSettings};
 use super::keys::{self, AccessSection, AccessSettings, KeySection, TeamSection};
 use super::{
     ANTHROPIC_BASE_URL, GROQ_BASE_URL, MAX_LLM_RETRIES, OPENAI_BASE_URL, ProviderKind, Secret,
@@ -75,6 +75,8 @@ pub struct RoutingSettings {
     pub access: AccessSettings,
     /// The file's `[feedback]` table (read at start-up only).
     pub feedback: FeedbackSettings,
+    /// The file's `[prompts]` table (read at start-up only).
+    pub prompts: PromptSettings,
 }
 
 /// The file's `[cache]` table: the response cache's settings, each over its `CACHE_*` variable.
@@ -260,6 +262,7 @@ impl RoutingSettings {
             cache: None,
             access: AccessSettings::default(),
             feedback: FeedbackSettings::default(),
+            prompts: PromptSettings::default(),
         }
     }
 
@@ -320,6 +323,8 @@ struct File {
     #[serde(default)]
     teams: BTreeMap<String, TeamSection>,
     feedback: Option<FeedbackSection>,
+    #[serde(default)]
+    prompts: BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -477,6 +482,7 @@ impl File {
             cache: self.cache,
             access: keys::check(self.access, self.keys, self.teams)?,
             feedback: self.feedback.unwrap_or_default().check()?,
+            prompts: PromptSettings::check(self.prompts)?,
         })
     }
 }

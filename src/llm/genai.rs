@@ -25,7 +25,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::cache::{CacheKey, CacheStatus};
 use super::recent::RecentCalls;
-use super::spend::{Charge, Payer};
+use super::spend::{Charge, Payer, Prompt};
 use super::{
     Completion, ErrorType, LlmError, Operation, Provider, UpstreamReport, UpstreamRequest, Usage,
 };
@@ -84,6 +84,8 @@ pub(super) struct Call {
     payer: Option<Arc<dyn Payer>>,
     /// Notes the call when it ends, for feedback.
     recent: Arc<RecentCalls>,
+    /// The prompt the client named.
+    prompt: Option<Prompt>,
     /// What the call has used so far, for a call that ends before the provider says: input
     /// estimated from the request's size, output counted in stream chunks.
     pub(super) partial: Usage,
@@ -131,6 +133,8 @@ impl Call {
             llmobs.team.name = request.caller.team.as_deref(),
             user.id = request.caller.user.as_deref(),
             gen_ai.conversation.id = request.caller.conversation.as_deref(),
+            gen_ai.prompt.name = request.caller.prompt.as_ref().map(|p| p.name.as_str()),
+            llmobs.prompt.version = request.caller.prompt.as_ref().map(|p| p.version.as_str()),
             llmobs.route.attempts = Empty,
             llmobs.route.fallback_reason = Empty,
             gen_ai.response.id = Empty,
@@ -200,6 +204,7 @@ impl Call {
             done: false,
             payer: request.caller.payer.clone(),
             recent: observer.recent.clone(),
+            prompt: request.caller.prompt.clone(),
             partial: Usage {
                 // About four bytes per token in JSON-wrapped English text.
                 input_tokens: request.body.len() as u64 / 4,
@@ -445,6 +450,15 @@ impl Call {
             cost,
         );
         self.note_recent(Some(&completion.id));
+        if let Some(Prompt { labels, .. }) = &self.prompt {
+            self.metrics.record_prompt_call(
+                (&labels.0, &labels.1),
+                "ok",
+                self.started.elapsed(),
+                usage.map(|u| (u.input_tokens, u.output_tokens)),
+                cost,
+            );
+        }
         if let Some(payer) = &self.payer {
             payer.charge(Charge {
                 cost_usd: cost.unwrap_or(0.0),
@@ -461,7 +475,11 @@ impl Call {
     fn note_recent(&self, response_id: Option<&str>) {
         let context = self.span.context();
         let span = context.span().span_context().clone();
-        self.recent.record(span, response_id);
+        let prompt = self
+            .prompt
+            .as_ref()
+            .map(|p| (p.name.clone(), p.version.clone()));
+        self.recent.record(span, response_id, prompt);
     }
 
     /// A call that ends without the provider's usage is charged what it has likely used
@@ -504,6 +522,15 @@ impl Call {
     fn record_failure(&mut self, error_type: ErrorType, message: &str, exception_type: &str) {
         self.done = true;
         self.note_recent(None);
+        if let Some(Prompt { labels, .. }) = &self.prompt {
+            self.metrics.record_prompt_call(
+                (&labels.0, &labels.1),
+                "error",
+                self.started.elapsed(),
+                None,
+                None,
+            );
+        }
         self.charge_partial(error_type == ErrorType::Cancelled);
         // A route the client left midway: the target asked last.
         self.record_provider();

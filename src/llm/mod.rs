@@ -62,5 +62,5 @@ pub use request::{
 pub use router::{ModelRouter, Routes};
 pub use service::{ChatOutcome, ChatService};
 pub use simulated::Simulated;
-pub use spend::{Caller, Charge, Payer};
+pub use spend::{Caller, Charge, Payer, Prompt};
 pub use stream::{StreamEvent, StreamSummary};

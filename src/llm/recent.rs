@@ -17,6 +17,8 @@ pub struct RecentCall {
     pub span: SpanContext,
     /// `gen_ai.response.id`, when the provider gave one.
     pub response_id: Option<String>,
+    /// The prompt (name, version) the client named, if any.
+    pub prompt: Option<(String, String)>,
     at: Instant,
 }
 
@@ -48,13 +50,19 @@ impl RecentCalls {
     }
 
     /// Notes a call that ended. A trace with several calls keeps its last.
-    pub fn record(&self, span: SpanContext, response_id: Option<&str>) {
+    pub fn record(
+        &self,
+        span: SpanContext,
+        response_id: Option<&str>,
+        prompt: Option<(String, String)>,
+    ) {
         if !span.is_valid() {
             return;
         }
         let call = RecentCall {
             span,
             response_id: response_id.filter(|id| !id.is_empty()).map(str::to_owned),
+            prompt,
             at: Instant::now(),
         };
         if let Some(id) = &call.response_id {
@@ -101,7 +109,7 @@ mod tests {
     #[test]
     fn finds_a_call_by_response_and_trace_within_the_window() {
         let recent = RecentCalls::new(10, Duration::from_secs(60));
-        recent.record(span(1), Some("chatcmpl-1"));
+        recent.record(span(1), Some("chatcmpl-1"), None);
         assert_eq!(
             recent
                 .by_response_id("chatcmpl-1")
@@ -111,11 +119,11 @@ mod tests {
         assert!(recent.by_trace_id([1; 16]).is_some());
         assert!(recent.by_trace_id([2; 16]).is_none());
         assert!(recent.by_response_id("chatcmpl-2").is_none());
-        recent.record(SpanContext::empty_context(), Some("invalid"));
+        recent.record(SpanContext::empty_context(), Some("invalid"), None);
         assert!(recent.by_response_id("invalid").is_none());
 
         let closed = RecentCalls::new(10, Duration::ZERO);
-        closed.record(span(3), Some("old"));
+        closed.record(span(3), Some("old"), None);
         std::thread::sleep(Duration::from_millis(2));
         assert!(closed.by_response_id("old").is_none(), "outside the window");
     }

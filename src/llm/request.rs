@@ -437,6 +437,20 @@ impl UpstreamRequest {
         user.as_str().filter(|u| !u.is_empty())
     }
 
+    /// The prompt an OpenAI body names in `metadata.prompt_name` and `metadata.prompt_version`
+    /// (both strings, not empty).
+    pub fn prompt_metadata(&self) -> Option<(&str, &str)> {
+        let Source::OpenAi(body) = &self.source else {
+            return None;
+        };
+        let metadata = &body["metadata"];
+        let name = metadata["prompt_name"].as_str().filter(|n| !n.is_empty())?;
+        let version = metadata["prompt_version"]
+            .as_str()
+            .filter(|v| !v.is_empty())?;
+        Some((name, version))
+    }
+
     /// The request body as JSON (an Anthropic provider translates it).
     pub fn json(&self) -> Cow<'_, Value> {
         match &self.source {

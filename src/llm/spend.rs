@@ -42,6 +42,20 @@ pub struct Caller {
     pub conversation: Option<String>,
     /// Told the call's cost when it ends.
     pub payer: Option<Arc<dyn Payer>>,
+    /// The prompt the client says it used.
+    pub prompt: Option<Prompt>,
+}
+
+/// A prompt and its version, from the `x-llmobs-prompt: name@version` header or OpenAI's
+/// `metadata.prompt_name`/`prompt_version`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prompt {
+    /// `gen_ai.prompt.name`.
+    pub name: String,
+    /// `llmobs.prompt.version`.
+    pub version: String,
+    /// The bounded (`prompt`, `prompt_version`) label values (`config::PromptSettings`).
+    pub labels: (String, String),
 }
 
 impl std::fmt::Debug for Caller {

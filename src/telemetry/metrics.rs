@@ -163,6 +163,12 @@ pub struct Metrics {
     /// `llm_feedback_total{name, label}` and `llm_feedback_score{name}`.
     feedback: IntCounterVec,
     feedback_score: HistogramVec,
+    /// `llm_prompt_requests_total{prompt, prompt_version, status}`, `llm_prompt_tokens_total`,
+    /// `llm_prompt_cost_usd_total`, `llm_prompt_duration_seconds`: calls by prompt version.
+    prompt_requests: IntCounterVec,
+    prompt_tokens: IntCounterVec,
+    prompt_cost: CounterVec,
+    prompt_duration: HistogramVec,
 }
 
 fn histogram(name: &str, help: &str, buckets: &[f64], labels: &[&str]) -> HistogramVec {
@@ -343,6 +349,30 @@ impl Metrics {
                 FEEDBACK_SCORE_BUCKETS,
                 &["name"],
             ),
+            prompt_requests: counter(
+                "llm_prompt_requests_total",
+                "LLM calls by prompt and version (declared in [prompts]; others: other) and outcome (ok/error).",
+                &["prompt", "prompt_version", "status"],
+            ),
+            prompt_tokens: counter(
+                "llm_prompt_tokens_total",
+                "Tokens of LLM calls by prompt, version and type (input/output).",
+                &["prompt", "prompt_version", "type"],
+            ),
+            prompt_cost: CounterVec::new(
+                Opts::new(
+                    "llm_prompt_cost_usd_total",
+                    "Cost of LLM calls by prompt and version, in US dollars (priced models).",
+                ),
+                &["prompt", "prompt_version"],
+            )
+            .unwrap_or_else(|e| panic!("metric llm_prompt_cost_usd_total is malformed: {e}")),
+            prompt_duration: histogram(
+                "llm_prompt_duration_seconds",
+                "Duration of LLM calls by prompt and version.",
+                GENAI_DURATION_BUCKETS,
+                &["prompt", "prompt_version"],
+            ),
             cache_entries: IntGauge::new(
                 "llm_cache_entries",
                 "Entries in the in-process response cache.",
@@ -389,6 +419,10 @@ impl Metrics {
             Box::new(self.ledger_pending_usd.clone()),
             Box::new(self.feedback.clone()),
             Box::new(self.feedback_score.clone()),
+            Box::new(self.prompt_requests.clone()),
+            Box::new(self.prompt_tokens.clone()),
+            Box::new(self.prompt_cost.clone()),
+            Box::new(self.prompt_duration.clone()),
             Box::new(prometheus::process_collector::ProcessCollector::for_self()),
             Box::new(super::otlp::SPAN_OUTCOMES.clone()),
         ];
@@ -535,6 +569,36 @@ impl Metrics {
     /// Spend not yet written to Redis.
     pub fn record_ledger_pending(&self, usd: f64) {
         self.ledger_pending_usd.set(usd);
+    }
+
+    /// A call that named a prompt: its bounded (`prompt`, `prompt_version`) values, outcome,
+    /// duration, tokens and cost.
+    pub fn record_prompt_call(
+        &self,
+        (prompt, version): (&str, &str),
+        status: &str,
+        duration: Duration,
+        tokens: Option<(u64, u64)>,
+        cost_usd: Option<f64>,
+    ) {
+        self.prompt_requests
+            .with_label_values(&[prompt, version, status])
+            .inc();
+        self.prompt_duration
+            .with_label_values(&[prompt, version])
+            .observe(duration.as_secs_f64());
+        if let Some((input, output)) = tokens {
+            for (kind, count) in [("input", input), ("output", output)] {
+                self.prompt_tokens
+                    .with_label_values(&[prompt, version, kind])
+                    .inc_by(count);
+            }
+        }
+        if let Some(cost) = cost_usd {
+            self.prompt_cost
+                .with_label_values(&[prompt, version])
+                .inc_by(cost);
+        }
     }
 
     /// One feedback: its bounded `name` and `label` values, and its score if any.

@@ -1,6 +1,7 @@
 //! `POST /v1/feedback` (issue 17): a score or label on an earlier call, by response id or trace
 //! id, exported as an `evaluation {name}` span linked to the call's GenAI span with the
-//! conventions' evaluation attributes, and counted with bounded labels; every bad input.
+//! conventions' evaluation attributes, and counted with bounded labels; every bad input. And
+//! prompt versions: named by header or OpenAI metadata, on the span and in bounded metrics.
 
 use serde_json::{Value, json};
 
@@ -16,6 +17,8 @@ async fn spawn(extra: &str) -> TestApp {
         simulated_latency_ms = 0
         [routes.fast]
         targets = [{{ provider = "sim", model = "llama-3.1-8b-instant" }}]
+        [prompts]
+        support = ["v1", "v2"]
         [feedback]
         names = ["helpfulness"]
         labels = ["good", "bad"]
@@ -243,4 +246,105 @@ async fn feedback_needs_the_gateway_key_like_the_llm_endpoints() {
     )
     .await;
     assert_eq!(status, 401);
+}
+
+#[tokio::test]
+async fn a_prompt_version_from_a_header_or_metadata_is_on_the_span_and_in_bounded_metrics() {
+    otlp();
+    let app = spawn("").await;
+    let ask = |prompt: Option<&'static str>, metadata: Option<Value>| {
+        let mut body = json!({"model": "fast", "messages": [{"role": "user", "content": "hi"}]});
+        if let Some(metadata) = metadata {
+            body["metadata"] = metadata;
+        }
+        let mut request = app.client.post(app.url("/v1/chat/completions")).json(&body);
+        if let Some(prompt) = prompt {
+            request = request.header("x-llmobs-prompt", prompt);
+        }
+        request.send()
+    };
+    let first = ask(Some("support@v1"), None).await.unwrap();
+    assert_eq!(first.status(), 200);
+    let trace = first.headers()["x-trace-id"].to_str().unwrap().to_owned();
+    let response_id = first.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(ask(Some("support@v1"), None).await.unwrap().status(), 200);
+    let metadata = json!({"prompt_name": "support", "prompt_version": "v2"});
+    assert_eq!(ask(None, Some(metadata)).await.unwrap().status(), 200);
+    assert_eq!(ask(Some("draft@x"), None).await.unwrap().status(), 200);
+    let bad = ask(Some("no-version"), None).await.unwrap();
+    assert_eq!(bad.status(), 400);
+    let bad: Value = bad.json().await.unwrap();
+    assert!(
+        bad["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("x-llmobs-prompt")
+    );
+
+    let chat = span_named(&trace, 2, "chat fast").await;
+    assert_eq!(
+        attr(&chat.span.attributes, "gen_ai.prompt.name"),
+        Some(json!("support"))
+    );
+    assert_eq!(
+        attr(&chat.span.attributes, "llmobs.prompt.version"),
+        Some(json!("v1"))
+    );
+
+    let text = app.scrape().await;
+    let calls = |prompt: &str, version: &str| {
+        sample(
+            &text,
+            "llm_prompt_requests_total",
+            &[
+                ("prompt", prompt),
+                ("prompt_version", version),
+                ("status", "ok"),
+            ],
+        )
+        .unwrap_or(0.0)
+    };
+    assert_eq!(calls("support", "v1"), 2.0);
+    assert_eq!(calls("support", "v2"), 1.0);
+    assert_eq!(calls("other", "other"), 1.0, "an undeclared prompt");
+    let cost = sample(
+        &text,
+        "llm_prompt_cost_usd_total",
+        &[("prompt", "support"), ("prompt_version", "v1")],
+    );
+    assert!(cost.is_some_and(|c| c > 0.0), "{cost:?}");
+    assert_eq!(
+        sample(
+            &text,
+            "llm_prompt_duration_seconds_count",
+            &[("prompt", "support"), ("prompt_version", "v2")]
+        ),
+        Some(1.0)
+    );
+
+    // Feedback on that call carries its prompt (by trace: the simulated provider's answers to
+    // one prompt share their id, so the id names the last of them).
+    assert!(response_id.starts_with("chatcmpl"));
+    let (status, body) = send(
+        &app,
+        json!({"trace_id": trace, "name": "helpfulness", "score": 1}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let evaluation = span_named(
+        body["trace_id"].as_str().unwrap(),
+        2,
+        "evaluation helpfulness",
+    )
+    .await;
+    assert_eq!(body["linked_trace_id"], trace.as_str(), "{body}");
+    assert_eq!(
+        attr(&evaluation.span.attributes, "llmobs.prompt.version"),
+        Some(json!("v1")),
+        "{:?}",
+        evaluation.span
+    );
 }
