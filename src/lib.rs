@@ -135,7 +135,7 @@ impl Application {
             metrics.clone(),
         )
         .map_err(StartupError::Provider)?;
-        if let Err(error) = router.load().resolve(&llm.default_model) {
+        if let Err(error) = router.load().resolve(&llm.default_model, None) {
             tracing::warn!(
                 default_model = %llm.default_model,
                 "LLM_DEFAULT_MODEL is served by no route, provider/model or default provider: requests that name no model will answer 404 ({error})"

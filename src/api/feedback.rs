@@ -135,6 +135,8 @@ pub async fn feedback(
         gen_ai.response.id = Empty,
         gen_ai.prompt.name = call.prompt.as_ref().map(|p| p.0.as_str()),
         llmobs.prompt.version = call.prompt.as_ref().map(|p| p.1.as_str()),
+        llmobs.route.name = call.variant.as_ref().map(|v| &*v.0),
+        llmobs.route.variant = call.variant.as_ref().map(|v| &*v.1),
     );
     span.add_link(call.span.clone());
     let response_id = feedback

@@ -211,6 +211,9 @@ pub struct TargetSettings {
     pub model: String,
     /// Weight for the `weighted` strategy (>= 1).
     pub weight: u32,
+    /// Its name as an A/B variant (weighted routes only): `llmobs.route.variant` and the
+    /// `variant` label.
+    pub variant: Option<String>,
 }
 
 /// A target's circuit breaker.
@@ -394,6 +397,7 @@ struct TargetSection {
     provider: String,
     model: String,
     weight: Option<u32>,
+    variant: Option<String>,
 }
 
 /// A provider name: what a metric label and a `provider/` prefix can carry unambiguously.
@@ -466,6 +470,20 @@ impl File {
             .into_iter()
             .map(|(name, section)| section.check(name, &names, &known, breaker))
             .collect::<Result<Vec<_>, _>>()?;
+        // The prometheus crate finds a series by its label values written one after another:
+        // route "a" variant "bc" and route "ab" variant "c" would share one.
+        let mut series = std::collections::HashMap::new();
+        for route in &routes {
+            for variant in route.targets.iter().filter_map(|t| t.variant.as_deref()) {
+                if let Some(other) = series.insert(format!("{}{variant}", route.name), &route.name)
+                {
+                    return Err(format!(
+                        "routes.{}: variant {variant:?} would share a metric series with a variant of route {other:?}; rename one",
+                        toml_key(&route.name)
+                    ));
+                }
+            }
+        }
         if let Some(default) = &self.gateway.default_provider
             && !names.contains(&default.as_str())
         {
@@ -719,10 +737,31 @@ impl RouteSection {
                 Some(w) => w,
                 None => 1,
             };
+            if let Some(variant) = &target.variant {
+                if strategy != Strategy::Weighted {
+                    return Err(format!(
+                        "{at}.variant: variants belong to a route with strategy = \"weighted\" (the weights split the traffic)"
+                    ));
+                }
+                if !super::keys::valid_name(variant) || variant == "other" {
+                    return Err(format!(
+                        "{at}.variant = {variant:?}: expected 1-64 letters, digits, '-', '_' or '.'"
+                    ));
+                }
+                if targets
+                    .iter()
+                    .any(|t: &TargetSettings| t.variant.as_ref() == Some(variant))
+                {
+                    return Err(format!(
+                        "{at}.variant = {variant:?}: another target of this route has it"
+                    ));
+                }
+            }
             let settings = TargetSettings {
                 provider: target.provider,
                 model: target.model,
                 weight,
+                variant: target.variant,
             };
             if targets.contains(&settings) {
                 return Err(format!(
@@ -909,6 +948,18 @@ mod tests {
             (
                 "[providers.a]\nkind = \"groq\"\napi_key_env = \"NOPE\"",
                 "providers.a.api_key_env = \"NOPE\": that variable is not set",
+            ),
+            (
+                "[providers.a]\nkind = \"groq\"\n[routes.r]\ntargets = [{ provider = \"a\", model = \"m\", variant = \"x\" }]",
+                "routes.r.targets[0].variant: variants belong to a route with strategy = \"weighted\"",
+            ),
+            (
+                "[providers.a]\nkind = \"groq\"\n[routes.r]\nstrategy = \"weighted\"\ntargets = [{ provider = \"a\", model = \"m\", variant = \"x\" }, { provider = \"a\", model = \"n\", variant = \"x\" }]",
+                "routes.r.targets[1].variant = \"x\": another target of this route has it",
+            ),
+            (
+                "[providers.a]\nkind = \"groq\"\n[routes.a]\nstrategy = \"weighted\"\ntargets = [{ provider = \"a\", model = \"m\", variant = \"bc\" }]\n[routes.ab]\nstrategy = \"weighted\"\ntargets = [{ provider = \"a\", model = \"m\", variant = \"c\" }]",
+                "routes.ab: variant \"c\" would share a metric series",
             ),
             (
                 "[providers.a]\nkind = \"grok\"",

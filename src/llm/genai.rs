@@ -86,6 +86,8 @@ pub(super) struct Call {
     recent: Arc<RecentCalls>,
     /// The prompt the client named.
     prompt: Option<Prompt>,
+    /// The route and A/B variant of the target asked now (at the end: the one that answered).
+    variant: Option<(Arc<str>, Arc<str>)>,
     /// What the call has used so far, for a call that ends before the provider says: input
     /// estimated from the request's size, output counted in stream chunks.
     pub(super) partial: Usage,
@@ -136,6 +138,7 @@ impl Call {
             gen_ai.prompt.name = request.caller.prompt.as_ref().map(|p| p.name.as_str()),
             llmobs.prompt.version = request.caller.prompt.as_ref().map(|p| p.version.as_str()),
             llmobs.route.attempts = Empty,
+            llmobs.route.variant = Empty,
             llmobs.route.fallback_reason = Empty,
             gen_ai.response.id = Empty,
             gen_ai.response.model = Empty,
@@ -205,6 +208,7 @@ impl Call {
             payer: request.caller.payer.clone(),
             recent: observer.recent.clone(),
             prompt: request.caller.prompt.clone(),
+            variant: None,
             partial: Usage {
                 // About four bytes per token in JSON-wrapped English text.
                 input_tokens: request.body.len() as u64 / 4,
@@ -214,7 +218,13 @@ impl Call {
     }
 
     /// The call moves on to another target: it counts as in flight there.
-    pub(super) fn switch_target(&mut self, provider: &Arc<Provider>, upstream_model: &str) {
+    pub(super) fn switch_target(
+        &mut self,
+        provider: &Arc<Provider>,
+        upstream_model: &str,
+        variant: Option<(&Arc<str>, &Arc<str>)>,
+    ) {
+        self.variant = variant.map(|(route, name)| (route.clone(), name.clone()));
         upstream_model.clone_into(&mut self.upstream_model);
         if !Arc::ptr_eq(provider, &self.provider) {
             self.metrics
@@ -231,6 +241,7 @@ impl Call {
             self.span,
             llmobs.route.attempts = i64::from(attempts),
             llmobs.route.fallback_reason = fallback_reason,
+            llmobs.route.variant = self.variant.as_ref().map(|(_, v)| &**v),
         );
     }
 
@@ -450,12 +461,22 @@ impl Call {
             cost,
         );
         self.note_recent(Some(&completion.id));
+        let tokens = usage.map(|u| (u.input_tokens, u.output_tokens));
         if let Some(Prompt { labels, .. }) = &self.prompt {
             self.metrics.record_prompt_call(
                 (&labels.0, &labels.1),
                 "ok",
                 self.started.elapsed(),
-                usage.map(|u| (u.input_tokens, u.output_tokens)),
+                tokens,
+                cost,
+            );
+        }
+        if let Some((route, variant)) = &self.variant {
+            self.metrics.record_variant_call(
+                (route, variant),
+                "ok",
+                self.started.elapsed(),
+                tokens,
                 cost,
             );
         }
@@ -479,7 +500,8 @@ impl Call {
             .prompt
             .as_ref()
             .map(|p| (p.name.clone(), p.version.clone()));
-        self.recent.record(span, response_id, prompt);
+        self.recent
+            .record(span, response_id, prompt, self.variant.clone());
     }
 
     /// A call that ends without the provider's usage is charged what it has likely used
@@ -525,6 +547,15 @@ impl Call {
         if let Some(Prompt { labels, .. }) = &self.prompt {
             self.metrics.record_prompt_call(
                 (&labels.0, &labels.1),
+                "error",
+                self.started.elapsed(),
+                None,
+                None,
+            );
+        }
+        if let Some((route, variant)) = &self.variant {
+            self.metrics.record_variant_call(
+                (route, variant),
                 "error",
                 self.started.elapsed(),
                 None,

@@ -5,6 +5,7 @@
 //! it) and at most `FEEDBACK_WINDOW_SECS` old (checked on read). Written once per call as it
 //! ends; never on a lock shared by calls.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use opentelemetry::trace::SpanContext;
@@ -19,6 +20,8 @@ pub struct RecentCall {
     pub response_id: Option<String>,
     /// The prompt (name, version) the client named, if any.
     pub prompt: Option<(String, String)>,
+    /// The route and A/B variant that answered, if any.
+    pub variant: Option<(Arc<str>, Arc<str>)>,
     at: Instant,
 }
 
@@ -55,6 +58,7 @@ impl RecentCalls {
         span: SpanContext,
         response_id: Option<&str>,
         prompt: Option<(String, String)>,
+        variant: Option<(Arc<str>, Arc<str>)>,
     ) {
         if !span.is_valid() {
             return;
@@ -63,6 +67,7 @@ impl RecentCalls {
             span,
             response_id: response_id.filter(|id| !id.is_empty()).map(str::to_owned),
             prompt,
+            variant,
             at: Instant::now(),
         };
         if let Some(id) = &call.response_id {
@@ -109,7 +114,7 @@ mod tests {
     #[test]
     fn finds_a_call_by_response_and_trace_within_the_window() {
         let recent = RecentCalls::new(10, Duration::from_secs(60));
-        recent.record(span(1), Some("chatcmpl-1"), None);
+        recent.record(span(1), Some("chatcmpl-1"), None, None);
         assert_eq!(
             recent
                 .by_response_id("chatcmpl-1")
@@ -119,11 +124,11 @@ mod tests {
         assert!(recent.by_trace_id([1; 16]).is_some());
         assert!(recent.by_trace_id([2; 16]).is_none());
         assert!(recent.by_response_id("chatcmpl-2").is_none());
-        recent.record(SpanContext::empty_context(), Some("invalid"), None);
+        recent.record(SpanContext::empty_context(), Some("invalid"), None, None);
         assert!(recent.by_response_id("invalid").is_none());
 
         let closed = RecentCalls::new(10, Duration::ZERO);
-        closed.record(span(3), Some("old"), None);
+        closed.record(span(3), Some("old"), None, None);
         std::thread::sleep(Duration::from_millis(2));
         assert!(closed.by_response_id("old").is_none(), "outside the window");
     }

@@ -59,6 +59,8 @@ pub struct Target {
     /// The upstream model id.
     pub model: Arc<str>,
     weight: u32,
+    /// Its name as an A/B variant (weighted routes).
+    pub variant: Option<Arc<str>>,
     /// Its circuit breaker.
     pub breaker: Breaker,
     /// Moving average of its tries' latency in ms (f64 bits; 0: never tried): the time to a
@@ -102,8 +104,10 @@ impl Route {
         self.fallback_on.contains(&error)
     }
 
-    /// The order this call tries the targets in.
-    fn order(&self) -> Vec<usize> {
+    /// The order this call tries the targets in. `sticky`: a hash of the end user or
+    /// conversation, which makes a weighted route's first draw the same for every call that
+    /// carries it (an A/B variant sticks to its user); the rest stay random.
+    fn order(&self, sticky: Option<u64>) -> Vec<usize> {
         let mut order: Vec<usize> = (0..self.targets.len()).collect();
         match self.strategy {
             Strategy::Fallback => {}
@@ -112,7 +116,10 @@ impl Route {
                 // and the rest follow in the same proportions.
                 let mut remaining: u64 = self.targets.iter().map(|t| u64::from(t.weight)).sum();
                 for slot in 0..order.len() {
-                    let mut draw = fastrand::u64(0..remaining.max(1));
+                    let mut draw = match sticky {
+                        Some(hash) if slot == 0 => hash % remaining.max(1),
+                        _ => fastrand::u64(0..remaining.max(1)),
+                    };
                     let pick = (slot..order.len())
                         .find(|&i| {
                             let weight = u64::from(self.targets[order[i]].weight);
@@ -138,6 +145,18 @@ impl Route {
         }
         order
     }
+}
+
+/// FNV-1a over the route's name and the key: stable across processes, builds and Rust
+/// versions, so every replica sends a user to the same variant.
+fn sticky_hash(route: &str, key: &str) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in route.bytes().chain([0]).chain(key.bytes()) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    // FNV's low bits mix poorly for short keys; fold the high half in.
+    hash ^ (hash >> 32)
 }
 
 impl Routes {
@@ -185,10 +204,16 @@ impl Routes {
         })
     }
 
-    /// Where a call for `model` goes, or `model_not_found`.
-    pub fn resolve<'a>(&'a self, model: &'a str) -> Result<Plan<'a>, LlmError> {
+    /// Where a call for `model` goes, or `model_not_found`. `sticky_key` (the end user, else
+    /// the conversation) keeps a weighted route's first choice the same for every call with it.
+    pub fn resolve<'a>(
+        &'a self,
+        model: &'a str,
+        sticky_key: Option<&str>,
+    ) -> Result<Plan<'a>, LlmError> {
         if let Some(route) = self.routes.get(model) {
-            return Ok(Plan::Route(route, route.order()));
+            let sticky = sticky_key.map(|key| sticky_hash(&route.name, key));
+            return Ok(Plan::Route(route, route.order(sticky)));
         }
         if self.direct_addressing
             && let Some((prefix, rest)) = model.split_once('/')
@@ -262,6 +287,7 @@ fn build_route(
                 provider: lookup(&target.provider)?,
                 model: target.model.as_str().into(),
                 weight: target.weight,
+                variant: target.variant.as_deref().map(Arc::from),
                 breaker: match old {
                     Some(old) => old.breaker.carry_over(settings.breaker, gauge),
                     None => Breaker::new(settings.breaker, gauge),

@@ -165,7 +165,7 @@ impl ChatService {
     pub async fn count_tokens(&self, request: &UpstreamRequest) -> Result<Bytes, LlmError> {
         let routes = self.router.load();
         let plan = routes
-            .resolve(&request.summary.model)
+            .resolve(&request.summary.model, request.caller.sticky_key())
             .and_then(|plan| supporting(plan, request))?;
         let (provider, model) = match &plan {
             Plan::Single(provider, model) => (*provider, *model),
@@ -227,7 +227,7 @@ impl ChatService {
     ) -> Result<(Call, Asked), (LlmError, Option<CallRecord>)> {
         let routes = self.router.load();
         let plan = routes
-            .resolve(&request.summary.model)
+            .resolve(&request.summary.model, request.caller.sticky_key())
             .and_then(|plan| supporting(plan, request))
             .map_err(|error| (error, None))?;
         let mut call = self.begin(&plan, request);
@@ -496,7 +496,8 @@ impl ChatService {
                 continue;
             }
             tried += 1;
-            call.switch_target(&target.provider, &target.model);
+            let variant = target.variant.as_ref().map(|v| (&route.name, v));
+            call.switch_target(&target.provider, &target.model, variant);
             let attempt = Attempt {
                 model: &target.model,
                 body: request.body_for(&target.model),

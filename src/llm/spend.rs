@@ -58,6 +58,13 @@ pub struct Prompt {
     pub labels: (String, String),
 }
 
+impl Caller {
+    /// What keeps a user on one A/B variant: the end user, else the conversation.
+    pub fn sticky_key(&self) -> Option<&str> {
+        self.user.as_deref().or(self.conversation.as_deref())
+    }
+}
+
 impl std::fmt::Debug for Caller {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Caller")

@@ -169,6 +169,11 @@ pub struct Metrics {
     prompt_tokens: IntCounterVec,
     prompt_cost: CounterVec,
     prompt_duration: HistogramVec,
+    /// The same by route and A/B variant: `llm_variant_requests_total{route, variant, status}`…
+    variant_requests: IntCounterVec,
+    variant_tokens: IntCounterVec,
+    variant_cost: CounterVec,
+    variant_duration: HistogramVec,
 }
 
 fn histogram(name: &str, help: &str, buckets: &[f64], labels: &[&str]) -> HistogramVec {
@@ -373,6 +378,30 @@ impl Metrics {
                 GENAI_DURATION_BUCKETS,
                 &["prompt", "prompt_version"],
             ),
+            variant_requests: counter(
+                "llm_variant_requests_total",
+                "LLM calls answered by an A/B variant (a named target of a weighted route), by route, variant and outcome (ok/error).",
+                &["route", "variant", "status"],
+            ),
+            variant_tokens: counter(
+                "llm_variant_tokens_total",
+                "Tokens of LLM calls by route, A/B variant and type (input/output).",
+                &["route", "variant", "type"],
+            ),
+            variant_cost: CounterVec::new(
+                Opts::new(
+                    "llm_variant_cost_usd_total",
+                    "Cost of LLM calls by route and A/B variant, in US dollars (priced models).",
+                ),
+                &["route", "variant"],
+            )
+            .unwrap_or_else(|e| panic!("metric llm_variant_cost_usd_total is malformed: {e}")),
+            variant_duration: histogram(
+                "llm_variant_duration_seconds",
+                "Duration of LLM calls by route and A/B variant.",
+                GENAI_DURATION_BUCKETS,
+                &["route", "variant"],
+            ),
             cache_entries: IntGauge::new(
                 "llm_cache_entries",
                 "Entries in the in-process response cache.",
@@ -423,6 +452,10 @@ impl Metrics {
             Box::new(self.prompt_tokens.clone()),
             Box::new(self.prompt_cost.clone()),
             Box::new(self.prompt_duration.clone()),
+            Box::new(self.variant_requests.clone()),
+            Box::new(self.variant_tokens.clone()),
+            Box::new(self.variant_cost.clone()),
+            Box::new(self.variant_duration.clone()),
             Box::new(prometheus::process_collector::ProcessCollector::for_self()),
             Box::new(super::otlp::SPAN_OUTCOMES.clone()),
         ];
@@ -575,30 +608,37 @@ impl Metrics {
     /// duration, tokens and cost.
     pub fn record_prompt_call(
         &self,
-        (prompt, version): (&str, &str),
+        labels: (&str, &str),
         status: &str,
         duration: Duration,
         tokens: Option<(u64, u64)>,
         cost_usd: Option<f64>,
     ) {
-        self.prompt_requests
-            .with_label_values(&[prompt, version, status])
-            .inc();
-        self.prompt_duration
-            .with_label_values(&[prompt, version])
-            .observe(duration.as_secs_f64());
-        if let Some((input, output)) = tokens {
-            for (kind, count) in [("input", input), ("output", output)] {
-                self.prompt_tokens
-                    .with_label_values(&[prompt, version, kind])
-                    .inc_by(count);
-            }
-        }
-        if let Some(cost) = cost_usd {
-            self.prompt_cost
-                .with_label_values(&[prompt, version])
-                .inc_by(cost);
-        }
+        let families = (
+            &self.prompt_requests,
+            &self.prompt_duration,
+            &self.prompt_tokens,
+            &self.prompt_cost,
+        );
+        record_split(families, labels, status, duration, tokens, cost_usd);
+    }
+
+    /// A call answered by an A/B variant: its route, variant, outcome, duration, tokens, cost.
+    pub fn record_variant_call(
+        &self,
+        labels: (&str, &str),
+        status: &str,
+        duration: Duration,
+        tokens: Option<(u64, u64)>,
+        cost_usd: Option<f64>,
+    ) {
+        let families = (
+            &self.variant_requests,
+            &self.variant_duration,
+            &self.variant_tokens,
+            &self.variant_cost,
+        );
+        record_split(families, labels, status, duration, tokens, cost_usd);
     }
 
     /// One feedback: its bounded `name` and `label` values, and its score if any.
@@ -724,6 +764,37 @@ async fn serve_metrics(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse
             [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
             format!("cannot encode metrics: {e}"),
         ),
+    }
+}
+
+/// A call in the families that split calls by a pair of labels (prompt and version, route and
+/// variant): requests by status, duration, tokens by type, cost.
+fn record_split(
+    (requests, duration_seconds, tokens_total, cost_total): (
+        &IntCounterVec,
+        &HistogramVec,
+        &IntCounterVec,
+        &CounterVec,
+    ),
+    (first, second): (&str, &str),
+    status: &str,
+    duration: Duration,
+    tokens: Option<(u64, u64)>,
+    cost_usd: Option<f64>,
+) {
+    requests.with_label_values(&[first, second, status]).inc();
+    duration_seconds
+        .with_label_values(&[first, second])
+        .observe(duration.as_secs_f64());
+    if let Some((input, output)) = tokens {
+        for (kind, count) in [("input", input), ("output", output)] {
+            tokens_total
+                .with_label_values(&[first, second, kind])
+                .inc_by(count);
+        }
+    }
+    if let Some(cost) = cost_usd {
+        cost_total.with_label_values(&[first, second]).inc_by(cost);
     }
 }
 

@@ -7,6 +7,7 @@ mod cache;
 mod chat;
 mod docs;
 mod egress;
+mod experiments;
 mod export;
 mod feedback;
 mod keys;

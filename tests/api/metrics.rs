@@ -345,6 +345,14 @@ const FAMILIES: &[&str] = &[
     "llm_ledger_pending_usd",
     "llm_feedback_total",
     "llm_feedback_score",
+    "llm_prompt_requests_total",
+    "llm_prompt_tokens_total",
+    "llm_prompt_cost_usd_total",
+    "llm_prompt_duration_seconds",
+    "llm_variant_requests_total",
+    "llm_variant_tokens_total",
+    "llm_variant_cost_usd_total",
+    "llm_variant_duration_seconds",
     "process_cpu_seconds_total",
     "process_resident_memory_bytes",
     "process_open_fds",
@@ -368,13 +376,18 @@ async fn every_family_is_exported_after_every_kind_of_call_and_the_scrape_is_kep
         base_url = "{url}"
         [routes.r]
         targets = [{{ provider = "groq", model = "m1" }}, {{ provider = "backup", model = "m2" }}]
+        [routes.w]
+        strategy = "weighted"
+        targets = [{{ provider = "groq", model = "llama-3.1-8b-instant", variant = "a" }}]
+        [prompts]
+        support = ["v1"]
         [teams.t]
         monthly_budget_usd = 10
         [keys.k]
         sha256 = "{sha}"
         team = "t"
         daily_budget_usd = 1
-        models = ["r", "llama-3.1-8b-instant"]
+        models = ["r", "w", "llama-3.1-8b-instant"]
         "#,
         url = upstream.base_url(),
         sha = llm_observability::config::hex(&llm_observability::config::digest_of("sk-k")),
@@ -421,6 +434,21 @@ async fn every_family_is_exported_after_every_kind_of_call_and_the_scrape_is_kep
         .await
         .unwrap();
     assert_eq!(scored.status(), 200);
+    // A variant of a weighted route, and a call naming its prompt version.
+    let variant = chat(json!({"prompt": "variant", "model": "w"}))
+        .await
+        .unwrap();
+    assert_eq!(variant.status(), 200);
+    let prompted = app
+        .client
+        .post(app.url("/api/chat"))
+        .bearer_auth("sk-k")
+        .header("x-llmobs-prompt", "support@v1")
+        .json(&json!({"prompt": "tagged"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(prompted.status(), 200);
     let cached = chat(json!({"prompt": "ok"})).await.unwrap();
     assert_eq!(cached.headers()["x-llmobs-cache"], "hit");
     let refused = chat(json!({"prompt": "no", "model": "other"}))
