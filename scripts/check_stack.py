@@ -96,6 +96,18 @@ CONTRACT_FAMILIES = {
     "llm_key_rejections_total": "counter",
     "llm_ledger_errors_total": "counter",
     "llm_ledger_pending_usd": "gauge",
+    # Experiments: calls by prompt version (x-llmobs-prompt) and by variant of a weighted route,
+    # and feedback (POST /v1/feedback) by evaluation name and label.
+    "llm_prompt_requests_total": "counter",
+    "llm_prompt_tokens_total": "counter",
+    "llm_prompt_cost_usd_total": "counter",
+    "llm_prompt_duration_seconds": "histogram",
+    "llm_variant_requests_total": "counter",
+    "llm_variant_tokens_total": "counter",
+    "llm_variant_cost_usd_total": "counter",
+    "llm_variant_duration_seconds": "histogram",
+    "llm_feedback_total": "counter",
+    "llm_feedback_score": "histogram",
     "process_cpu_seconds_total": "counter",
     "process_resident_memory_bytes": "gauge",
     "process_open_fds": "gauge",
@@ -977,7 +989,7 @@ class StackChecker:
         out = (res.stdout + res.stderr).strip()
         detail = out
         for record, where in index.items():  # name the panel, not the generated record
-            detail = detail.replace(record, f"{record} ({where})")
+            detail = re.sub(rf"\b{re.escape(record)}\b", lambda m, w=where: f"{m.group(0)} ({w})", detail)  # not expr_5 in expr_55
         r.check(res.returncode == 0, f"{len(exprs)} expressions parse", detail)
 
     # -- metric names
