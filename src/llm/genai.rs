@@ -84,6 +84,8 @@ pub(super) struct Call {
     payer: Option<Arc<dyn Payer>>,
     /// Notes the call when it ends, for feedback.
     recent: Arc<RecentCalls>,
+    /// The GenAI span's context (its trace and span ids, whether sampled).
+    span_context: opentelemetry::trace::SpanContext,
     /// The prompt the client named.
     prompt: Option<Prompt>,
     /// The route and A/B variant of the target asked now (at the end: the one that answered).
@@ -192,8 +194,10 @@ impl Call {
             record_input_content(&span, request);
         }
         observer.metrics.record_call_start(provider.name());
+        let span_context = span.context().span().span_context().clone();
         Self {
             metrics: observer.metrics.clone(),
+            span_context,
             span,
             provider: provider.clone(),
             operation: request.operation,
@@ -379,6 +383,7 @@ impl Call {
             request_model: &self.request_model,
             response_model: response_model.unwrap_or(&self.request_model),
             error_type: "",
+            trace: self.exemplar_trace(),
         }
     }
 
@@ -492,10 +497,16 @@ impl Call {
         cost
     }
 
+    /// The call's trace, when it is sampled: its metrics' exemplar.
+    fn exemplar_trace(&self) -> Option<opentelemetry::trace::TraceId> {
+        self.span_context
+            .is_sampled()
+            .then(|| self.span_context.trace_id())
+    }
+
     /// Notes the ended call (its GenAI span, its response id) for feedback.
     fn note_recent(&self, response_id: Option<&str>) {
-        let context = self.span.context();
-        let span = context.span().span_context().clone();
+        let span = self.span_context.clone();
         let prompt = self
             .prompt
             .as_ref()
@@ -583,6 +594,7 @@ impl Call {
             request_model: &self.model_label,
             response_model: "",
             error_type: kind,
+            trace: self.exemplar_trace(),
         };
         self.metrics
             .record_call_failure(&labels, self.started.elapsed());

@@ -16,6 +16,11 @@ use prometheus::{
     IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use std::sync::Arc;
+
+use opentelemetry::trace::TraceId;
+
+use super::exemplars::{ExemplarFamily, Exemplars};
+use super::openmetrics;
 use std::time::Duration;
 
 /// gen_ai.client.operation.duration and time_to_first_chunk, from the GenAI conventions.
@@ -36,24 +41,67 @@ const OVERHEAD_BUCKETS: &[f64] = &[
     0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
 ];
 
-/// Labels of the GenAI operation histograms, in order.
-/// A lookup takes microseconds in process and a network round trip in Redis (its deadline is
-/// `CACHE_LOOKUP_TIMEOUT_MS`, 10 ms by default).
 /// Feedback scores: most scales are 0-1, 1-5 or 0-10.
 const FEEDBACK_SCORE_BUCKETS: &[f64] = &[
     0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0, 2.0, 3.0, 4.0, 5.0, 7.5, 10.0,
 ];
+/// A lookup takes microseconds in process and a network round trip in Redis (its deadline is
+/// `CACHE_LOOKUP_TIMEOUT_MS`, 10 ms by default).
 const CACHE_LOOKUP_BUCKETS: &[f64] = &[
     0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025,
     0.1,
 ];
 
+/// Labels of the GenAI operation histograms, in order.
 const GENAI_LABELS: &[&str] = &[
     "gen_ai_operation_name",
     "gen_ai_provider_name",
     "gen_ai_request_model",
     "gen_ai_response_model",
     "error_type",
+];
+/// Labels of `gen_ai_client_token_usage`, in order.
+const TOKEN_LABELS: &[&str] = &[
+    "gen_ai_operation_name",
+    "gen_ai_provider_name",
+    "gen_ai_request_model",
+    "gen_ai_response_model",
+    "error_type",
+    "gen_ai_token_type",
+];
+/// Labels of `http_server_request_duration_seconds`, in order.
+const HTTP_LABELS: &[&str] = &[
+    "http_request_method",
+    "http_route",
+    "http_response_status_code",
+];
+
+/// The histograms whose buckets carry exemplars (trace ids) in the OpenMetrics exposition.
+const OPERATION_DURATION: ExemplarFamily = ExemplarFamily {
+    name: "gen_ai_client_operation_duration_seconds",
+    labels: GENAI_LABELS,
+    buckets: GENAI_DURATION_BUCKETS,
+};
+const TIME_TO_FIRST_CHUNK: ExemplarFamily = ExemplarFamily {
+    name: "gen_ai_client_operation_time_to_first_chunk_seconds",
+    labels: GENAI_LABELS,
+    buckets: GENAI_DURATION_BUCKETS,
+};
+const TOKEN_USAGE: ExemplarFamily = ExemplarFamily {
+    name: "gen_ai_client_token_usage",
+    labels: TOKEN_LABELS,
+    buckets: TOKEN_BUCKETS,
+};
+const HTTP_DURATION: ExemplarFamily = ExemplarFamily {
+    name: "http_server_request_duration_seconds",
+    labels: HTTP_LABELS,
+    buckets: HTTP_BUCKETS,
+};
+const WITH_EXEMPLARS: [ExemplarFamily; 4] = [
+    OPERATION_DURATION,
+    TIME_TO_FIRST_CHUNK,
+    TOKEN_USAGE,
+    HTTP_DURATION,
 ];
 
 /// The labels of one GenAI operation's histograms: `gen_ai_operation_name`,
@@ -73,6 +121,8 @@ pub struct CallLabels<'a> {
     pub response_model: &'a str,
     /// The error class; empty for successes.
     pub error_type: &'a str,
+    /// The call's trace, when sampled: the exemplar of its observations.
+    pub trace: Option<TraceId>,
 }
 
 impl CallLabels<'_> {
@@ -160,6 +210,8 @@ pub struct Metrics {
     ledger_errors: IntCounterVec,
     /// `llm_ledger_pending_usd`: spend not yet written to Redis.
     ledger_pending_usd: Gauge,
+    /// The exemplars of the latency and token histograms.
+    exemplars: Exemplars,
     /// `llm_feedback_total{name, label}` and `llm_feedback_score{name}`.
     feedback: IntCounterVec,
     feedback_score: HistogramVec,
@@ -192,11 +244,7 @@ impl Metrics {
             IntCounterVec::new(Opts::new(name, help), labels)
                 .unwrap_or_else(|e| panic!("metric {name} is malformed: {e}"))
         };
-        let token_labels: Vec<&str> = GENAI_LABELS
-            .iter()
-            .copied()
-            .chain(["gen_ai_token_type"])
-            .collect();
+
         let metrics = Self {
             requests: counter(
                 "llm_requests_total",
@@ -239,7 +287,7 @@ impl Metrics {
                 "gen_ai_client_token_usage",
                 "Tokens used per GenAI operation (gen_ai.client.token.usage).",
                 TOKEN_BUCKETS,
-                &token_labels,
+                TOKEN_LABELS,
             ),
             time_to_first_chunk: histogram(
                 "gen_ai_client_operation_time_to_first_chunk_seconds",
@@ -257,11 +305,7 @@ impl Metrics {
                 "http_server_request_duration_seconds",
                 "HTTP server request duration (http.server.request.duration).",
                 HTTP_BUCKETS,
-                &[
-                    "http_request_method",
-                    "http_route",
-                    "http_response_status_code",
-                ],
+                HTTP_LABELS,
             ),
             gateway_overhead: histogram(
                 "llm_gateway_overhead_seconds",
@@ -343,6 +387,7 @@ impl Metrics {
                 "Spend counted while Redis was unreachable, not yet written to it (written when it answers again).",
             ))
             .unwrap_or_else(|e| panic!("metric llm_ledger_pending_usd is malformed: {e}")),
+            exemplars: Exemplars::default(),
             feedback: counter(
                 "llm_feedback_total",
                 "Feedback received (POST /v1/feedback), by evaluation name and score label (declared in the configuration's [feedback]; others: other; no label: empty).",
@@ -490,6 +535,10 @@ impl Metrics {
         self.operation_duration
             .with_label_values(&values)
             .observe(duration.as_secs_f64());
+        if let Some(trace) = labels.trace {
+            self.exemplars
+                .record(&OPERATION_DURATION, &values, duration.as_secs_f64(), trace);
+        }
         let Some((input, output)) = tokens else {
             return;
         };
@@ -504,9 +553,14 @@ impl Metrics {
                 .with_label_values(&[provider, model, kind])
                 .inc_by(count);
             let [op, prov, req, resp, err] = values;
+            let token_values = [op, prov, req, resp, err, kind];
             self.token_usage
-                .with_label_values(&[op, prov, req, resp, err, kind])
+                .with_label_values(&token_values)
                 .observe(count as f64);
+            if let Some(trace) = labels.trace {
+                self.exemplars
+                    .record(&TOKEN_USAGE, &token_values, count as f64, trace);
+            }
         }
         if let Some(cost) = cost_usd {
             self.cost_usd
@@ -526,9 +580,14 @@ impl Metrics {
         self.errors
             .with_label_values(&[provider, model, labels.error_type])
             .inc();
+        let values = labels.values();
         self.operation_duration
-            .with_label_values(&labels.values())
+            .with_label_values(&values)
             .observe(duration.as_secs_f64());
+        if let Some(trace) = labels.trace {
+            self.exemplars
+                .record(&OPERATION_DURATION, &values, duration.as_secs_f64(), trace);
+        }
     }
 
     /// A stream's first chunk: observes the time to it and returns the time-per-chunk
@@ -538,6 +597,10 @@ impl Metrics {
         self.time_to_first_chunk
             .with_label_values(&values)
             .observe(elapsed.as_secs_f64());
+        if let Some(trace) = labels.trace {
+            self.exemplars
+                .record(&TIME_TO_FIRST_CHUNK, &values, elapsed.as_secs_f64(), trace);
+        }
         self.time_per_output_chunk.with_label_values(&values)
     }
 
@@ -717,11 +780,24 @@ impl Metrics {
         self.rejections.with_label_values(&[reason]).inc();
     }
 
-    /// `http_server_request_duration_seconds`; `route` is the matched template or empty.
-    pub fn record_http_request(&self, method: &str, route: &str, status: &str, duration: Duration) {
+    /// `http_server_request_duration_seconds`; `route` is the matched template or empty;
+    /// `trace`, the request's when sampled (the bucket's exemplar).
+    pub fn record_http_request(
+        &self,
+        method: &str,
+        route: &str,
+        status: &str,
+        duration: Duration,
+        trace: Option<TraceId>,
+    ) {
+        let values = [method, route, status];
         self.http_server_duration
-            .with_label_values(&[method, route, status])
+            .with_label_values(&values)
             .observe(duration.as_secs_f64());
+        if let Some(trace) = trace {
+            self.exemplars
+                .record(&HTTP_DURATION, &values, duration.as_secs_f64(), trace);
+        }
     }
 
     /// `llm_gateway_overhead_seconds{provider}`: the request's time minus the provider's.
@@ -729,6 +805,11 @@ impl Metrics {
         self.gateway_overhead
             .with_label_values(&[provider])
             .observe(overhead.as_secs_f64());
+    }
+
+    /// The registry in the OpenMetrics text format, the histograms' exemplars included.
+    pub fn encode_openmetrics(&self) -> String {
+        openmetrics::encode(&self.registry.gather(), &self.exemplars, &WITH_EXEMPLARS)
     }
 
     /// The registry in the Prometheus text exposition format.
@@ -752,7 +833,20 @@ pub fn router(metrics: Arc<Metrics>) -> Router {
         .with_state(metrics)
 }
 
-async fn serve_metrics(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
+/// `GET /metrics`: OpenMetrics, with exemplars, to a scraper that asks for it in `Accept`
+/// (Prometheus does); else the Prometheus text format, as before.
+async fn serve_metrics(
+    State(metrics): State<Arc<Metrics>>,
+    headers: axum::http::HeaderMap,
+) -> impl IntoResponse {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    if openmetrics::wanted(accept) {
+        return (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, openmetrics::CONTENT_TYPE)],
+            metrics.encode_openmetrics(),
+        );
+    }
     match metrics.encode() {
         Ok(text) => (
             StatusCode::OK,

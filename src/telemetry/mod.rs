@@ -8,7 +8,9 @@
 //! export never blocks a request. The returned [`TelemetryGuard`] must be shut down explicitly
 //! after the HTTP server has drained: the SDK exports nothing still queued otherwise.
 
+mod exemplars;
 mod metrics;
+mod openmetrics;
 mod otlp;
 mod semconv;
 mod trace_context;

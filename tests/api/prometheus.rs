@@ -4,7 +4,8 @@
 use serde_json::{Value, json};
 
 use crate::support::app::spawn_app_with;
-use crate::support::prometheus::{poll, query, scalar, start_prometheus};
+use crate::support::otlp::{hex, otlp};
+use crate::support::prometheus::{poll, query, scalar, start_prometheus, start_prometheus_with};
 use crate::support::upstream::Reply;
 
 #[tokio::test]
@@ -89,4 +90,74 @@ async fn prometheus_scrapes_the_app_and_the_alert_rules_fire_on_upstream_errors(
     })
     .await;
     assert_eq!(state, "pending");
+}
+
+/// Exemplars: Prometheus with exemplar storage scrapes OpenMetrics and keeps, for the latency
+/// and token histograms, trace ids of requests whose spans the OTLP receiver has.
+#[tokio::test]
+async fn prometheus_keeps_exemplars_whose_trace_ids_the_collector_received() {
+    otlp();
+    let app = spawn_app_with(&[]).await;
+    let mut traces = Vec::new();
+    for _ in 0..5 {
+        let response = app.chat(json!({"prompt": "hi"})).await;
+        assert_eq!(response.status(), 200);
+        traces.push(
+            response.headers()["x-trace-id"]
+                .to_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    // The plain text scrape is unchanged: no exemplar, no OpenMetrics end marker.
+    let plain = app.scrape().await;
+    assert!(
+        !plain.contains("# EOF") && !plain.contains("trace_id="),
+        "{plain}"
+    );
+    let prometheus = start_prometheus_with(&app, &["--enable-feature=exemplar-storage"]).await;
+    let exemplars = |metric: &'static str| {
+        let prometheus = &prometheus;
+        async move {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs();
+            let url = reqwest::Url::parse_with_params(
+                &format!("{}/api/v1/query_exemplars", prometheus.url),
+                [
+                    ("query", metric.to_owned()),
+                    ("start", (now - 600).to_string()),
+                    ("end", (now + 60).to_string()),
+                ],
+            )
+            .unwrap();
+            let body: Value = reqwest::get(url).await.ok()?.json().await.ok()?;
+            let ids: Vec<String> = body["data"]
+                .as_array()?
+                .iter()
+                .flat_map(|series| series["exemplars"].as_array().cloned().unwrap_or_default())
+                .filter_map(|e| e["labels"]["trace_id"].as_str().map(str::to_owned))
+                .collect();
+            (!ids.is_empty()).then_some(ids)
+        }
+    };
+    for metric in [
+        "gen_ai_client_operation_duration_seconds_bucket",
+        "gen_ai_client_token_usage_bucket",
+        "http_server_request_duration_seconds_bucket",
+    ] {
+        let ids = poll(|| exemplars(metric)).await;
+        for id in &ids {
+            assert!(
+                traces.contains(id),
+                "{metric}: exemplar {id} is not one of the calls {traces:?}"
+            );
+            let spans = otlp().wait_for_trace(id, 2).await;
+            assert!(spans.iter().all(|s| hex(&s.span.trace_id) == *id));
+        }
+    }
+    // Scraped as OpenMetrics, the series still answer queries.
+    let up = poll(|| async { scalar(&query(&prometheus, "up").await) }).await;
+    assert_eq!(up, 1.0);
 }

@@ -171,6 +171,7 @@ pub async fn trace_requests(
         route.as_deref().unwrap_or(""),
         status.as_str(),
         elapsed,
+        span_context.is_sampled().then(|| span_context.trace_id()),
     );
     if let Some(Rejection(reason)) = response.extensions().get::<Rejection>() {
         metrics.record_rejection(reason);

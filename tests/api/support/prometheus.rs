@@ -63,6 +63,11 @@ impl Drop for TempDir {
 }
 
 pub async fn start_prometheus(app: &TestApp) -> Prometheus {
+    start_prometheus_with(app, &[]).await
+}
+
+/// A Prometheus with extra command-line flags (`--enable-feature=exemplar-storage`).
+pub async fn start_prometheus_with(app: &TestApp, flags: &[&str]) -> Prometheus {
     let dir = std::env::temp_dir().join(format!(
         "llmobs-prom-{}-{}",
         std::process::id(),
@@ -89,6 +94,7 @@ pub async fn start_prometheus(app: &TestApp) -> Prometheus {
             dir.join("data").display()
         ))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .args(flags)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
