@@ -106,6 +106,8 @@ CONTRACT_FAMILIES = {
     "llm_variant_tokens_total": "counter",
     "llm_variant_cost_usd_total": "counter",
     "llm_variant_duration_seconds": "histogram",
+    "llm_prompt_feedback_score": "histogram",
+    "llm_variant_feedback_score": "histogram",
     "llm_feedback_total": "counter",
     "llm_feedback_score": "histogram",
     "process_cpu_seconds_total": "counter",

@@ -178,6 +178,19 @@ pub async fn feedback(
     state
         .metrics
         .record_feedback(&name_label, &label_label, feedback.score);
+    if let Some(score) = feedback.score {
+        if let Some((prompt, version)) = &call.prompt {
+            let (prompt, version) = state.prompts.labels(prompt, version);
+            state
+                .metrics
+                .record_prompt_feedback((&prompt, &version), &name_label, score);
+        }
+        if let Some((route, variant)) = &call.variant {
+            state
+                .metrics
+                .record_variant_feedback((route, variant), &name_label, score);
+        }
+    }
     Ok(Json(FeedbackRecorded {
         linked_trace_id: call.span.trace_id().to_string(),
         trace_id: telemetry::current_trace_id(),

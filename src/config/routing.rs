@@ -400,6 +400,62 @@ struct TargetSection {
     variant: Option<String>,
 }
 
+/// The feedback score families by prompt and by variant append an evaluation name to the pair:
+/// the prometheus crate finds a series by its label values written one after another, so
+/// every (prompt, version, name) and (route, variant, name) must stay apart that way.
+fn check_feedback_series(
+    routes: &[RouteSettings],
+    prompts: &PromptSettings,
+    feedback: &FeedbackSettings,
+) -> Result<(), String> {
+    let names: Vec<&str> = feedback
+        .names
+        .iter()
+        .map(String::as_str)
+        .chain(["other"])
+        .collect();
+    let pairs = |kind: &'static str| -> Vec<(String, String, &'static str)> {
+        match kind {
+            "prompt" => prompts
+                .prompts
+                .iter()
+                .flat_map(|(p, versions)| {
+                    versions
+                        .iter()
+                        .map(String::as_str)
+                        .chain(["other"])
+                        .map(move |v| (p.clone(), v.to_owned(), kind))
+                })
+                .chain([("other".to_owned(), "other".to_owned(), kind)])
+                .collect(),
+            _ => routes
+                .iter()
+                .flat_map(|r| {
+                    r.targets
+                        .iter()
+                        .filter_map(|t| t.variant.clone())
+                        .map(move |v| (r.name.clone(), v, kind))
+                })
+                .collect(),
+        }
+    };
+    for kind in ["prompt", "variant"] {
+        let mut seen = std::collections::HashMap::new();
+        for (first, second, _) in pairs(kind) {
+            for name in &names {
+                let series = format!("{first}{second}{name}");
+                if let Some(other) = seen.insert(series, (first.clone(), second.clone(), *name)) {
+                    return Err(format!(
+                        "{kind} {first:?}/{second:?} with feedback name {name:?} would share a metric series with {:?}/{:?} and {:?}; rename one",
+                        other.0, other.1, other.2
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// A provider name: what a metric label and a `provider/` prefix can carry unambiguously.
 fn valid_provider_name(name: &str) -> bool {
     !name.is_empty()
@@ -491,6 +547,9 @@ impl File {
                 "gateway.default_provider = {default:?}: expected one of the providers: {known}"
             ));
         }
+        let feedback = self.feedback.unwrap_or_default().check()?;
+        let prompts = PromptSettings::check(self.prompts)?;
+        check_feedback_series(&routes, &prompts, &feedback)?;
         Ok(RoutingSettings {
             file: Some(path.to_path_buf()),
             providers,
@@ -499,8 +558,8 @@ impl File {
             default_provider: self.gateway.default_provider,
             cache: self.cache,
             access: keys::check(self.access, self.keys, self.teams)?,
-            feedback: self.feedback.unwrap_or_default().check()?,
-            prompts: PromptSettings::check(self.prompts)?,
+            feedback,
+            prompts,
         })
     }
 }
@@ -960,6 +1019,10 @@ mod tests {
             (
                 "[providers.a]\nkind = \"groq\"\n[routes.a]\nstrategy = \"weighted\"\ntargets = [{ provider = \"a\", model = \"m\", variant = \"bc\" }]\n[routes.ab]\nstrategy = \"weighted\"\ntargets = [{ provider = \"a\", model = \"m\", variant = \"c\" }]",
                 "routes.ab: variant \"c\" would share a metric series",
+            ),
+            (
+                "[providers.a]\nkind = \"groq\"\n[prompts]\np = [\"v\", \"vx\"]\n[feedback]\nnames = [\"xa\", \"a\"]",
+                "prompt \"p\"/\"vx\" with feedback name \"a\" would share a metric series",
             ),
             (
                 "[providers.a]\nkind = \"grok\"",

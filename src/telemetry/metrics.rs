@@ -215,6 +215,10 @@ pub struct Metrics {
     /// `llm_feedback_total{name, label}` and `llm_feedback_score{name}`.
     feedback: IntCounterVec,
     feedback_score: HistogramVec,
+    /// `llm_prompt_feedback_score{prompt, prompt_version, name}` and
+    /// `llm_variant_feedback_score{route, variant, name}`: scores by what answered.
+    prompt_feedback_score: HistogramVec,
+    variant_feedback_score: HistogramVec,
     /// `llm_prompt_requests_total{prompt, prompt_version, status}`, `llm_prompt_tokens_total`,
     /// `llm_prompt_cost_usd_total`, `llm_prompt_duration_seconds`: calls by prompt version.
     prompt_requests: IntCounterVec,
@@ -399,6 +403,18 @@ impl Metrics {
                 FEEDBACK_SCORE_BUCKETS,
                 &["name"],
             ),
+            prompt_feedback_score: histogram(
+                "llm_prompt_feedback_score",
+                "Feedback scores of calls that named a prompt, by prompt, version and evaluation name (declared names; others: other).",
+                FEEDBACK_SCORE_BUCKETS,
+                &["prompt", "prompt_version", "name"],
+            ),
+            variant_feedback_score: histogram(
+                "llm_variant_feedback_score",
+                "Feedback scores of calls answered by an A/B variant, by route, variant and evaluation name (declared names; others: other).",
+                FEEDBACK_SCORE_BUCKETS,
+                &["route", "variant", "name"],
+            ),
             prompt_requests: counter(
                 "llm_prompt_requests_total",
                 "LLM calls by prompt and version (declared in [prompts]; others: other) and outcome (ok/error).",
@@ -493,6 +509,8 @@ impl Metrics {
             Box::new(self.ledger_pending_usd.clone()),
             Box::new(self.feedback.clone()),
             Box::new(self.feedback_score.clone()),
+            Box::new(self.prompt_feedback_score.clone()),
+            Box::new(self.variant_feedback_score.clone()),
             Box::new(self.prompt_requests.clone()),
             Box::new(self.prompt_tokens.clone()),
             Box::new(self.prompt_cost.clone()),
@@ -712,6 +730,20 @@ impl Metrics {
                 .with_label_values(&[name])
                 .observe(score);
         }
+    }
+
+    /// A feedback score on a call that named a prompt (bounded `prompt`, `prompt_version`).
+    pub fn record_prompt_feedback(&self, (prompt, version): (&str, &str), name: &str, score: f64) {
+        self.prompt_feedback_score
+            .with_label_values(&[prompt, version, name])
+            .observe(score);
+    }
+
+    /// A feedback score on a call answered by an A/B variant.
+    pub fn record_variant_feedback(&self, (route, variant): (&str, &str), name: &str, score: f64) {
+        self.variant_feedback_score
+            .with_label_values(&[route, variant, name])
+            .observe(score);
     }
 
     /// The response cache is on with `backend`: its counters start at zero (so that a rate

@@ -127,4 +127,13 @@ async fn the_variant_is_on_the_span_and_on_feedback() {
         attr(&evaluation.span.attributes, "llmobs.route.name"),
         Some(json!("answer"))
     );
+    assert_eq!(
+        sample(
+            &app.scrape().await,
+            "llm_variant_feedback_score_sum",
+            &[("route", "answer"), ("variant", variant), ("name", "other")]
+        ),
+        Some(0.5),
+        "the score by variant (an undeclared evaluation name: other)"
+    );
 }

@@ -342,6 +342,19 @@ async fn a_prompt_version_from_a_header_or_metadata_is_on_the_span_and_in_bounde
     .await;
     assert_eq!(body["linked_trace_id"], trace.as_str(), "{body}");
     assert_eq!(
+        sample(
+            &app.scrape().await,
+            "llm_prompt_feedback_score_count",
+            &[
+                ("prompt", "support"),
+                ("prompt_version", "v1"),
+                ("name", "helpfulness")
+            ]
+        ),
+        Some(1.0),
+        "the score counted by prompt version"
+    );
+    assert_eq!(
         attr(&evaluation.span.attributes, "llmobs.prompt.version"),
         Some(json!("v1")),
         "{:?}",

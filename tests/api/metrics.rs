@@ -353,6 +353,8 @@ const FAMILIES: &[&str] = &[
     "llm_variant_tokens_total",
     "llm_variant_cost_usd_total",
     "llm_variant_duration_seconds",
+    "llm_prompt_feedback_score",
+    "llm_variant_feedback_score",
     "process_cpu_seconds_total",
     "process_resident_memory_bytes",
     "process_open_fds",
@@ -449,6 +451,18 @@ async fn every_family_is_exported_after_every_kind_of_call_and_the_scrape_is_kep
         .await
         .unwrap();
     assert_eq!(prompted.status(), 200);
+    for scored in [&variant, &prompted] {
+        let trace = scored.headers()["x-trace-id"].to_str().unwrap();
+        let feedback = app
+            .client
+            .post(app.url("/v1/feedback"))
+            .bearer_auth("sk-k")
+            .json(&json!({"trace_id": trace, "name": "helpfulness", "score": 3}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(feedback.status(), 200);
+    }
     let cached = chat(json!({"prompt": "ok"})).await.unwrap();
     assert_eq!(cached.headers()["x-llmobs-cache"], "hit");
     let refused = chat(json!({"prompt": "no", "model": "other"}))
