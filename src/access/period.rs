@@ -92,7 +92,7 @@ pub fn parse(text: &str) -> Option<(Period, i64)> {
     let mut parts = text.split('-');
     let year: i64 = parts.next()?.parse().ok()?;
     let month: u32 = parts.next()?.parse().ok()?;
-    if !(1..=12).contains(&month) || !(1970..=9999).contains(&year) {
+    if !(1..=12).contains(&month) || !(0..=9999).contains(&year) {
         return None;
     }
     match parts.next() {

@@ -28,17 +28,23 @@ const MAX_NAME_CHARS: usize = 128;
 #[schema(example = json!({"response_id": "chatcmpl-123", "name": "helpfulness", "score": 4, "label": "good", "comment": "Clear and correct."}))]
 pub struct FeedbackRequest {
     /// The call's trace id (32 hex digits, the `x-trace-id` header of its answer); or give
-    /// `response_id`.
+    /// `response_id` (with both, they must name the same call).
+    #[schema(pattern = "^[0-9a-fA-F]{32}$")]
     pub trace_id: Option<String>,
     /// The `id` of the call's answer (`chatcmpl-…`, `resp_…`, `msg_…`); or give `trace_id`.
+    #[schema(min_length = 1)]
     pub response_id: Option<String>,
     /// The evaluation's name (`gen_ai.evaluation.name`).
+    #[schema(min_length = 1, max_length = 128)]
     pub name: String,
-    /// Its score (`gen_ai.evaluation.score.value`); give a score, a label or both.
+    /// Its score (`gen_ai.evaluation.score.value`).
     pub score: Option<f64>,
     /// Its label (`gen_ai.evaluation.score.label`), e.g. `good`, `correct`, `pass`.
+    #[schema(min_length = 1, max_length = 128)]
     pub label: Option<String>,
-    /// Why (`gen_ai.evaluation.explanation`), at most 4096 bytes.
+    /// Why (`gen_ai.evaluation.explanation`): at most 4096 bytes (413 beyond; the schema's
+    /// 1024 characters always fit).
+    #[schema(max_length = 1024)]
     pub comment: Option<String>,
 }
 
@@ -61,7 +67,7 @@ pub struct FeedbackRecorded {
         (status = 200, description = "Recorded: an `evaluation {name}` span linked to the call's span, and the feedback metrics", body = FeedbackRecorded),
         (status = 400, description = "Malformed JSON", body = super::ErrorBody),
         (status = 401, description = "Missing or wrong gateway key (when keys are configured)", body = super::ErrorBody),
-        (status = 404, description = "No call with that trace id or response id within the feedback window", body = super::ErrorBody),
+        (status = 404, description = "No call with that trace id or response id (or both, of one call) within the feedback window, or no id given", body = super::ErrorBody),
         (status = 413, description = "The comment is over 4096 bytes", body = super::ErrorBody),
         (status = 415, description = "Content-Type is not application/json", body = super::ErrorBody),
         (status = 422, description = "A field is missing or of the wrong type (the message names it)", body = super::ErrorBody),
@@ -77,9 +83,6 @@ pub async fn feedback(
         return Err(ApiError::validation(
             "name: expected the evaluation's name, 1 to 128 characters",
         ));
-    }
-    if feedback.score.is_none() && feedback.label.is_none() {
-        return Err(ApiError::validation("give a score, a label or both"));
     }
     if let Some(label) = &feedback.label
         && (label.trim().is_empty() || label.chars().count() > MAX_NAME_CHARS)
@@ -97,16 +100,31 @@ pub async fn feedback(
         });
     }
     let recent = state.chat.recent();
-    let call = match (&feedback.trace_id, &feedback.response_id) {
-        (Some(trace), None) => {
-            let trace = parse_trace_id(trace).ok_or_else(|| {
-                ApiError::validation("trace_id: expected 32 hex digits, not all zero")
-            })?;
-            recent.by_trace_id(trace)
+    let trace = match feedback.trace_id.as_deref().map(str::trim) {
+        None | Some("") => None,
+        // An all-zero trace id is well formed and names no call.
+        Some(text) if text.len() == 32 && text.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            Some(parse_trace_id(text).unwrap_or([0; 16]))
         }
-        (None, Some(id)) if !id.trim().is_empty() => recent.by_response_id(id.trim()),
-        _ => {
-            return Err(ApiError::validation("give one of trace_id and response_id"));
+        Some(_) => return Err(ApiError::validation("trace_id: expected 32 hex digits")),
+    };
+    let response_id = feedback
+        .response_id
+        .as_deref()
+        .map(str::trim)
+        .filter(|id| !id.is_empty());
+    let call = match (trace, response_id) {
+        (Some(trace), None) => recent.by_trace_id(trace),
+        (None, Some(id)) => recent.by_response_id(id),
+        // Both: the same call, or none.
+        (Some(trace), Some(id)) => recent
+            .by_response_id(id)
+            .filter(|call| call.span.trace_id().to_bytes() == trace),
+        (None, None) => {
+            return Err(ApiError::InvalidRequest {
+                status: StatusCode::NOT_FOUND,
+                message: "no call named: give trace_id or response_id".into(),
+            });
         }
     };
     let Some(call) = call else {
@@ -114,10 +132,10 @@ pub async fn feedback(
             status: StatusCode::NOT_FOUND,
             message: format!(
                 "no call with that {} in the last {} s (the feedback window)",
-                if feedback.trace_id.is_some() {
-                    "trace_id"
-                } else {
-                    "response_id"
+                match (trace, response_id) {
+                    (Some(_), Some(_)) => "response_id in that trace",
+                    (Some(_), None) => "trace_id",
+                    _ => "response_id",
                 },
                 recent.window().as_secs()
             ),

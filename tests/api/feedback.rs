@@ -158,16 +158,15 @@ async fn every_bad_feedback_gets_its_status_and_nothing_is_counted() {
     let app = spawn("window_secs = 1").await;
     let (response_id, trace) = call(&app).await;
     let cases = [
-        (json!({"name": "x", "score": 1}), 422, "neither id"),
         (
-            json!({"trace_id": trace, "response_id": response_id, "name": "x", "score": 1}),
-            422,
-            "both ids",
+            json!({"name": "x", "score": 1}),
+            404,
+            "neither id: no call named",
         ),
         (
-            json!({"response_id": response_id, "name": "x"}),
-            422,
-            "no score nor label",
+            json!({"trace_id": "4bf92f3577b34da6a3ce929d0e0e4736", "response_id": response_id, "name": "x", "score": 1}),
+            404,
+            "ids of two different calls",
         ),
         (
             json!({"response_id": response_id, "name": "", "score": 1}),
@@ -215,6 +214,15 @@ async fn every_bad_feedback_gets_its_status_and_nothing_is_counted() {
         assert_eq!(status, expected, "{what}: {answer}");
         assert!(answer["error"]["message"].is_string(), "{what}: {answer}");
     }
+    let (status, answer) = send(
+        &app,
+        json!({"trace_id": trace, "response_id": response_id, "name": "flag"}),
+    )
+    .await;
+    assert_eq!(
+        status, 200,
+        "both ids of one call, and no score nor label: {answer}"
+    );
     // Outside the window (1 s): 404 naming it.
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let (status, answer) = send(
@@ -231,9 +239,14 @@ async fn every_bad_feedback_gets_its_status_and_nothing_is_counted() {
         "{answer}"
     );
     let text = app.scrape().await;
-    assert!(
-        !text.lines().any(|l| l.starts_with("llm_feedback_total{")),
-        "nothing counted:\n{text}"
+    let counted: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("llm_feedback_total{"))
+        .collect();
+    assert_eq!(
+        counted,
+        ["llm_feedback_total{label=\"\",name=\"other\"} 1"],
+        "only the one accepted feedback is counted"
     );
 }
 
