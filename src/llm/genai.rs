@@ -29,7 +29,7 @@ use super::spend::{Charge, Payer, Prompt};
 use super::{
     Completion, ErrorType, LlmError, Operation, Provider, UpstreamReport, UpstreamRequest, Usage,
 };
-use crate::telemetry::{CallLabels, Metrics};
+use crate::telemetry::{CallLabels, Experiment, Metrics};
 
 /// What every call's telemetry shares: the metrics and the content opt-in.
 #[derive(Debug, Clone)]
@@ -466,25 +466,7 @@ impl Call {
             cost,
         );
         self.note_recent(Some(&completion.id));
-        let tokens = usage.map(|u| (u.input_tokens, u.output_tokens));
-        if let Some(Prompt { labels, .. }) = &self.prompt {
-            self.metrics.record_prompt_call(
-                (&labels.0, &labels.1),
-                "ok",
-                self.started.elapsed(),
-                tokens,
-                cost,
-            );
-        }
-        if let Some((route, variant)) = &self.variant {
-            self.metrics.record_variant_call(
-                (route, variant),
-                "ok",
-                self.started.elapsed(),
-                tokens,
-                cost,
-            );
-        }
+        self.record_experiments("ok", usage.map(|u| (u.input_tokens, u.output_tokens)), cost);
         if let Some(payer) = &self.payer {
             payer.charge(Charge {
                 cost_usd: cost.unwrap_or(0.0),
@@ -495,6 +477,28 @@ impl Call {
             });
         }
         cost
+    }
+
+    /// The call in the prompt-version and A/B-variant metrics, when it has either.
+    fn record_experiments(&self, status: &str, tokens: Option<(u64, u64)>, cost: Option<f64>) {
+        let elapsed = self.started.elapsed();
+        let prompt = self.prompt.as_ref().map(|Prompt { labels, .. }| {
+            (Experiment::Prompt, labels.0.as_str(), labels.1.as_str())
+        });
+        let variant = self
+            .variant
+            .as_ref()
+            .map(|(route, variant)| (Experiment::Variant, &**route, &**variant));
+        for (experiment, first, second) in prompt.into_iter().chain(variant) {
+            self.metrics.record_experiment(
+                experiment,
+                (first, second),
+                status,
+                elapsed,
+                tokens,
+                cost,
+            );
+        }
     }
 
     /// The call's trace, when it is sampled: its metrics' exemplar.
@@ -555,24 +559,7 @@ impl Call {
     fn record_failure(&mut self, error_type: ErrorType, message: &str, exception_type: &str) {
         self.done = true;
         self.note_recent(None);
-        if let Some(Prompt { labels, .. }) = &self.prompt {
-            self.metrics.record_prompt_call(
-                (&labels.0, &labels.1),
-                "error",
-                self.started.elapsed(),
-                None,
-                None,
-            );
-        }
-        if let Some((route, variant)) = &self.variant {
-            self.metrics.record_variant_call(
-                (route, variant),
-                "error",
-                self.started.elapsed(),
-                None,
-                None,
-            );
-        }
+        self.record_experiments("error", None, None);
         self.charge_partial(error_type == ErrorType::Cancelled);
         // A route the client left midway: the target asked last.
         self.record_provider();

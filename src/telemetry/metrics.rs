@@ -685,41 +685,46 @@ impl Metrics {
         self.ledger_pending_usd.set(usd);
     }
 
-    /// A call that named a prompt: its bounded (`prompt`, `prompt_version`) values, outcome,
-    /// duration, tokens and cost.
-    pub fn record_prompt_call(
+    /// A call in an experiment's families: by its bounded prompt and version, or by its route
+    /// and A/B variant; its outcome, duration, tokens and cost.
+    pub fn record_experiment(
         &self,
+        experiment: Experiment,
         labels: (&str, &str),
         status: &str,
         duration: Duration,
         tokens: Option<(u64, u64)>,
         cost_usd: Option<f64>,
     ) {
-        let families = (
-            &self.prompt_requests,
-            &self.prompt_duration,
-            &self.prompt_tokens,
-            &self.prompt_cost,
-        );
-        record_split(families, labels, status, duration, tokens, cost_usd);
-    }
-
-    /// A call answered by an A/B variant: its route, variant, outcome, duration, tokens, cost.
-    pub fn record_variant_call(
-        &self,
-        labels: (&str, &str),
-        status: &str,
-        duration: Duration,
-        tokens: Option<(u64, u64)>,
-        cost_usd: Option<f64>,
-    ) {
-        let families = (
-            &self.variant_requests,
-            &self.variant_duration,
-            &self.variant_tokens,
-            &self.variant_cost,
-        );
-        record_split(families, labels, status, duration, tokens, cost_usd);
+        let (requests, duration_seconds, tokens_total, cost_total) = match experiment {
+            Experiment::Prompt => (
+                &self.prompt_requests,
+                &self.prompt_duration,
+                &self.prompt_tokens,
+                &self.prompt_cost,
+            ),
+            Experiment::Variant => (
+                &self.variant_requests,
+                &self.variant_duration,
+                &self.variant_tokens,
+                &self.variant_cost,
+            ),
+        };
+        let (first, second) = labels;
+        requests.with_label_values(&[first, second, status]).inc();
+        duration_seconds
+            .with_label_values(&[first, second])
+            .observe(duration.as_secs_f64());
+        if let Some((input, output)) = tokens {
+            for (kind, count) in [("input", input), ("output", output)] {
+                tokens_total
+                    .with_label_values(&[first, second, kind])
+                    .inc_by(count);
+            }
+        }
+        if let Some(cost) = cost_usd {
+            cost_total.with_label_values(&[first, second]).inc_by(cost);
+        }
     }
 
     /// One feedback: its bounded `name` and `label` values, and its score if any.
@@ -893,35 +898,13 @@ async fn serve_metrics(
     }
 }
 
-/// A call in the families that split calls by a pair of labels (prompt and version, route and
-/// variant): requests by status, duration, tokens by type, cost.
-fn record_split(
-    (requests, duration_seconds, tokens_total, cost_total): (
-        &IntCounterVec,
-        &HistogramVec,
-        &IntCounterVec,
-        &CounterVec,
-    ),
-    (first, second): (&str, &str),
-    status: &str,
-    duration: Duration,
-    tokens: Option<(u64, u64)>,
-    cost_usd: Option<f64>,
-) {
-    requests.with_label_values(&[first, second, status]).inc();
-    duration_seconds
-        .with_label_values(&[first, second])
-        .observe(duration.as_secs_f64());
-    if let Some((input, output)) = tokens {
-        for (kind, count) in [("input", input), ("output", output)] {
-            tokens_total
-                .with_label_values(&[first, second, kind])
-                .inc_by(count);
-        }
-    }
-    if let Some(cost) = cost_usd {
-        cost_total.with_label_values(&[first, second]).inc_by(cost);
-    }
+/// Which experiment families a call is counted in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Experiment {
+    /// `llm_prompt_*{prompt, prompt_version}`.
+    Prompt,
+    /// `llm_variant_*{route, variant}`.
+    Variant,
 }
 
 /// One series of a family built at scrape time: its exact labels (sorted by name) and value.

@@ -28,7 +28,9 @@ use tracing_subscriber::{Layer, fmt};
 
 use crate::config::{LogFormat, TelemetrySettings};
 
-pub use metrics::{CacheSeries, CallLabels, Metrics, Series, family, router as metrics_router};
+pub use metrics::{
+    CacheSeries, CallLabels, Experiment, Metrics, Series, family, router as metrics_router,
+};
 pub use semconv::{SCHEMA_URL, protocol_version};
 pub use trace_context::{REQUEST_TRACE_ID, current_trace_id, write_traceparent};
 
