@@ -297,11 +297,6 @@ impl RedisLedger {
         }
     }
 
-    /// The connection it uses.
-    pub fn handle(&self) -> &RedisHandle {
-        &self.handle
-    }
-
     /// Runs the admission script within `deadline`.
     pub async fn admit(
         &self,

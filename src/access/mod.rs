@@ -131,7 +131,7 @@ pub struct Access {
     owners: Owners,
     /// Requests refused for an unknown key (`llm_key_rejections_total{key=""}`).
     unknown_keys: Arc<AtomicU64>,
-    redis: Option<RedisLedger>,
+    redis: Option<Arc<RedisLedger>>,
     metrics: Arc<Metrics>,
     last_error_log: AtomicU64,
 }
@@ -160,7 +160,9 @@ impl Access {
             env_keys: env_keys.to_vec(),
             owners: Owners::default(),
             unknown_keys: Arc::default(),
-            redis: redis.cloned().map(RedisLedger::new),
+            redis: redis
+                .cloned()
+                .map(|handle| Arc::new(RedisLedger::new(handle))),
             metrics,
             last_error_log: AtomicU64::new(0),
         });
@@ -386,7 +388,7 @@ impl Access {
         if wanted.is_empty() {
             return;
         }
-        let redis = RedisLedger::new(redis.handle().clone());
+        let redis = redis.clone();
         tokio::spawn(async move {
             for _ in 0..50 {
                 if let Ok(spent) = redis.spent(&wanted, Duration::from_secs(1)).await {

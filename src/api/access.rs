@@ -11,11 +11,11 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::middleware::{AuthenticatedKey, bearer_token, constant_time_eq};
+use super::middleware::{AuthenticatedKey, bearer_token};
 use super::{ApiError, AppState};
 use crate::access::period::{self, Now, Period};
 use crate::access::{AccessReport, Admission};
-use crate::config::{PromptSettings, Secret};
+use crate::config::{PromptSettings, Secret, constant_time_eq};
 use crate::llm::{Prompt, UpstreamRequest};
 
 /// The header naming the end user (`user.id`) when the body does not.

@@ -55,11 +55,7 @@ impl std::hash::Hash for KeyDigest {
 
 impl PartialEq for KeyDigest {
     fn eq(&self, other: &Self) -> bool {
-        self.0
-            .iter()
-            .zip(&other.0)
-            .fold(0u8, |diff, (a, b)| diff | (a ^ b))
-            == 0
+        super::secret::constant_time_eq(&self.0, &other.0)
     }
 }
 

@@ -35,7 +35,7 @@ pub use routing::{
     PriceSetting, ProviderDefaults, ProviderSettings, RouteSettings, RoutingSettings, Strategy,
     TargetSettings,
 };
-pub use secret::Secret;
+pub use secret::{Secret, constant_time_eq};
 
 /// Why the settings cannot be used: a variable, or the configuration file.
 #[derive(Debug, thiserror::Error)]

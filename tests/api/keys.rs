@@ -494,20 +494,16 @@ impl Replicas {
 #[tokio::test]
 async fn three_replicas_share_one_request_limit_and_one_budget_through_redis() {
     let cost = one_call_cost().await;
-    let replicas = start_replicas(
-        RedisServer::start(),
-        &format!(
-            "{}{}",
-            key_table("burst", "sk-burst", "requests_per_minute = 10"),
-            key_table(
-                "budget",
-                "sk-budget",
-                &format!("daily_budget_usd = {}", cost * 7.5)
-            ),
+    let keys = format!(
+        "{}{}",
+        key_table("burst", "sk-burst", "requests_per_minute = 10"),
+        key_table(
+            "budget",
+            "sk-budget",
+            &format!("daily_budget_usd = {}", cost * 7.5)
         ),
-        "fail_open",
-        3,
     );
+    let replicas = start_replicas(RedisServer::start(), &keys, "fail_open", 3);
     replicas.connected().await;
 
     // 30 concurrent requests spread over the three: exactly 10 pass.
@@ -584,20 +580,7 @@ async fn three_replicas_share_one_request_limit_and_one_budget_through_redis() {
     } = replicas;
     let log: String = gateways.iter().map(ServiceProcess::log).collect();
     drop(gateways);
-    let fresh = start_replicas(
-        redis,
-        &format!(
-            "{}{}",
-            key_table("burst", "sk-burst", ""),
-            key_table(
-                "budget",
-                "sk-budget",
-                &format!("daily_budget_usd = {}", cost * 7.5)
-            )
-        ),
-        "fail_open",
-        1,
-    );
+    let fresh = start_replicas(redis, &keys, "fail_open", 1);
     assert_eq!(fresh.redis.url(), url);
     fresh.connected().await;
     let (_, spend) = admin(&client, &fresh.base(0), "/admin/spend?key=budget").await;

@@ -5,8 +5,6 @@ mod auth;
 mod ratelimit;
 mod trace;
 
-pub use auth::{
-    AuthenticatedKey, bearer_token, constant_time_eq, presented_key, require_gateway_key,
-};
+pub use auth::{AuthenticatedKey, bearer_token, presented_key, require_gateway_key};
 pub use ratelimit::{Buckets, ClientIdentity, ClientRateLimit, client_address, limit_clients};
 pub use trace::{TRACE_ID_HEADER, TraceState, trace_requests};
