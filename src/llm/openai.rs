@@ -441,7 +441,7 @@ impl OpenAiCompatible {
         tracing::record_all!(
             span,
             http.response.status_code = i64::from(status.as_u16()),
-            network.peer.address = peer.map(|p| p.ip().to_canonical().to_string()),
+            network.peer.address = peer.map(|p| crate::telemetry::address_text(p.ip().to_canonical())),
             network.peer.port = peer.map(|p| i64::from(p.port())),
             network.protocol.version = crate::telemetry::protocol_version(response.version()),
             error.type = failed.then(|| {

@@ -9,11 +9,14 @@
 //! after the HTTP server has drained: the SDK exports nothing still queued otherwise.
 
 mod exemplars;
+mod log_line;
 mod metrics;
 mod openmetrics;
 mod otlp;
 mod semconv;
 mod trace_context;
+
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry::{InstrumentationScope, KeyValue, global};
@@ -31,12 +34,23 @@ use crate::config::{LogFormat, TelemetrySettings};
 pub use metrics::{
     CacheSeries, CallLabels, Experiment, Metrics, Series, family, router as metrics_router,
 };
-pub use semconv::{SCHEMA_URL, protocol_version};
-pub use trace_context::{REQUEST_TRACE_ID, current_trace_id, write_traceparent};
+pub use semconv::{SCHEMA_URL, address_text, protocol_version};
+pub use trace_context::{REQUEST_IDS, RequestIds, current_trace_id, write_traceparent};
 
 /// The span that log lines of a request carry: only the trace and span ids, set once by the
 /// server-span middleware. Log lines see no other span of ours, and it is never exported.
 pub const LOG_SPAN: &str = "request";
+
+/// Whether log lines need `LOG_SPAN` to carry a request's ids (JSON lines, a terminal's
+/// coloured lines). Plain lines to a file or a pipe, the default, write the same
+/// `request{trace_id=… span_id=…}:` from the request's task-local ids ([`REQUEST_IDS`]), so a
+/// request makes no span for its log line. True until [`init`] decides.
+static LOG_SPAN_WANTED: AtomicBool = AtomicBool::new(true);
+
+/// See [`LOG_SPAN_WANTED`].
+pub fn log_span_wanted() -> bool {
+    LOG_SPAN_WANTED.load(Ordering::Relaxed)
+}
 
 /// What the log thread gathers before a `write` (it flushes whenever no line is waiting).
 const LOG_BUFFER_BYTES: usize = 64 * 1024;
@@ -117,9 +131,18 @@ pub fn init(settings: &TelemetrySettings) -> Result<TelemetryGuard, TelemetryErr
     // writes every line waiting and then flushes, so through a `BufWriter` a busy gateway makes
     // one `write` for many lines instead of one per request, and an idle one still shows each
     // line at once.
+    let plain = settings.log_format == LogFormat::Pretty && !ansi;
+    LOG_SPAN_WANTED.store(!plain, Ordering::Relaxed);
     let stdout = std::io::BufWriter::with_capacity(LOG_BUFFER_BYTES, std::io::stdout());
     let (writer, log_writer) = tracing_appender::non_blocking(stdout);
     let log_layer = match settings.log_format {
+        // To a file or a pipe, the same text written directly: one line per request is every
+        // request's cost (see `log_line`).
+        LogFormat::Pretty if plain => fmt::layer()
+            .with_writer(writer)
+            .event_format(log_line::PlainLine)
+            .fmt_fields(log_line::PlainFields)
+            .boxed(),
         LogFormat::Pretty => fmt::layer()
             .with_target(false)
             .with_ansi(ansi)

@@ -2,21 +2,30 @@
 //! `traceparent` header.
 
 use axum::http::{HeaderMap, HeaderValue};
-use opentelemetry::trace::TraceContextExt;
+use opentelemetry::trace::{SpanId, TraceContextExt};
 use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
+/// The ids of the request a task is serving: its server span's.
+#[derive(Clone, Debug)]
+pub struct RequestIds {
+    /// 32 hex characters, formatted once.
+    pub trace_id: String,
+    /// The server span's id.
+    pub span_id: SpanId,
+}
+
 tokio::task_local! {
-    /// The trace id of the request this task is serving, set by the server-span middleware
-    /// for response bodies to quote.
-    pub static REQUEST_TRACE_ID: Option<String>;
+    /// The ids of the request this task is serving (`None`: no valid trace), set by the
+    /// server-span middleware, for response bodies to quote and log lines to carry.
+    pub static REQUEST_IDS: Option<RequestIds>;
 }
 
 /// The trace id of the request being served (or else of the current span) as 32 hex
 /// characters, if there is a valid one. Inside a request this is a copy of what the middleware
 /// formatted once, not a second span lookup and hex formatting.
 pub fn current_trace_id() -> Option<String> {
-    if let Ok(id) = REQUEST_TRACE_ID.try_with(Clone::clone) {
+    if let Ok(id) = REQUEST_IDS.try_with(|ids| ids.as_ref().map(|ids| ids.trace_id.clone())) {
         return id;
     }
     let context = Span::current().context();

@@ -23,7 +23,9 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use super::client_address;
 use crate::api::Rejection;
 use crate::llm::{CacheStatus, CallRecord, scrub_secrets};
-use crate::telemetry::{LOG_SPAN, Metrics, REQUEST_TRACE_ID, protocol_version};
+use crate::telemetry::{
+    self, LOG_SPAN, Metrics, REQUEST_IDS, RequestIds, address_text, protocol_version,
+};
 
 /// Response header carrying the trace id.
 pub const TRACE_ID_HEADER: &str = "x-trace-id";
@@ -106,8 +108,8 @@ pub async fn trace_requests(
         url.query = request.uri().query().map(redact_query),
         url.scheme = "http",
         network.protocol.version = protocol_version(request.version()),
-        client.address = client.map(|ip| ip.to_string()),
-        network.peer.address = peer.map(|p| p.ip().to_canonical().to_string()),
+        client.address = client.map(address_text),
+        network.peer.address = peer.map(|p| address_text(p.ip().to_canonical())),
         network.peer.port = peer.map(|p| i64::from(p.port())),
         server.address = server_address,
         server.port = server_port.map(i64::from),
@@ -123,28 +125,30 @@ pub async fn trace_requests(
         let _ = span.set_parent(parent);
     }
     let span_context = span.context().span().span_context().clone();
-    let trace_id = span_context
-        .is_valid()
-        .then(|| span_context.trace_id().to_string());
-    // Every log line of the request carries the ids. A span of their own, created with its
-    // fields (no `record` afterwards, which the JSON log formatter pays for by re-parsing), and
+    let ids = span_context.is_valid().then(|| RequestIds {
+        trace_id: span_context.trace_id().to_string(),
+        span_id: span_context.span_id(),
+    });
+    // Every log line of the request carries the ids. Plain lines read them from the task-local
+    // `REQUEST_IDS`; JSON and coloured lines need a span of their own, created with its fields
+    // (no `record` afterwards, which the JSON log formatter pays for by re-parsing), and
     // entered outside the server span so that the spans below keep the server span as parent.
     // (Do not guard this with `tracing::enabled!`: with per-layer filters that call leaves a
     // filter state behind that disabled the next span, the GenAI span, in the OpenTelemetry
     // layer.)
-    let log_span = match &trace_id {
-        Some(trace_id) => tracing::info_span!(
+    let log_span = match &ids {
+        Some(ids) if telemetry::log_span_wanted() => tracing::info_span!(
             parent: None,
             LOG_SPAN,
-            trace_id = trace_id.as_str(),
-            span_id = %span_context.span_id()
+            trace_id = ids.trace_id.as_str(),
+            span_id = %ids.span_id
         ),
-        None => tracing::Span::none(),
+        _ => tracing::Span::none(),
     };
 
-    let mut response = REQUEST_TRACE_ID
+    let mut response = REQUEST_IDS
         .scope(
-            trace_id.clone(),
+            ids.clone(),
             next.run(request)
                 .instrument(span.clone())
                 .instrument(log_span.clone()),
@@ -161,8 +165,8 @@ pub async fn trace_requests(
         error.type = server_error.then(|| status.as_str()),
         otel.status_code = server_error.then_some("error"),
     );
-    if let Some(trace_id) = &trace_id
-        && let Ok(value) = HeaderValue::from_str(trace_id)
+    if let Some(ids) = &ids
+        && let Ok(value) = HeaderValue::from_str(&ids.trace_id)
     {
         response.headers_mut().insert(TRACE_ID_HEADER, value);
     }
@@ -190,19 +194,21 @@ pub async fn trace_requests(
     if let Some(call) = call {
         metrics.record_gateway_overhead(&call.provider, elapsed.saturating_sub(call.upstream_wait));
     }
-    let _entered = log_span.enter();
     let (input_tokens, output_tokens) = call.and_then(|c| c.tokens).unzip();
-    tracing::info!(
-        method,
-        route = route.as_deref().unwrap_or(""),
-        status = status.as_u16(),
-        latency_ms = elapsed.as_secs_f64() * 1000.0,
-        model = call.map(|c| c.model.as_str()),
-        input_tokens,
-        output_tokens,
-        cache,
-        "request completed"
-    );
+    REQUEST_IDS.sync_scope(ids, || {
+        let _entered = log_span.enter();
+        tracing::info!(
+            method,
+            route = route.as_deref().unwrap_or(""),
+            status = status.as_u16(),
+            latency_ms = elapsed.as_secs_f64() * 1000.0,
+            model = call.map(|c| c.model.as_str()),
+            input_tokens,
+            output_tokens,
+            cache,
+            "request completed"
+        );
+    });
     response
 }
 
