@@ -14,9 +14,10 @@ use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use ipnet::IpNet;
-use opentelemetry::global;
+use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::TraceContextExt;
 use opentelemetry_http::HeaderExtractor;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
 use tracing::{Instrument, field::Empty};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
@@ -117,9 +118,9 @@ pub async fn trace_requests(
         http.response.status_code = Empty,
         error.type = Empty,
     );
-    let parent = global::get_text_map_propagator(|propagator| {
-        propagator.extract(&HeaderExtractor(request.headers()))
-    });
+    // W3C trace context, the one propagation format served; read with the propagator itself
+    // rather than through the global one, which sits behind a lock every request would take.
+    let parent = TraceContextPropagator::new().extract(&HeaderExtractor(request.headers()));
     if parent.span().span_context().is_valid() {
         // Only fails when no OpenTelemetry layer is installed; then there is nothing to link.
         let _ = span.set_parent(parent);

@@ -156,7 +156,11 @@ fn fixed64(buf: &mut Vec<u8>, field: u32, value: u64) {
 fn message(buf: &mut Vec<u8>, field: u32, reserve: usize, body: impl FnOnce(&mut Vec<u8>)) {
     tag(buf, field, LEN);
     let start = buf.len();
-    buf.resize(start + reserve, 0);
+    if reserve == 1 {
+        buf.push(0);
+    } else {
+        buf.resize(start + reserve, 0);
+    }
     body(buf);
     let len = buf.len() - start - reserve;
     let needed = varint_len(len as u64);
@@ -192,10 +196,36 @@ fn key_value(buf: &mut Vec<u8>, key: &str, value: &Value) {
 
 fn attributes(buf: &mut Vec<u8>, field: u32, attributes: &[KeyValue]) {
     for kv in attributes {
-        message(buf, field, 1, |buf| {
-            key_value(buf, kv.key.as_str(), &kv.value)
-        });
+        if !scalar_attribute(buf, field, kv.key.as_str(), &kv.value) {
+            message(buf, field, 1, |buf| {
+                key_value(buf, kv.key.as_str(), &kv.value)
+            });
+        }
     }
+}
+
+/// A `KeyValue` whose value is a string, bool, int or double (nearly every attribute) written
+/// with its lengths computed first: no length guessed and moved, one capacity check. False
+/// (nothing written) for an array, which the general path writes.
+fn scalar_attribute(buf: &mut Vec<u8>, field: u32, key: &str, value: &Value) -> bool {
+    // `AnyValue`'s body: the oneof field's tag (one byte) and its value.
+    let any_len = match value {
+        Value::String(s) => 1 + varint_len(s.as_str().len() as u64) + s.as_str().len(),
+        Value::Bool(_) => 2,
+        Value::I64(i) => 1 + varint_len(*i as u64),
+        Value::F64(_) => 9,
+        _ => return false,
+    };
+    let key_value_len =
+        1 + varint_len(key.len() as u64) + key.len() + 1 + varint_len(any_len as u64) + any_len;
+    buf.reserve(1 + varint_len(key_value_len as u64) + key_value_len);
+    tag(buf, field, LEN);
+    varint(buf, key_value_len as u64);
+    bytes_field(buf, 1, key.as_bytes());
+    tag(buf, 2, LEN);
+    varint(buf, any_len as u64);
+    any_value(buf, value);
+    true
 }
 
 /// `AnyValue { oneof: string 1, bool 2, int64 3, double 4, ArrayValue 5 }`; array elements
