@@ -11,8 +11,9 @@ use super::keys::valid_name;
 
 /// How far back feedback may refer, by default.
 pub const DEFAULT_FEEDBACK_WINDOW: Duration = Duration::from_secs(3600);
-/// The most calls remembered for feedback, by default.
-pub const DEFAULT_FEEDBACK_CALLS: usize = 100_000;
+/// The most calls remembered for feedback, by default: about 170 bytes each, 8.5 MB (the
+/// 1,000,000-request soak with every feature on stays under 50 MB; BENCHMARKS.md, issue 18).
+pub const DEFAULT_FEEDBACK_CALLS: usize = 50_000;
 
 /// Feedback (`POST /v1/feedback`).
 #[derive(Debug, Clone)]

@@ -1,17 +1,18 @@
 //! The calls of the recent past, by response id and by trace id: what `POST /v1/feedback`
 //! links a score to (the call's GenAI span).
 //!
-//! Bounded twice: at most `FEEDBACK_MAX_CALLS` entries (quick_cache evicts the coldest beyond
+//! Bounded twice: at most `[feedback] max_calls` entries (quick_cache evicts the coldest beyond
 //! it) and at most `FEEDBACK_WINDOW_SECS` old (checked on read). Written once per call as it
 //! ends; never on a lock shared by calls.
 
+use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use opentelemetry::trace::SpanContext;
+use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
 use quick_cache::sync::Cache;
 
-/// One call: its GenAI span and its response id, and when it ended.
+/// One call, as a lookup returns it: its GenAI span and its response id.
 #[derive(Debug, Clone)]
 pub struct RecentCall {
     /// The GenAI span (what feedback links to).
@@ -22,13 +23,54 @@ pub struct RecentCall {
     pub prompt: Option<(String, String)>,
     /// The route and A/B variant that answered, if any.
     pub variant: Option<(Arc<str>, Arc<str>)>,
-    at: Instant,
 }
+
+// What the index keeps per call is small and flat, because it keeps `[feedback] max_calls` of
+// them in every gateway: storing the `RecentCall` above twice (by response id, by trace id)
+// cost about 400 bytes a call, 40 MB at the bound of 100,000 then, more than the rest of the
+// gateway (BENCHMARKS.md, issue 18); now about 170. Now each map holds the ids inline, the
+// response id is stored once (by trace; the response-id map is keyed by its 64-bit hash and
+// the caller names the id), and what few calls have (a prompt, a variant, a trace state) is
+// one shared allocation.
+
+/// By trace id: the call's span and response id.
+#[derive(Clone)]
+struct ByTrace {
+    span_id: [u8; 8],
+    flags: u8,
+    ended: Ended,
+    response_id: Option<Box<str>>,
+    rare: Option<Arc<Rare>>,
+}
+
+/// By response id (its hash): the call's span.
+#[derive(Clone)]
+struct ByResponse {
+    trace_id: [u8; 16],
+    span_id: [u8; 8],
+    flags: u8,
+    ended: Ended,
+    rare: Option<Arc<Rare>>,
+}
+
+/// What most calls do not have.
+struct Rare {
+    trace_state: TraceState,
+    prompt: Option<(String, String)>,
+    variant: Option<(Arc<str>, Arc<str>)>,
+}
+
+/// When a call ended: nanoseconds after the index was made.
+#[derive(Clone, Copy)]
+struct Ended(u64);
 
 /// The recent calls' index.
 pub struct RecentCalls {
-    by_response: Cache<String, RecentCall>,
-    by_trace: Cache<[u8; 16], RecentCall>,
+    by_response: Cache<u64, ByResponse>,
+    by_trace: Cache<[u8; 16], ByTrace>,
+    /// Hashes response ids (seeded per process).
+    hasher: std::collections::hash_map::RandomState,
+    created: Instant,
     window: Duration,
 }
 
@@ -48,6 +90,8 @@ impl RecentCalls {
         Self {
             by_response: Cache::new(capacity),
             by_trace: Cache::new(capacity),
+            hasher: Default::default(),
+            created: Instant::now(),
             window,
         }
     }
@@ -63,36 +107,101 @@ impl RecentCalls {
         if !span.is_valid() {
             return;
         }
-        let call = RecentCall {
-            span,
-            response_id: response_id.filter(|id| !id.is_empty()).map(str::to_owned),
-            prompt,
-            variant,
-            at: Instant::now(),
-        };
-        if let Some(id) = &call.response_id {
-            self.by_response.insert(id.clone(), call.clone());
+        let ended = self.now();
+        let trace_state = span.trace_state().clone();
+        let rare =
+            (prompt.is_some() || variant.is_some() || trace_state != TraceState::NONE).then(|| {
+                Arc::new(Rare {
+                    trace_state,
+                    prompt,
+                    variant,
+                })
+            });
+        let (trace_id, span_id) = (span.trace_id().to_bytes(), span.span_id().to_bytes());
+        let flags = span.trace_flags().to_u8();
+        let response_id = response_id.filter(|id| !id.is_empty());
+        if let Some(id) = response_id {
+            let entry = ByResponse {
+                trace_id,
+                span_id,
+                flags,
+                ended,
+                rare: rare.clone(),
+            };
+            self.by_response.insert(self.hasher.hash_one(id), entry);
         }
-        self.by_trace.insert(call.span.trace_id().to_bytes(), call);
+        let entry = ByTrace {
+            span_id,
+            flags,
+            ended,
+            response_id: response_id.map(Box::from),
+            rare,
+        };
+        self.by_trace.insert(trace_id, entry);
     }
 
-    /// The call that answered with `response_id`, if it ended within the window.
+    /// The call that answered with `response_id`, if it ended within the window. (Two ids
+    /// with one 64-bit hash would name the later call: about one chance in 10^10 among
+    /// 100,000.)
     pub fn by_response_id(&self, response_id: &str) -> Option<RecentCall> {
-        self.fresh(self.by_response.get(response_id))
+        let entry = self.by_response.get(&self.hasher.hash_one(response_id))?;
+        self.fresh(entry.ended)?;
+        Some(call(
+            entry.trace_id,
+            entry.span_id,
+            entry.flags,
+            Some(response_id.to_owned()),
+            entry.rare.as_deref(),
+        ))
     }
 
     /// The (last) call of the trace, if it ended within the window.
     pub fn by_trace_id(&self, trace_id: [u8; 16]) -> Option<RecentCall> {
-        self.fresh(self.by_trace.get(&trace_id))
+        let entry = self.by_trace.get(&trace_id)?;
+        self.fresh(entry.ended)?;
+        Some(call(
+            trace_id,
+            entry.span_id,
+            entry.flags,
+            entry.response_id.as_deref().map(str::to_owned),
+            entry.rare.as_deref(),
+        ))
     }
 
-    fn fresh(&self, call: Option<RecentCall>) -> Option<RecentCall> {
-        call.filter(|c| c.at.elapsed() <= self.window)
+    fn now(&self) -> Ended {
+        Ended(u64::try_from(self.created.elapsed().as_nanos()).unwrap_or(u64::MAX))
+    }
+
+    fn fresh(&self, ended: Ended) -> Option<()> {
+        let age = Duration::from_nanos(self.now().0.saturating_sub(ended.0));
+        (age <= self.window).then_some(())
     }
 
     /// How far back feedback may refer.
     pub fn window(&self) -> Duration {
         self.window
+    }
+}
+
+/// A stored call as a lookup returns it. The GenAI span is this process's own: not remote.
+fn call(
+    trace_id: [u8; 16],
+    span_id: [u8; 8],
+    flags: u8,
+    response_id: Option<String>,
+    rare: Option<&Rare>,
+) -> RecentCall {
+    RecentCall {
+        span: SpanContext::new(
+            TraceId::from_bytes(trace_id),
+            SpanId::from_bytes(span_id),
+            TraceFlags::new(flags),
+            false,
+            rare.map_or(TraceState::NONE, |r| r.trace_state.clone()),
+        ),
+        response_id,
+        prompt: rare.and_then(|r| r.prompt.clone()),
+        variant: rare.and_then(|r| r.variant.clone()),
     }
 }
 
@@ -126,6 +235,37 @@ mod tests {
         assert!(recent.by_response_id("chatcmpl-2").is_none());
         recent.record(SpanContext::empty_context(), Some("invalid"), None, None);
         assert!(recent.by_response_id("invalid").is_none());
+
+        // Two calls in one trace: each response id names its own span; the trace its last.
+        let first = span(4);
+        let second = SpanContext::new(
+            first.trace_id(),
+            SpanId::from_bytes([9; 8]),
+            TraceFlags::SAMPLED,
+            false,
+            TraceState::from_key_value([("vendor", "v")]).unwrap(),
+        );
+        let variant: (Arc<str>, Arc<str>) = ("route".into(), "b".into());
+        recent.record(first.clone(), Some("first"), None, None);
+        recent.record(
+            second.clone(),
+            Some("second"),
+            Some(("greeting".into(), "v2".into())),
+            Some(variant.clone()),
+        );
+        let found = recent.by_response_id("first").unwrap();
+        assert_eq!(found.span, first);
+        assert_eq!(found.response_id.as_deref(), Some("first"));
+        assert!(found.prompt.is_none() && found.variant.is_none());
+        for found in [
+            recent.by_response_id("second").unwrap(),
+            recent.by_trace_id(first.trace_id().to_bytes()).unwrap(),
+        ] {
+            assert_eq!(found.span, second, "span id, flags and trace state kept");
+            assert_eq!(found.response_id.as_deref(), Some("second"));
+            assert_eq!(found.prompt, Some(("greeting".into(), "v2".into())));
+            assert_eq!(found.variant, Some(variant.clone()));
+        }
 
         let closed = RecentCalls::new(10, Duration::ZERO);
         closed.record(span(3), Some("old"), None, None);

@@ -54,6 +54,11 @@ pub fn log_span_wanted() -> bool {
 
 /// What the log thread gathers before a `write` (it flushes whenever no line is waiting).
 const LOG_BUFFER_BYTES: usize = 64 * 1024;
+/// Log lines waiting for the log thread, at most (beyond, lines are dropped, not requests
+/// slowed). tracing-appender's default, 128,000, is a ring of slots that a busy gateway
+/// touches all of, with the lines they held: 16,384 lines is over a second of lines at the
+/// rates measured here (BENCHMARKS.md, issue 18).
+const LOG_QUEUE_LINES: usize = 16_384;
 /// The `tracing` target of this crate: only its spans are exported.
 const CRATE_TARGET: &str = "llm_observability";
 /// The HTTP stacks must never produce spans or log storms of their own; a failed TLS
@@ -134,7 +139,9 @@ pub fn init(settings: &TelemetrySettings) -> Result<TelemetryGuard, TelemetryErr
     let plain = settings.log_format == LogFormat::Pretty && !ansi;
     LOG_SPAN_WANTED.store(!plain, Ordering::Relaxed);
     let stdout = std::io::BufWriter::with_capacity(LOG_BUFFER_BYTES, std::io::stdout());
-    let (writer, log_writer) = tracing_appender::non_blocking(stdout);
+    let (writer, log_writer) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .buffered_lines_limit(LOG_QUEUE_LINES)
+        .finish(stdout);
     let log_layer = match settings.log_format {
         // To a file or a pipe, the same text written directly: one line per request is every
         // request's cost (see `log_line`).
