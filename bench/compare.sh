@@ -234,12 +234,13 @@ launch_gateway() { # binary, side: starts it on fresh ports; fails if it exits b
     GW_PORT=$(free_port) metrics=$(free_port)
     [ -f "$WORK/gateway-$2.toml" ] && config=(GATEWAY_CONFIG="$WORK/gateway-$2.toml")
     if [ "$2" = a ]; then config+=("${ENV_A[@]}"); else config+=("${ENV_B[@]}"); fi
-    (cd "$WORK" && exec env -i PATH="$PATH" APP_HOST=127.0.0.1 APP_PORT="$GW_PORT" "${config[@]}" \
+    # The side's own variables last: they override the defaults (e.g. --env-a RUST_LOG=warn).
+    (cd "$WORK" && exec env -i PATH="$PATH" APP_HOST=127.0.0.1 APP_PORT="$GW_PORT" \
         METRICS_HOST=127.0.0.1 METRICS_PORT="$metrics" GROQ_API_KEY=gsk_bench \
         ANTHROPIC_API_KEY=sk-ant-bench \
         GROQ_BASE_URL="http://127.0.0.1:$UP_PORT/openai/v1" LLM_MAX_RETRIES=0 \
         OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$OTLP_PORT" \
-        RUST_LOG="${GW_LOG%%,*}" LOG_FORMAT="${GW_LOG#*,}" "$1") >"$WORK/gateway.log" 2>&1 &
+        RUST_LOG="${GW_LOG%%,*}" LOG_FORMAT="${GW_LOG#*,}" "${config[@]}" "$1") >"$WORK/gateway.log" 2>&1 &
     GW_PID=$!
     PIDS+=("$GW_PID")
     local deadline=$((SECONDS + 20))

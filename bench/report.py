@@ -32,6 +32,21 @@ OVERHEAD_P99_MS_MAX = 1.5
 C32_RPS_RATIO_MIN = 0.5
 RSS_MB_MAX = 50.0
 
+# Goals of issue 18: CPU per request at concurrency 32 as a multiple of nginx's, p50 overhead at
+# concurrency 1, and the soak with the features on.
+GOAL_RATIO = {"goal-default": 2.5, "goal-features": 3.0, "goal-features-redis": 3.0}
+GOAL_P50_OVERHEAD_MS = 0.15
+GOAL_SOAK_REQUESTS = 1_000_000
+GOAL_VARIANTS = {
+    "goal-nginx": "nginx reverse proxy (keep-alive upstream, no access log)",
+    "goal-floor": "floor: axum + reqwest relay (examples/floor_proxy.rs)",
+    "goal-bare": "floor below it: hyper server + hyper-util client relay (floor_proxy --bare)",
+    "goal-default": "gateway, default configuration",
+    "goal-features": "gateway, features (ledger in process)",
+    "goal-features-redis": "gateway, features (ledger in Redis)",
+    "goal-direct": "direct to the fake upstream",
+}
+
 
 def load_label(load):
     if load.startswith("sse"):
@@ -91,7 +106,8 @@ def index(rows):
             for k in list(r):
                 if k.endswith("_ms"):
                     r[k] = None
-    return {(row["variant"], row["load"]): row for row in rows}
+    # The goal section's rows repeat (variant, load) once per endpoint and round: goal_rows().
+    return {(row["variant"], row["load"]): row for row in rows if not row.get("goal")}
 
 
 def line(jsonl):
@@ -102,8 +118,11 @@ def line(jsonl):
     row = rows[-1]
     r = row.get("result") or {}
     c = cpu_us(row)
+    name = f"{row['variant']:<15}"
+    if row.get("goal"):
+        name = f"{row['variant'] + ' ' + row['endpoint']:<47} r{row['round']}"
     text = (
-        f"  {row['variant']:<15} {row['load']:<6} {fmt(r.get('rps'), 0):>8} req/s  "
+        f"  {name} {row['load']:<6} {fmt(r.get('rps'), 0):>8} req/s  "
         f"p50 {fmt(r.get('p50_ms'), 3)} ms  p99 {fmt(r.get('p99_ms'), 3)} ms  "
         f"p99.9 {fmt(r.get('p999_ms'), 3)} ms"
     )
@@ -182,6 +201,9 @@ def markdown(raw):
     idx = index(rows)
     out = []
     mode = "quick (indicative only: short runs)" if meta["quick"] else "full"
+    goal_only = meta.get("goal_only")
+    if goal_only:
+        mode = "goal section only" + (", quick (indicative only: short runs)" if meta["quick"] else "")
     out.append(f"Run `{meta['stamp']}`, {mode}; commit `{meta['commit']}`"
                + (" with uncommitted changes to src/" if meta.get("dirty") else "")
                + f"; {meta['duration_s']:g} s per measured run.")
@@ -199,61 +221,66 @@ def markdown(raw):
                "the gateway otherwise) from /proc/PID/stat, over the run, divided by completed requests. "
                "Peak RSS: VmHWM of that process during the run (reset before each run through /proc/PID/clear_refs).")
     out.append("")
-    out.append("### Latency, throughput and cost per request")
-    out.append("")
-    out.extend(main_table(rows, idx))
-    out.append("")
-    out.append("Overhead = gateway percentile minus direct percentile at the same load, shown where the "
-               "load is below capacity (concurrency 1, fixed rates). At concurrency 32 and 256 every "
-               "path is saturated (latency = concurrency ÷ throughput): compare req/s there.")
-    out.append("")
-    if meta.get("litellm") and not any(k[0] == "litellm" for k in idx):
-        out.append("LiteLLM: not measured in this run (install or start-up failed; see the raw logs).")
+    # A goal-only run has none of the rows of the sections down to streaming.
+    if not goal_only:
+        out.append("### Latency, throughput and cost per request")
         out.append("")
-    elif any(k[0] == "litellm" for k in idx):
-        out.append(f"LiteLLM {meta['litellm']} (1 worker) is measured at fixed concurrency only: "
-                   "it cannot sustain 1,000 req/s on this machine.")
+        out.extend(main_table(rows, idx))
         out.append("")
-    if any(k[0] == "nginx-proxy" for k in idx):
-        out.append(f"Reference: {meta.get('nginx') or 'nginx'} with `proxy_pass` and upstream keep-alive, "
-                   "`worker_processes auto`, no access log: what a minimal reverse proxy without any "
-                   "telemetry costs on this machine.")
+        out.append("Overhead = gateway percentile minus direct percentile at the same load, shown where the "
+                   "load is below capacity (concurrency 1, fixed rates). At concurrency 32 and 256 every "
+                   "path is saturated (latency = concurrency ÷ throughput): compare req/s there.")
         out.append("")
+        if meta.get("litellm") and not any(k[0] == "litellm" for k in idx):
+            out.append("LiteLLM: not measured in this run (install or start-up failed; see the raw logs).")
+            out.append("")
+        elif any(k[0] == "litellm" for k in idx):
+            out.append(f"LiteLLM {meta['litellm']} (1 worker) is measured at fixed concurrency only: "
+                       "it cannot sustain 1,000 req/s on this machine.")
+            out.append("")
+        if any(k[0] == "nginx-proxy" for k in idx):
+            out.append(f"Reference: {meta.get('nginx') or 'nginx'} with `proxy_pass` and upstream keep-alive, "
+                       "`worker_processes auto`, no access log: what a minimal reverse proxy without any "
+                       "telemetry costs on this machine.")
+            out.append("")
 
-    # Streaming
-    sse = [(v, l) for (v, l) in idx if l.startswith("sse")]
-    out.append("### Streaming: time to first chunk")
-    out.append("")
-    if not sse:
-        out.append("streaming: skipped (endpoint not available)")
-    else:
-        out.append("Fake upstream: role chunk at once, then 20 content chunks 10 ms apart. "
-                   "Time to first chunk = until the first complete `data:` line.")
+        # Streaming
+        sse = [(v, l) for (v, l) in idx if l.startswith("sse")]
+        out.append("### Streaming: time to first chunk")
         out.append("")
-        out.append("| path | load | TTFC p50 ms | TTFC p99 ms | TTFC p99.9 ms | TTFC overhead p50 ms | TTFC overhead p99 ms | whole stream p50 ms | CPU µs/stream | errors |")
-        out.append("|---|---|--:|--:|--:|--:|--:|--:|--:|---|")
-        for load in sorted({l for _, l in sse}):
-            direct = (idx.get(("direct", load)) or {}).get("result") or {}
-            for variant in ("direct", "gateway-full"):
-                row = idx.get((variant, load))
-                if not row:
-                    continue
-                r = row.get("result") or {}
-                d50 = d99 = None
-                if variant != "direct" and r.get("ttfc_p50_ms") is not None and direct.get("ttfc_p50_ms") is not None:
-                    d50 = r["ttfc_p50_ms"] - direct["ttfc_p50_ms"]
-                    d99 = r["ttfc_p99_ms"] - direct["ttfc_p99_ms"]
-                out.append(
-                    f"| {VARIANTS[variant]} | {load_label(load)} | "
-                    f"{fmt(r.get('ttfc_p50_ms'), 3)} | {fmt(r.get('ttfc_p99_ms'), 3)} | {fmt(r.get('ttfc_p999_ms'), 3)} | "
-                    f"{signed(d50)} | {signed(d99)} | {fmt(r.get('p50_ms'), 1)} | {fmt(cpu_us(row), 1)} | {errors_text(r)} |"
-                )
-    out.append("")
+        if not sse:
+            out.append("streaming: skipped (endpoint not available)")
+        else:
+            out.append("Fake upstream: role chunk at once, then 20 content chunks 10 ms apart. "
+                       "Time to first chunk = until the first complete `data:` line.")
+            out.append("")
+            out.append("| path | load | TTFC p50 ms | TTFC p99 ms | TTFC p99.9 ms | TTFC overhead p50 ms | TTFC overhead p99 ms | whole stream p50 ms | CPU µs/stream | errors |")
+            out.append("|---|---|--:|--:|--:|--:|--:|--:|--:|---|")
+            for load in sorted({l for _, l in sse}):
+                direct = (idx.get(("direct", load)) or {}).get("result") or {}
+                for variant in ("direct", "gateway-full"):
+                    row = idx.get((variant, load))
+                    if not row:
+                        continue
+                    r = row.get("result") or {}
+                    d50 = d99 = None
+                    if variant != "direct" and r.get("ttfc_p50_ms") is not None and direct.get("ttfc_p50_ms") is not None:
+                        d50 = r["ttfc_p50_ms"] - direct["ttfc_p50_ms"]
+                        d99 = r["ttfc_p99_ms"] - direct["ttfc_p99_ms"]
+                    out.append(
+                        f"| {VARIANTS[variant]} | {load_label(load)} | "
+                        f"{fmt(r.get('ttfc_p50_ms'), 3)} | {fmt(r.get('ttfc_p99_ms'), 3)} | {fmt(r.get('ttfc_p999_ms'), 3)} | "
+                        f"{signed(d50)} | {signed(d99)} | {fmt(r.get('p50_ms'), 1)} | {fmt(cpu_us(row), 1)} | {errors_text(r)} |"
+                    )
+        out.append("")
 
     # OTLP
     otlp_path = os.path.join(raw, "otlp.json")
-    if os.path.exists(otlp_path):
-        otlp = json.load(open(otlp_path))
+    otlp = json.load(open(otlp_path)) if os.path.exists(otlp_path) else {}
+    soak_info = {}
+    if os.path.exists(os.path.join(raw, "soak.json")):
+        soak_info = json.load(open(os.path.join(raw, "soak.json")))
+    if any(otlp.values()):
         out.append("### Span export")
         out.append("")
         out.append("Every gateway request should yield 3 spans (server, GenAI and HTTP client); "
@@ -262,7 +289,9 @@ def markdown(raw):
         out.append("")
         out.append("| gateway process | upstream calls | OTLP export requests | MiB exported | spans | spans per call | dropped (queue full) | failed exports |")
         out.append("|---|--:|--:|--:|--:|--:|--:|--:|")
-        names = {"gateway_full": "(b) full telemetry (all rows above)", "soak": "(b) soak process"}
+        names = {"gateway_full": "(b) full telemetry (all rows above)",
+                 "soak": "soak process (the goal's features)" if soak_info.get("config") == "features"
+                 else "(b) soak process"}
         for key, name in names.items():
             o = otlp.get(key)
             if not o:
@@ -283,14 +312,28 @@ def markdown(raw):
 
     # Soak
     soak, samples = soak_summary(raw, meta.get("soak") or 0)
-    soak_row = idx.get(("gateway-full", "soak"))
+    soak_row = idx.get(("gateway-features", "soak")) or idx.get(("gateway-full", "soak"))
     if soak_row:
         r = soak_row.get("result") or {}
-        out.append("### Soak (b): memory over {:,} requests".format(meta["soak"]))
-        out.append("")
-        out.append(f"Concurrency 32 through the gateway with full telemetry: {fmt(r.get('rps'), 0)} req/s, "
-                   f"p50 {fmt(r.get('p50_ms'), 3)} ms, p99 {fmt(r.get('p99_ms'), 3)} ms, "
-                   f"{fmt(cpu_us(soak_row), 1)} µs CPU/req, errors {errors_text(r)}.")
+        features = soak_row["variant"] == "gateway-features"
+        if features:
+            out.append("### Soak: memory over {:,} requests, the goal's features configuration".format(meta["soak"]))
+            out.append("")
+            out.append("Concurrency 32 (examples/loadgen.rs) on `/api/chat` through a fresh gateway in the "
+                       "features configuration of the goal section: bench/goal.toml (model `bench` → a route "
+                       "with two targets; the virtual key `sk-bench` with its team and budgets, ledger in "
+                       "process), the response cache in memory and missed by every request (a unique body "
+                       "each), a log line per request (`RUST_LOG=info`), full telemetry: "
+                       f"{fmt(r.get('rps'), 0)} req/s, "
+                       f"p50 {fmt(r.get('p50_ms'), 3)} ms, p99 {fmt(r.get('p99_ms'), 3)} ms, "
+                       f"{fmt(cpu_us(soak_row), 1)} µs CPU/req, errors {errors_text(r)}."
+                       + counters_text(soak_info.get("counters"), soak_info.get("log_lines")))
+        else:
+            out.append("### Soak (b): memory over {:,} requests".format(meta["soak"]))
+            out.append("")
+            out.append(f"Concurrency 32 through the gateway with full telemetry: {fmt(r.get('rps'), 0)} req/s, "
+                       f"p50 {fmt(r.get('p50_ms'), 3)} ms, p99 {fmt(r.get('p99_ms'), 3)} ms, "
+                       f"{fmt(cpu_us(soak_row), 1)} µs CPU/req, errors {errors_text(r)}.")
         out.append("")
         if samples:
             out.append("| elapsed s | requests | RSS MB | peak RSS MB |")
@@ -308,7 +351,9 @@ def markdown(raw):
                        f"({soak['growth_mb']:+.2f} MB; flat means within ±{soak['allowed_mb']:.1f} MB).")
             out.append("")
 
-    out.extend(targets(idx, soak, raw))
+    if not goal_only:
+        out.extend(targets(idx, soak, raw))
+    out.extend(goal_section(raw, rows, meta, soak, samples, soak_row))
     return "\n".join(out) + "\n"
 
 
@@ -362,6 +407,175 @@ def targets(idx, soak, raw):
         out.append(f"| flat memory over the soak | {soak['rss_from_mb']:.1f} → {soak['rss_to_mb']:.1f} MB ({soak['growth_mb']:+.2f} MB) | {verdict(soak['flat'])} |")
     else:
         out.append("| flat memory over the soak | not run (`--quick` or `--soak 0`) | – |")
+    out.append("")
+    return out
+
+
+def median(xs):
+    xs = sorted(x for x in xs if x is not None)
+    if not xs:
+        return None
+    mid = len(xs) // 2
+    return xs[mid] if len(xs) % 2 else (xs[mid - 1] + xs[mid]) / 2
+
+
+def verdict(ok):
+    return "–" if ok is None else ("yes" if ok else "**no**")
+
+
+def counters_text(c, log_lines):
+    """The gateway's own counts (bench/run.sh's gateway_counters) as a sentence, or ''."""
+    if not c:
+        return ""
+    parts = []
+    if c.get("cache"):
+        parts.append("response cache lookups " + ", ".join(
+            f"{k} {v:,}" for k, v in sorted(c["cache"].items()) if v or k in ("hit", "miss")))
+    parts.append(f"ledger errors {c.get('ledger_errors', 0):,}")
+    parts.append(f"spans dropped {c.get('spans_dropped', 0):,}, failed exports {c.get('spans_failed', 0):,}")
+    if log_lines is not None:
+        served = f" for {c['requests']:,} requests served" if c.get("requests") else ""
+        parts.append(f"request log lines {log_lines:,}{served}")
+    return " Its own counts: " + "; ".join(parts) + "."
+
+
+def goal_groups(rows):
+    """The goal section's rows by (variant, endpoint, load), each a list over the rounds."""
+    groups = {}
+    for row in rows:
+        if row.get("goal"):
+            groups.setdefault((row["variant"], row["endpoint"], row["load"]), []).append(row)
+    return groups
+
+
+def goal_order(key):
+    variant, endpoint, _ = key
+    v = list(GOAL_VARIANTS).index(variant) if variant in GOAL_VARIANTS else 99
+    return (v, 0 if endpoint == "/api/chat" else 1, endpoint)
+
+
+def goal_section(raw, rows, meta, soak, samples, soak_row):
+    groups = goal_groups(rows)
+    if not groups:
+        return []
+    path = os.path.join(raw, "goal.json")
+    info = json.load(open(path)) if os.path.exists(path) else {}
+    rounds = info.get("rounds") or max(r["round"] for rs in groups.values() for r in rs)
+    out = ["### Goal (issue 18): CPU per request against nginx, one run", ""]
+    out.append(
+        f"Every process up for the whole section, against the same fake upstream, the OTLP receiver "
+        f"live; the variants take turns: {rounds} round(s), each measuring every row once for "
+        f"{meta['duration_s']:g} s at concurrency 32 (wrk, 1 thread), then the concurrency-1 runs. "
+        "CPU µs/request is the median of the rounds (min–max beside it), of the process under test "
+        "only (nginx: master and workers); req/s, p50 and p99 are medians too. The gateway's default "
+        "configuration: `RUST_LOG=info LOG_FORMAT=pretty` (a log line per request, to a file), "
+        "`OTEL_TRACES_SAMPLER=always_on`, OTLP export to the receiver. Features: the same plus "
+        "bench/goal.toml (model `bench` → a route with two targets; the virtual key `sk-bench`, "
+        "`Authorization: Bearer`, with a team, allowed models, rates and budgets) and "
+        "`CACHE_ENABLED=true CACHE_BACKEND=memory`, every request a cache miss (a unique number in "
+        "each body). nginx and the floor proxy relay the plain OpenAI body.")
+    out.append("")
+    out.append("| variant | endpoint | CPU µs/req (min–max) | req/s | p50 ms | p99 ms | × nginx CPU | goal | met | errors |")
+    out.append("|---|---|--:|--:|--:|--:|--:|--:|---|---|")
+    ngx = groups.get(("goal-nginx", "/openai/v1/chat/completions", "c32"), [])
+    nginx_cpu = median(cpu_us(r) for r in ngx)
+    for key in sorted((k for k in groups if k[2] == "c32"), key=goal_order):
+        variant, endpoint, _ = key
+        rs = groups[key]
+        cpus = [c for c in (cpu_us(r) for r in rs) if c is not None]
+        res = [r.get("result") or {} for r in rs]
+        med = median(cpus)
+        spread = f" ({min(cpus):.1f}–{max(cpus):.1f})" if len(cpus) > 1 else ""
+        errors = sum((x.get("errors") or 0) for x in res) + sum(1 for r in rs if not r.get("result"))
+        ratio = med / nginx_cpu if med is not None and nginx_cpu else None
+        limit = GOAL_RATIO.get(variant)
+        if variant == "goal-nginx":
+            goal_text, met = "reference", "–"
+        elif limit is None:
+            goal_text, met = "–", "–"
+        else:
+            goal_text = f"≤ {limit:g}×"
+            met = verdict(None if ratio is None else (ratio <= limit and not errors))
+        err_text = "0" if not errors else f"**{errors:,}**"
+        out.append(
+            f"| {GOAL_VARIANTS.get(variant, variant)} | `{endpoint}` | {fmt(med, 1)}{spread} | "
+            f"{fmt(median(x.get('rps') for x in res), 0)} | {fmt(median(x.get('p50_ms') for x in res), 3)} | "
+            f"{fmt(median(x.get('p99_ms') for x in res), 3)} | "
+            f"{'–' if ratio is None else f'{ratio:.2f}×'} | {goal_text} | {met} | {err_text} |")
+    out.append("")
+    if nginx_cpu is None:
+        out.append("nginx was not measured in this run (see the raw logs): no ratios.")
+        out.append("")
+    redis = info.get("redis") or {}
+    redis_rows = [r for (v, _, l), rs in groups.items() if v == "goal-features-redis" and l == "c32" for r in rs]
+    if redis.get("skipped"):
+        out.append(f"The Redis variant was not measured: {redis['skipped']}.")
+    elif redis_rows:
+        side = [r["side_cpu_ticks"] / r["clk_tck"] * 1e6 / ((r.get("result") or {}).get("completed_total") or 1)
+                for r in redis_rows if "side_cpu_ticks" in r and (r.get("result") or {}).get("completed_total")]
+        text = (f"The Redis variant: `REDIS_URL` to a throwaway redis-server {redis.get('version', '')} "
+                "(no persistence, same machine) holds the key's ledger "
+                f"({fmt(redis.get('keys'))} keys after the run); its response cache stayed in memory "
+                "(`CACHE_BACKEND=memory`).")
+        if side:
+            text += (f" redis-server's own CPU, not in the gateway's figure: {median(side):.1f} µs per "
+                     "request (median of the rounds).")
+        out.append(text)
+    gateways = info.get("gateways") or {}
+    if gateways or redis.get("skipped") or redis_rows:
+        out.append("")
+    for name, g in gateways.items():
+        text = counters_text(g.get("counters"), g.get("log_lines"))
+        if text:
+            out.append(f"- {GOAL_VARIANTS.get(name, name)} (`{name}`):{text[len(' Its own counts:'):]}")
+    if gateways:
+        out.append("")
+
+    # Latency at concurrency 1 and the soak.
+    out.append("| goal | measured | met |")
+    out.append("|---|---|---|")
+    direct = median(((r.get("result") or {}).get("p50_ms") for r in
+                     groups.get(("goal-direct", "/openai/v1/chat/completions", "c1"), [])))
+    for key in sorted((k for k in groups if k[2] == "c1" and k[0] != "goal-direct"), key=goal_order):
+        variant, endpoint, _ = key
+        res = [r.get("result") or {} for r in groups[key]]
+        p50 = median(x.get("p50_ms") for x in res)
+        errors = sum((x.get("errors") or 0) for x in res)
+        name = f"p50 overhead at concurrency 1 ≤ {GOAL_P50_OVERHEAD_MS} ms: {GOAL_VARIANTS.get(variant, variant)}, `{endpoint}`"
+        if p50 is None or direct is None:
+            out.append(f"| {name} | not measured | – |")
+            continue
+        over = p50 - direct
+        out.append(f"| {name} | {over:+.3f} ms (p50 {p50:.3f} against direct {direct:.3f} ms"
+                   + (f"; {errors:,} errors" if errors else "") + ") | "
+                   f"{verdict(over <= GOAL_P50_OVERHEAD_MS and not errors)} |")
+    features_soak = soak_row is not None and soak_row["variant"] == "gateway-features"
+    n = meta.get("soak") or 0
+    if features_soak and soak:
+        short = (f" (over {n:,} requests: indicative, the goal is {GOAL_SOAK_REQUESTS:,})"
+                 if n < GOAL_SOAK_REQUESTS else "")
+        peak = max(s[3] for s in samples) / 1024 if samples else soak_row["hwm_kb"] / 1024
+        if soak["from_requests"] == soak["to_requests"]:
+            # One sample after the first 10% of the requests: nothing to compare it with.
+            out.append(f"| soak with the features on: memory flat | too short to judge: one RSS sample "
+                       f"after 10% of the requests ({soak['rss_to_mb']:.1f} MB){short} | – |")
+        else:
+            out.append(f"| soak with the features on: memory flat | {soak['rss_from_mb']:.1f} → "
+                       f"{soak['rss_to_mb']:.1f} MB ({soak['growth_mb']:+.2f} MB){short} | "
+                       f"{verdict(soak['flat'])} |")
+        out.append(f"| soak with the features on: RSS < {RSS_MB_MAX:.0f} MB | peak {peak:.1f} MB{short} | "
+                   f"{verdict(peak < RSS_MB_MAX)} |")
+    else:
+        out.append(f"| soak of {GOAL_SOAK_REQUESTS:,} requests with the features on: flat, RSS < "
+                   f"{RSS_MB_MAX:.0f} MB | not run in this run (`--soak N`) | – |")
+    out.append("")
+    direct_all = [x for x in ((r.get("result") or {}).get("p50_ms") for r in
+                  groups.get(("goal-direct", "/openai/v1/chat/completions", "c1"), [])) if x is not None]
+    spread = (f" (direct p50 over the rounds: {min(direct_all):.3f}–{max(direct_all):.3f} ms)"
+              if len(direct_all) > 1 else "")
+    out.append("p50 overhead = the median over the rounds of the gateway's p50 at concurrency 1 (wrk, "
+               f"{meta['duration_s']:g} s) minus the median of the direct p50s, measured in the same "
+               f"rounds{spread}.")
     out.append("")
     return out
 

@@ -9,6 +9,9 @@
 //!         [--timeout S] [--max-inflight N] [--threads N] [--sse]
 //! ```
 //!
+//! `@N@` in the body (if any) is replaced in every request by a number unique to it (a random
+//! prefix per process, then a counter), e.g. a response cache miss every time.
+//!
 //! Prints one JSON object: sent, ok, errors (by status or kind), rps, and p50/p90/p99/p99.9/max
 //! latency in ms (plus `ttfc_*` with `--sse`).
 
@@ -25,6 +28,8 @@ use serde_json::{Map, Value, json};
 struct Options {
     url: String,
     body: Bytes,
+    /// The body split at each `@N@`, when it has any: a unique number goes between the parts.
+    unique: Option<Vec<Bytes>>,
     headers: HeaderMap,
     rate: Option<f64>,
     concurrency: Option<usize>,
@@ -40,7 +45,8 @@ struct Options {
 fn usage() -> String {
     "usage: loadgen --url URL [--body JSON | --body-file F] [--header 'K: V']... \
      (--rate R | --concurrency N) [--duration S] [--requests N] [--warmup S] [--timeout S] \
-     [--max-inflight N] [--threads N] [--sse]"
+     [--max-inflight N] [--threads N] [--sse]\n\
+     (`@N@` in the body: replaced by a number unique to each request)"
         .into()
 }
 
@@ -48,6 +54,7 @@ fn parse_args() -> Result<Options, String> {
     let mut o = Options {
         url: String::new(),
         body: Bytes::new(),
+        unique: None,
         headers: HeaderMap::new(),
         rate: None,
         concurrency: None,
@@ -107,6 +114,14 @@ fn parse_args() -> Result<Options, String> {
             other => return Err(format!("unknown flag {other}\n{}", usage())),
         }
     }
+    if contains(&o.body, UNIQUE) {
+        let text = String::from_utf8_lossy(&o.body).into_owned();
+        o.unique = Some(
+            text.split("@N@")
+                .map(|part| Bytes::from(part.to_owned()))
+                .collect(),
+        );
+    }
     if o.url.is_empty() {
         return Err(format!("--url is required\n{}", usage()));
     }
@@ -121,6 +136,9 @@ fn parse_args() -> Result<Options, String> {
     }
     Ok(o)
 }
+
+/// Replaced in the body by a number unique to each request.
+const UNIQUE: &[u8] = b"@N@";
 
 /// Everything recorded; latencies in nanoseconds.
 #[derive(Default)]
@@ -144,6 +162,10 @@ struct Shared {
     stats: Mutex<Stats>,
     inflight: AtomicI64,
     sent: AtomicU64,
+    /// `@N@`: this process's prefix (so that two runs against one server never repeat a body)
+    /// and the count of bodies made so far.
+    unique_prefix: u64,
+    unique_next: AtomicU64,
     /// Every finished request, warm-up included (for CPU time per request).
     completed_total: AtomicU64,
     /// Requests scheduled before this instant are warm-up: sent but not recorded.
@@ -156,13 +178,33 @@ enum Outcome {
 }
 
 impl Shared {
+    /// The next request's body: the one given, or with `@N@` replaced by a fresh number.
+    fn body(&self) -> Bytes {
+        let Some(parts) = &self.opts.unique else {
+            return self.opts.body.clone();
+        };
+        let n = format!(
+            "{}-{}",
+            self.unique_prefix,
+            self.unique_next.fetch_add(1, Relaxed)
+        );
+        let mut body = Vec::with_capacity(self.opts.body.len() + parts.len() * n.len());
+        for (i, part) in parts.iter().enumerate() {
+            if i > 0 {
+                body.extend_from_slice(n.as_bytes());
+            }
+            body.extend_from_slice(part);
+        }
+        Bytes::from(body)
+    }
+
     /// Sends one request and reads the whole answer.
     async fn request(&self, from: Instant) -> Outcome {
         let sent = self
             .client
             .post(&self.opts.url)
             .headers(self.opts.headers.clone())
-            .body(self.opts.body.clone())
+            .body(self.body())
             .send()
             .await;
         let response = match sent {
@@ -295,6 +337,8 @@ fn main() {
         stats: Mutex::new(Stats::default()),
         inflight: AtomicI64::new(0),
         sent: AtomicU64::new(0),
+        unique_prefix: unique_prefix(),
+        unique_next: AtomicU64::new(0),
         completed_total: AtomicU64::new(0),
         record_from: Mutex::new(None),
     });
@@ -306,6 +350,14 @@ fn main() {
     let report = report(&shared, mode, elapsed);
     println!("{report}");
     runtime.shutdown_timeout(Duration::from_millis(100));
+}
+
+/// A number that differs between runs: the clock's nanoseconds mixed with the process id.
+fn unique_prefix() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    (nanos ^ (u64::from(std::process::id()) << 40)) % 1_000_000_000_000
 }
 
 /// Sends at `rate` per second from a dedicated pacing thread (finer sleeps than tokio's 1 ms
