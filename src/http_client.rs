@@ -1,28 +1,34 @@
 //! Outgoing HTTP, in one place: the client that calls LLM providers and the lean client that
 //! exports spans.
 //!
-//! - **Providers: reqwest** (rustls with aws-lc-rs and the platform's verifier, no OpenSSL),
-//!   because it is what Rust users expect and it brings what an egress path needs: an HTTP
-//!   proxy for `http://` upstreams and a CONNECT tunnel for `https://` ones, proxy
-//!   credentials, `NO_PROXY`, extra root certificates (`LLM_CA_CERT_FILE`). Proxies come from
-//!   the settings (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY`), never from reqwest's
-//!   own reading of the environment, so the settings stay the one reader of the environment.
-//!   Redirects are not followed: a provider that redirects is misconfigured, and the caller
-//!   turns a 3xx into a clear error.
+//! - **Providers** ([`ProviderClient`]): hyper-util's pooled client over hyper-rustls (rustls
+//!   with aws-lc-rs and the platform's verifier, no OpenSSL) when the provider is reached
+//!   directly; **reqwest** when an egress proxy or an extra CA is configured, for what an
+//!   egress path needs: an HTTP proxy for `http://` upstreams and a CONNECT tunnel for
+//!   `https://` ones, proxy credentials, `NO_PROXY`, extra root certificates
+//!   (`LLM_CA_CERT_FILE`). Proxies come from the settings (`HTTPS_PROXY`, `HTTP_PROXY`,
+//!   `ALL_PROXY`, `NO_PROXY`), never from reqwest's own reading of the environment, so the
+//!   settings stay the one reader of the environment. Redirects are not followed either way: a
+//!   provider that redirects is misconfigured, and the caller turns a 3xx into a clear error.
+//!   Why two: reqwest's per-call layers cost every call (its redirect layer parses the URL
+//!   twice even with redirects off); the direct path sends what reqwest would (the same
+//!   headers, `Accept: */*` included).
 //! - **OTLP export: hyper-util's pooled client** over hyper-rustls, driven by the export
 //!   thread's own single-threaded runtime. A collector is reached directly (no proxy), and this
 //!   client costs about 25,000 fewer instructions per call than reqwest's layers
 //!   (BENCHMARKS.md), which matters at a few batches per second less than per request, but the
 //!   export thread shares the cores with requests.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::http::{HeaderMap, Method, Request, Uri};
+use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, Uri, Version, header};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::{Client, connect::HttpConnector};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::{HttpConnector, HttpInfo};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::config::ProxySettings;
@@ -32,7 +38,7 @@ const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// The client for calls to LLM providers: pooled HTTP/1.1, no redirects, the configured
 /// proxies and extra root certificates. Errors name the setting at fault.
-pub fn provider_client(
+fn provider_client(
     connect_timeout: Duration,
     proxy: &ProxySettings,
     extra_ca_file: Option<&std::path::Path>,
@@ -85,7 +91,148 @@ pub fn provider_client(
         .map_err(|e| format!("cannot set up the provider HTTP client: {}", describe(&e)))
 }
 
-/// A pooled client sending whole bodies (OTLP export).
+/// The client of one provider. Calls go through hyper-util's pooled client (what reqwest is
+/// built on) unless an egress proxy or an extra CA is configured, which reqwest provides
+/// (proxy tunnels, credentials, `NO_PROXY`, extra roots). reqwest's layers cost every call:
+/// its redirect layer, installed even with redirects off, parses the URL going out and the
+/// answer's URL coming back (about 14,000 instructions a call; BENCHMARKS.md, issue 18).
+#[derive(Debug, Clone)]
+pub enum ProviderClient {
+    /// Straight to the provider.
+    Direct(HttpClient),
+    /// Through reqwest: a proxy or an extra CA is configured.
+    Proxied(reqwest::Client),
+}
+
+/// An error of a provider call, with its cause chain ([`describe`] it).
+pub type CallError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A provider's answer: its head, and its body read whole or a chunk at a time.
+#[derive(Debug)]
+pub struct ProviderResponse {
+    /// The status.
+    pub status: StatusCode,
+    /// The HTTP version spoken.
+    pub version: Version,
+    /// The answer's headers.
+    pub headers: HeaderMap,
+    /// The address connected to: the provider's, or the egress proxy's.
+    pub peer: Option<SocketAddr>,
+    body: ProviderBody,
+}
+
+#[derive(Debug)]
+enum ProviderBody {
+    Direct(Incoming),
+    Proxied(reqwest::Body),
+}
+
+impl ProviderClient {
+    /// The client for one provider; errors name the setting at fault.
+    pub fn new(
+        connect_timeout: Duration,
+        proxy: &ProxySettings,
+        extra_ca_file: Option<&std::path::Path>,
+    ) -> Result<Self, String> {
+        if proxy.is_set() || extra_ca_file.is_some() {
+            return provider_client(connect_timeout, proxy, extra_ca_file).map(Self::Proxied);
+        }
+        client(connect_timeout)
+            .map(Self::Direct)
+            .map_err(|e| format!("cannot set up the provider HTTP client: {e}"))
+    }
+
+    /// Sends one request (`uri` and `url` name the same endpoint, for each client).
+    pub async fn send(
+        &self,
+        method: Method,
+        (url, uri): (&reqwest::Url, &Uri),
+        mut headers: HeaderMap,
+        body: Bytes,
+    ) -> Result<ProviderResponse, CallError> {
+        match self {
+            Self::Direct(client) => {
+                // What reqwest sends when the caller sets none.
+                headers
+                    .entry(header::ACCEPT)
+                    .or_insert(HeaderValue::from_static("*/*"));
+                let response = client.request(request(method, uri, headers, body)).await?;
+                let peer = response
+                    .extensions()
+                    .get::<HttpInfo>()
+                    .map(HttpInfo::remote_addr);
+                let (head, body) = response.into_parts();
+                Ok(ProviderResponse {
+                    status: head.status,
+                    version: head.version,
+                    headers: head.headers,
+                    peer,
+                    body: ProviderBody::Direct(body),
+                })
+            }
+            Self::Proxied(client) => {
+                let mut request = reqwest::Request::new(method, url.clone());
+                *request.headers_mut() = headers;
+                *request.body_mut() = Some(body.into());
+                let response = client
+                    .execute(request)
+                    .await
+                    .map_err(reqwest::Error::without_url)?;
+                let peer = response.remote_addr();
+                let (head, body) = axum::http::Response::from(response).into_parts();
+                Ok(ProviderResponse {
+                    status: head.status,
+                    version: head.version,
+                    headers: head.headers,
+                    peer,
+                    body: ProviderBody::Proxied(body),
+                })
+            }
+        }
+    }
+}
+
+impl ProviderResponse {
+    /// The next piece of the body; `None` at its end.
+    pub async fn chunk(&mut self) -> Result<Option<Bytes>, CallError> {
+        loop {
+            let frame = match &mut self.body {
+                ProviderBody::Direct(body) => body.frame().await.transpose()?,
+                ProviderBody::Proxied(body) => body
+                    .frame()
+                    .await
+                    .transpose()
+                    .map_err(reqwest::Error::without_url)?,
+            };
+            let Some(frame) = frame else {
+                return Ok(None);
+            };
+            if let Ok(data) = frame.into_data()
+                && !data.is_empty()
+            {
+                return Ok(Some(data));
+            }
+        }
+    }
+
+    /// The whole body (a body that came in one piece is not copied).
+    pub async fn bytes(mut self) -> Result<Bytes, CallError> {
+        let Some(first) = self.chunk().await? else {
+            return Ok(Bytes::new());
+        };
+        let Some(second) = self.chunk().await? else {
+            return Ok(first);
+        };
+        let mut whole = bytes::BytesMut::from(&first[..]);
+        whole.extend_from_slice(&second);
+        while let Some(chunk) = self.chunk().await? {
+            whole.extend_from_slice(&chunk);
+        }
+        Ok(whole.freeze())
+    }
+}
+
+/// A pooled client sending whole bodies (OTLP export, and providers reached directly).
 pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// A client for `http` and `https` URLs. No proxy and no redirects: a collector answers
@@ -144,13 +291,13 @@ pub enum Transport {
 }
 
 /// Runs a client future (a request, reading a body) under a deadline, classifying its failure.
-pub async fn within<T, E: std::error::Error>(
+pub async fn within<T, E: Into<CallError>>(
     limit: Duration,
     future: impl std::future::Future<Output = Result<T, E>>,
 ) -> Result<T, Transport> {
     match tokio::time::timeout(limit, future).await {
         Err(_) => Err(Transport::Timeout),
-        Ok(Err(e)) => Err(Transport::Broken(describe(&e))),
+        Ok(Err(e)) => Err(Transport::Broken(describe(&*e.into()))),
         Ok(Ok(value)) => Ok(value),
     }
 }

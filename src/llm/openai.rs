@@ -13,8 +13,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use axum::http::Method;
 use axum::http::header::{self, HeaderMap, HeaderValue};
+use axum::http::{Method, Uri};
 use bytes::Bytes;
 use serde::Deserialize;
 use tracing::{Span, field::Empty};
@@ -25,7 +25,9 @@ use super::{
     UpstreamRequest, anthropic, embeddings, responses,
 };
 use crate::config::{ProviderKind, ProviderSettings, ProxySettings};
-use crate::http_client::{Transport, retry_after, within};
+use crate::http_client::{
+    CallError, ProviderClient, ProviderResponse, Transport, retry_after, within,
+};
 
 /// Longest `Retry-After` we wait out ourselves; beyond it the 429 goes to the client.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(5);
@@ -51,13 +53,13 @@ pub struct OpenAiCompatible {
     name: Arc<str>,
     /// `gen_ai.provider.name` on attempt spans.
     gen_ai_name: Arc<str>,
-    client: reqwest::Client,
+    client: ProviderClient,
     /// Parsed once: parsing a URL string on every request showed in profiles. For Anthropic
     /// `chat_url` is its Messages endpoint (an OpenAI chat call is translated to it).
-    chat_url: reqwest::Url,
-    responses_url: reqwest::Url,
-    embeddings_url: reqwest::Url,
-    models_url: reqwest::Url,
+    chat_url: Endpoint,
+    responses_url: Endpoint,
+    embeddings_url: Endpoint,
+    models_url: Endpoint,
     /// `Authorization` and the configured extra headers, sent with every request.
     headers: HeaderMap,
     host: String,
@@ -72,7 +74,29 @@ pub struct OpenAiCompatible {
 /// stream with its first bytes.
 enum Reply {
     Complete(Bytes, Completion),
-    Stream(reqwest::Response, Bytes),
+    Stream(ProviderResponse, Bytes),
+}
+
+/// An endpoint, parsed once for each client: reqwest's `Url` (proxied calls, `url.full`) and
+/// the `Uri` hyper-util takes.
+#[derive(Debug)]
+struct Endpoint {
+    url: reqwest::Url,
+    uri: Uri,
+}
+
+impl Endpoint {
+    fn new(url: reqwest::Url) -> Result<Self, String> {
+        let uri = url
+            .as_str()
+            .parse()
+            .map_err(|e| format!("invalid upstream URL {url}: {e}"))?;
+        Ok(Self { url, uri })
+    }
+
+    fn both(&self) -> (&reqwest::Url, &Uri) {
+        (&self.url, &self.uri)
+    }
 }
 
 /// One failed attempt, and whether another may follow.
@@ -80,17 +104,6 @@ struct AttemptError {
     error: LlmError,
     retryable: bool,
     retry_after: Option<Duration>,
-}
-
-/// A reqwest future under a deadline; its errors without the URL (the span has it).
-async fn bounded<T>(
-    limit: Duration,
-    future: impl std::future::Future<Output = reqwest::Result<T>>,
-) -> Result<T, Transport> {
-    within(limit, async {
-        future.await.map_err(reqwest::Error::without_url)
-    })
-    .await
 }
 
 impl OpenAiCompatible {
@@ -106,6 +119,7 @@ impl OpenAiCompatible {
         let endpoint = |path: &str| {
             reqwest::Url::parse(&format!("{}/{path}", settings.base_url))
                 .map_err(|e| format!("invalid upstream URL {}: {e}", settings.base_url))
+                .and_then(Endpoint::new)
         };
         let dialect = if settings.kind == ProviderKind::Anthropic {
             Dialect::Anthropic
@@ -116,8 +130,8 @@ impl OpenAiCompatible {
             Dialect::OpenAi => endpoint("chat/completions")?,
             Dialect::Anthropic => endpoint("v1/messages")?,
         };
-        let host = chat_url.host_str().unwrap_or_default().to_owned();
-        let port = chat_url.port_or_known_default().unwrap_or(443);
+        let host = chat_url.url.host_str().unwrap_or_default().to_owned();
+        let port = chat_url.url.port_or_known_default().unwrap_or(443);
         let mut headers = HeaderMap::new();
         for (header, value) in &settings.headers {
             let (Ok(header), Ok(mut value)) = (
@@ -154,11 +168,8 @@ impl OpenAiCompatible {
                 HeaderValue::from_static(anthropic::ANTHROPIC_VERSION),
             );
         }
-        let client = crate::http_client::provider_client(
-            settings.connect_timeout.min(timeout),
-            proxy,
-            extra_ca_file,
-        )?;
+        let client =
+            ProviderClient::new(settings.connect_timeout.min(timeout), proxy, extra_ca_file)?;
         Ok(Self {
             dialect,
             name,
@@ -284,39 +295,47 @@ impl OpenAiCompatible {
         body: Bytes,
         forwarded_headers: &[(header::HeaderName, HeaderValue)],
     ) -> Result<Bytes, LlmError> {
-        let mut url = self.chat_url.clone();
-        url.set_path(&format!("{}/count_tokens", self.chat_url.path()));
-        let mut request = reqwest::Request::new(Method::POST, url);
-        *request.headers_mut() = self.headers.clone();
-        pass_on(request.headers_mut(), forwarded_headers);
-        request.headers_mut().insert(
+        let mut url = self.chat_url.url.clone();
+        url.set_path(&format!("{}/count_tokens", self.chat_url.url.path()));
+        let endpoint = Endpoint::new(url).map_err(LlmError::Connection)?;
+        let mut headers = self.headers.clone();
+        pass_on(&mut headers, forwarded_headers);
+        headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
-        *request.body_mut() = Some(body.into());
-        self.fetch(request).await
+        self.fetch(Method::POST, &endpoint, headers, body).await
     }
 
     /// `GET {base}/models`, relayed as is.
     pub async fn list_models(&self) -> Result<Bytes, LlmError> {
-        let mut request = reqwest::Request::new(Method::GET, self.models_url.clone());
-        *request.headers_mut() = self.headers.clone();
-        self.fetch(request).await
+        self.fetch(
+            Method::GET,
+            &self.models_url,
+            self.headers.clone(),
+            Bytes::new(),
+        )
+        .await
     }
 
     /// One request outside a call (no span, no retry) within the timeout: its body, or its
     /// error in the provider's format.
-    async fn fetch(&self, request: reqwest::Request) -> Result<Bytes, LlmError> {
+    async fn fetch(
+        &self,
+        method: Method,
+        endpoint: &Endpoint,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> Result<Bytes, LlmError> {
         let failed = |failure| match failure {
             Transport::Timeout => LlmError::Timeout(self.timeout),
             Transport::Broken(detail) => LlmError::Connection(detail),
         };
-        let response = bounded(self.timeout, self.client.execute(request))
-            .await
-            .map_err(failed)?;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = bounded(self.timeout, response.bytes())
+        let send = self.client.send(method, endpoint.both(), headers, body);
+        let response = within(self.timeout, send).await.map_err(failed)?;
+        let status = response.status;
+        let headers = response.headers.clone();
+        let bytes = within(self.timeout, response.bytes())
             .await
             .map_err(failed)?;
         if status.is_success() {
@@ -361,7 +380,7 @@ impl OpenAiCompatible {
                 network.protocol.version = Empty,
                 server.address = %self.host,
                 server.port = i64::from(self.port),
-                url.full = %call.url,
+                url.full = %call.url.url,
                 error.type = Empty,
             );
             let outcome = self.attempt(call, stream, deadline, &span, report).await;
@@ -404,16 +423,13 @@ impl OpenAiCompatible {
         report: &mut UpstreamReport,
     ) -> Result<Reply, AttemptError> {
         let remaining = deadline.saturating_duration_since(Instant::now());
-        let mut request = reqwest::Request::new(Method::POST, call.url.clone());
-        let headers = request.headers_mut();
-        headers.clone_from(&self.headers);
-        pass_on(headers, call.forwarded_headers);
+        let mut headers = self.headers.clone();
+        pass_on(&mut headers, call.forwarded_headers);
         headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
-        crate::telemetry::write_traceparent(span, headers);
-        *request.body_mut() = Some(call.body.clone().into());
+        crate::telemetry::write_traceparent(span, &mut headers);
         let transport_failure = |failure: Transport| {
             let (kind, error, retryable) = match failure {
                 // A timeout used up the deadline: nothing is left for a retry.
@@ -431,19 +447,20 @@ impl OpenAiCompatible {
         };
 
         // Only the wait for a stream's headers is bounded here; its chunks have an idle timeout.
-        let response = bounded(remaining, self.client.execute(request))
-            .await
-            .map_err(transport_failure)?;
-        let status = response.status();
+        let send = self
+            .client
+            .send(Method::POST, call.url.both(), headers, call.body.clone());
+        let response = within(remaining, send).await.map_err(transport_failure)?;
+        let status = response.status;
         let failed = !status.is_success();
         // The address actually connected to: the provider's, or the egress proxy's.
-        let peer = response.remote_addr();
+        let peer = response.peer;
         tracing::record_all!(
             span,
             http.response.status_code = i64::from(status.as_u16()),
             network.peer.address = peer.map(|p| crate::telemetry::address_text(p.ip().to_canonical())),
             network.peer.port = peer.map(|p| i64::from(p.port())),
-            network.protocol.version = crate::telemetry::protocol_version(response.version()),
+            network.protocol.version = crate::telemetry::protocol_version(response.version),
             error.type = failed.then(|| {
                 if status.is_client_error() || status.is_server_error() {
                     status.as_str()
@@ -452,23 +469,23 @@ impl OpenAiCompatible {
                 }
             }),
         );
-        record_rate_limits(response.headers(), report);
+        record_rate_limits(&response.headers, report);
         let retry_after = response
-            .headers()
+            .headers
             .get(header::RETRY_AFTER)
             .and_then(|v| retry_after(v, SystemTime::now()));
         if stream && status.is_success() {
             return first_bytes(response, deadline, span).await;
         }
         let headers = if failed {
-            response.headers().clone()
+            response.headers.clone()
         } else {
             HeaderMap::new()
         };
         // What is left of the same deadline, not a fresh one: the call as a whole must end
         // within LLM_TIMEOUT_SECS.
         let remaining = deadline.saturating_duration_since(Instant::now());
-        let bytes = bounded(remaining, response.bytes())
+        let bytes = within(remaining, response.bytes())
             .await
             .map_err(transport_failure)?;
 
@@ -497,7 +514,7 @@ impl OpenAiCompatible {
 /// What one call sends: where, the body, and the client's headers it passes on.
 struct Call<'a> {
     operation: Operation,
-    url: &'a reqwest::Url,
+    url: &'a Endpoint,
     body: Bytes,
     forwarded_headers: &'a [(header::HeaderName, HeaderValue)],
 }
@@ -578,7 +595,7 @@ fn anthropic_as_openai(
 /// Waits (within the deadline) for a stream's first bytes: until they arrive nothing has been
 /// relayed, so a failure here is retried or falls back like a failed status.
 async fn first_bytes(
-    mut response: reqwest::Response,
+    mut response: ProviderResponse,
     deadline: Instant,
     span: &Span,
 ) -> Result<Reply, AttemptError> {
@@ -605,8 +622,8 @@ async fn first_bytes(
 }
 
 /// A stream whose connection broke.
-fn broken_stream(error: reqwest::Error) -> LlmError {
-    let detail = crate::http_client::describe(&error.without_url());
+fn broken_stream(error: CallError) -> LlmError {
+    let detail = crate::http_client::describe(&*error);
     LlmError::Connection(format!("the stream broke: {detail}"))
 }
 
