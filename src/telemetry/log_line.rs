@@ -16,8 +16,7 @@ use std::fmt;
 
 use tracing::field::{Field, Visit};
 
-use super::LOG_SPAN;
-use super::trace_context::REQUEST_IDS;
+use super::trace_context::{LOG_SPAN, REQUEST_IDS};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::field::RecordFields;
 use tracing_subscriber::fmt::format::Writer;
@@ -261,7 +260,7 @@ mod tests {
     fn a_request_without_a_log_span_reads_as_one_with_it() {
         use opentelemetry::trace::SpanId;
 
-        use crate::telemetry::RequestIds;
+        use super::super::trace_context::RequestIds;
 
         let ids = RequestIds {
             trace_id: "0af7651916cd43dd8448eb211c80319c".into(),

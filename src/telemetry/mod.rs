@@ -35,11 +35,7 @@ pub use metrics::{
     CacheSeries, CallLabels, Experiment, Metrics, Series, family, router as metrics_router,
 };
 pub use semconv::{SCHEMA_URL, address_text, protocol_version};
-pub use trace_context::{REQUEST_IDS, RequestIds, current_trace_id, write_traceparent};
-
-/// The span that log lines of a request carry: only the trace and span ids, set once by the
-/// server-span middleware. Log lines see no other span of ours, and it is never exported.
-pub const LOG_SPAN: &str = "request";
+pub use trace_context::{LOG_SPAN, REQUEST_IDS, RequestIds, current_trace_id, write_traceparent};
 
 /// Whether log lines need `LOG_SPAN` to carry a request's ids (JSON lines, a terminal's
 /// coloured lines). Plain lines to a file or a pipe, the default, write the same

@@ -6,6 +6,10 @@ use opentelemetry::trace::{SpanId, TraceContextExt};
 use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
+/// The span that log lines of a request carry: only the trace and span ids, set once by the
+/// server-span middleware. Log lines see no other span of ours, and it is never exported.
+pub const LOG_SPAN: &str = "request";
+
 /// The ids of the request a task is serving: its server span's.
 #[derive(Clone, Debug)]
 pub struct RequestIds {
