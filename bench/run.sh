@@ -222,18 +222,22 @@ export NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost
 unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY ALL_PROXY all_proxy
 
 # ---------------------------------------------------------------- servers
+listening_port() { # name: the port its log's `listening on 127.0.0.1:PORT` line names (10 s at most)
+    local deadline=$((SECONDS + 10)) port=""
+    while [ -z "$port" ] && [ $SECONDS -lt $deadline ]; do
+        port=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$RAW/$1.log" 2>/dev/null || true)
+        [ -n "$port" ] || sleep 0.05
+    done
+    [ -n "$port" ] || { cat "$RAW/$1.log" >&2; die "$1 did not start"; }
+    echo "$port"
+}
+
 start_fake() { # name, extra args...: starts a fake_upstream, sets FAKE_PID and FAKE_PORT
     local name=$1; shift
     "$FAKE" --port 0 "$@" >"$RAW/$name.log" 2>&1 &
     FAKE_PID=$!
     PIDS+=("$FAKE_PID")
-    local deadline=$((SECONDS + 10))
-    FAKE_PORT=""
-    while [ -z "$FAKE_PORT" ] && [ $SECONDS -lt $deadline ]; do
-        FAKE_PORT=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$RAW/$name.log" 2>/dev/null || true)
-        [ -n "$FAKE_PORT" ] || sleep 0.05
-    done
-    [ -n "$FAKE_PORT" ] || { cat "$RAW/$name.log" >&2; die "$name did not start"; }
+    FAKE_PORT=$(listening_port "$name")
 }
 
 start_fake upstream --workers 1 --chunks 20 --chunk-delay-ms 10
@@ -662,13 +666,7 @@ start_floor() { # name, extra args: examples/floor_proxy.rs relaying to the fake
     "$FLOOR" --port 0 --upstream "$UP" "$@" >"$RAW/$name.log" 2>&1 &
     FLOOR_PID=$!
     PIDS+=("$FLOOR_PID")
-    local deadline=$((SECONDS + 10))
-    FLOOR_PORT=""
-    while [ -z "$FLOOR_PORT" ] && [ $SECONDS -lt $deadline ]; do
-        FLOOR_PORT=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$RAW/$name.log" 2>/dev/null || true)
-        [ -n "$FLOOR_PORT" ] || sleep 0.05
-    done
-    [ -n "$FLOOR_PORT" ] || { cat "$RAW/$name.log" >&2; die "floor_proxy did not start"; }
+    FLOOR_PORT=$(listening_port "$name")
     log "$name: floor_proxy $* on :$FLOOR_PORT (pid $FLOOR_PID)"
 }
 
