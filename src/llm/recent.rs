@@ -28,29 +28,33 @@ pub struct RecentCall {
 // What the index keeps per call is small and flat, because it keeps `[feedback] max_calls` of
 // them in every gateway: storing the `RecentCall` above twice (by response id, by trace id)
 // cost about 400 bytes a call, 40 MB at the bound of 100,000 then, more than the rest of the
-// gateway (BENCHMARKS.md, issue 18); now about 170. Now each map holds the ids inline, the
+// gateway (BENCHMARKS.md, issue 18); now about 170. Each map holds the ids inline, the
 // response id is stored once (by trace; the response-id map is keyed by its 64-bit hash and
 // the caller names the id), and what few calls have (a prompt, a variant, a trace state) is
 // one shared allocation.
 
-/// By trace id: the call's span and response id.
+/// What both maps keep of a call: its span (less the trace id, which one map has as its
+/// key), when it ended, and what few calls have.
 #[derive(Clone)]
-struct ByTrace {
+struct Stored {
     span_id: [u8; 8],
     flags: u8,
     ended: Ended,
-    response_id: Option<Box<str>>,
     rare: Option<Arc<Rare>>,
 }
 
-/// By response id (its hash): the call's span.
+/// By trace id: the call and its response id.
+#[derive(Clone)]
+struct ByTrace {
+    call: Stored,
+    response_id: Option<Box<str>>,
+}
+
+/// By response id (its hash): the call and its trace.
 #[derive(Clone)]
 struct ByResponse {
     trace_id: [u8; 16],
-    span_id: [u8; 8],
-    flags: u8,
-    ended: Ended,
-    rare: Option<Arc<Rare>>,
+    call: Stored,
 }
 
 /// What most calls do not have.
@@ -117,25 +121,24 @@ impl RecentCalls {
                     variant,
                 })
             });
-        let (trace_id, span_id) = (span.trace_id().to_bytes(), span.span_id().to_bytes());
-        let flags = span.trace_flags().to_u8();
+        let trace_id = span.trace_id().to_bytes();
+        let call = Stored {
+            span_id: span.span_id().to_bytes(),
+            flags: span.trace_flags().to_u8(),
+            ended,
+            rare,
+        };
         let response_id = response_id.filter(|id| !id.is_empty());
         if let Some(id) = response_id {
             let entry = ByResponse {
                 trace_id,
-                span_id,
-                flags,
-                ended,
-                rare: rare.clone(),
+                call: call.clone(),
             };
             self.by_response.insert(self.hasher.hash_one(id), entry);
         }
         let entry = ByTrace {
-            span_id,
-            flags,
-            ended,
+            call,
             response_id: response_id.map(Box::from),
-            rare,
         };
         self.by_trace.insert(trace_id, entry);
     }
@@ -145,36 +148,27 @@ impl RecentCalls {
     /// 100,000.)
     pub fn by_response_id(&self, response_id: &str) -> Option<RecentCall> {
         let entry = self.by_response.get(&self.hasher.hash_one(response_id))?;
-        self.fresh(entry.ended)?;
-        Some(call(
-            entry.trace_id,
-            entry.span_id,
-            entry.flags,
-            Some(response_id.to_owned()),
-            entry.rare.as_deref(),
-        ))
+        self.fresh(&entry.call).then(|| {
+            entry
+                .call
+                .recent(entry.trace_id, Some(response_id.to_owned()))
+        })
     }
 
     /// The (last) call of the trace, if it ended within the window.
     pub fn by_trace_id(&self, trace_id: [u8; 16]) -> Option<RecentCall> {
         let entry = self.by_trace.get(&trace_id)?;
-        self.fresh(entry.ended)?;
-        Some(call(
-            trace_id,
-            entry.span_id,
-            entry.flags,
-            entry.response_id.as_deref().map(str::to_owned),
-            entry.rare.as_deref(),
-        ))
+        let response_id = entry.response_id.as_deref().map(str::to_owned);
+        self.fresh(&entry.call)
+            .then(|| entry.call.recent(trace_id, response_id))
     }
 
     fn now(&self) -> Ended {
         Ended(u64::try_from(self.created.elapsed().as_nanos()).unwrap_or(u64::MAX))
     }
 
-    fn fresh(&self, ended: Ended) -> Option<()> {
-        let age = Duration::from_nanos(self.now().0.saturating_sub(ended.0));
-        (age <= self.window).then_some(())
+    fn fresh(&self, call: &Stored) -> bool {
+        Duration::from_nanos(self.now().0.saturating_sub(call.ended.0)) <= self.window
     }
 
     /// How far back feedback may refer.
@@ -183,25 +177,22 @@ impl RecentCalls {
     }
 }
 
-/// A stored call as a lookup returns it. The GenAI span is this process's own: not remote.
-fn call(
-    trace_id: [u8; 16],
-    span_id: [u8; 8],
-    flags: u8,
-    response_id: Option<String>,
-    rare: Option<&Rare>,
-) -> RecentCall {
-    RecentCall {
-        span: SpanContext::new(
-            TraceId::from_bytes(trace_id),
-            SpanId::from_bytes(span_id),
-            TraceFlags::new(flags),
-            false,
-            rare.map_or(TraceState::NONE, |r| r.trace_state.clone()),
-        ),
-        response_id,
-        prompt: rare.and_then(|r| r.prompt.clone()),
-        variant: rare.and_then(|r| r.variant.clone()),
+impl Stored {
+    /// The call as a lookup returns it. The GenAI span is this process's own: not remote.
+    fn recent(&self, trace_id: [u8; 16], response_id: Option<String>) -> RecentCall {
+        let rare = self.rare.as_deref();
+        RecentCall {
+            span: SpanContext::new(
+                TraceId::from_bytes(trace_id),
+                SpanId::from_bytes(self.span_id),
+                TraceFlags::new(self.flags),
+                false,
+                rare.map_or(TraceState::NONE, |r| r.trace_state.clone()),
+            ),
+            response_id,
+            prompt: rare.and_then(|r| r.prompt.clone()),
+            variant: rare.and_then(|r| r.variant.clone()),
+        }
     }
 }
 
